@@ -1,0 +1,28 @@
+# `make sample` and `make test` work on a fresh machine: each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SAMPLE_OUT ?= out/sample
+
+.PHONY: install sample test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,video]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sample: install
+	$(BIN)/lvm-data sample --out $(SAMPLE_OUT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check lvm_data pipelines tests benchmarks
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

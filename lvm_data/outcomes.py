@@ -1,0 +1,81 @@
+"""What happened to one input item: a typed outcome with a stable reason code.
+
+Every input ends as exactly one ledger row built from one `Outcome`. Reason codes are part of the
+ledger schema (schemas/ledger.schema.json); tests and counters use them, never display strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Status(str, Enum):
+    OK = "ok"
+    FILTERED = "filtered"
+    FAILED = "failed"
+
+
+class Reason(str, Enum):
+    OK = "ok"
+    # failed: the input could not be turned into frames
+    READ_ERROR = "read_error"  # the bytes could not be read (missing file, permission, I/O)
+    EMPTY_FILE = "empty_file"  # zero bytes
+    NOT_MEDIA = "not_media"  # bytes are not an image/video format we know
+    DECODE_ERROR = "decode_error"  # a known format that fails to decode
+    TRUNCATED = "truncated"  # the file ends early
+    TOO_LARGE = "too_large"  # dimensions beyond the decompression-bomb limit
+    TIMEOUT = "timeout"  # the decoder did not finish in time
+    DECODER_CRASH = "decoder_crash"  # the decoder process died (segfault)
+    TOO_SHORT = "too_short"  # a video or sequence shorter than one clip
+    UNPAIRED = "unpaired"  # an annotation or image without its partner
+    BAD_ANNOTATION = "bad_annotation"  # an annotation that cannot be rendered
+    TOKENIZE_ERROR = "tokenize_error"  # the encoder failed on this item's frames
+    INTERNAL_ERROR = "internal_error"  # a bug: the detail holds the exception
+    # filtered: readable, deliberately not written
+    TOO_SMALL = "too_small"
+    BAD_ASPECT = "bad_aspect"
+    LOW_VARIANCE = "low_variance"
+    DUPLICATE = "duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    BLOCKLISTED = "blocklisted"
+    STATIC_CLIP = "static_clip"
+    SCENE_CUT = "scene_cut"
+    DUPLICATE_SENTENCE = "duplicate_sentence"
+    NEAR_DUPLICATE_SENTENCE = "near_duplicate_sentence"
+    LEFTOVER = "leftover"  # too few items left to fill a grouped sentence
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    reason: Reason
+    detail: str = ""
+
+    @classmethod
+    def ok(cls) -> "Outcome":
+        return cls(Status.OK, Reason.OK)
+
+    @classmethod
+    def failed(cls, reason: Reason, detail: str = "") -> "Outcome":
+        return cls(Status.FAILED, reason, detail)
+
+    @classmethod
+    def filtered(cls, reason: Reason, detail: str = "") -> "Outcome":
+        return cls(Status.FILTERED, reason, detail)
+
+    @property
+    def is_ok(self) -> bool:
+        return self.status is Status.OK
+
+
+class ItemError(Exception):
+    """Raised inside per-item code; the item boundary turns it into a failed `Outcome`."""
+
+    def __init__(self, reason: Reason, detail: str = ""):
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def outcome(self) -> Outcome:
+        return Outcome.failed(self.reason, self.detail)

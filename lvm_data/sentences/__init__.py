@@ -1,0 +1,1 @@
+"""Templates that turn decoded items into visual sentences."""

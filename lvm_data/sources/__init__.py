@@ -1,0 +1,1 @@
+"""Readers that list the items of a source, unit by unit."""
