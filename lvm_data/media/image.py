@@ -56,19 +56,25 @@ def open_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return image
 
 
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+
+
 def to_rgb(image: Image.Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from any Pillow mode."""
-    mode = image.mode
-    if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        gray = scale_to_uint8(np.asarray(image), mode)
+    """(H, W, 3) uint8 RGB from any Pillow mode.
+
+    High-depth grayscale is scaled by its nominal range (scale_to_uint8). Alpha, a palette with transparent
+    entries and a tRNS colour key (L, RGB) are composited onto white. Palette, 1-bit, grayscale, CMYK
+    (Pillow's (255 - c)(255 - k) / 255), YCbCr, LAB and HSV go through Pillow's conversion to RGB.
+    """
+    if image.mode in HIGH_DEPTH_MODES:
+        gray = scale_to_uint8(np.asarray(image), image.mode)
         return np.repeat(gray[..., None], 3, axis=2)
-    if mode in ("P", "PA") and "transparency" not in image.info and mode == "P":
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    if mode in ("RGBA", "LA", "PA", "P", "La", "RGBa"):
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
         return composite_on_white(image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)  # L, 1, CMYK, YCbCr, LAB, HSV
+    if image.mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def scale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:

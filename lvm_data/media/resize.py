@@ -13,9 +13,12 @@ POLICIES = ("squash", "center_crop", "pad")
 
 
 def resize(image: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3) uint8."""
+    """(H, W, 3) uint8 -> (size, size, 3) uint8, bicubic (Pillow, antialiased when shrinking)."""
     if policy not in POLICIES:
         raise ValueError(f"resize policy {policy!r} is not one of {', '.join(POLICIES)}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"resize takes a non-empty (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}; "
+                         "decode it with lvm_data.media.image.decode_image")
     height, width = image.shape[:2]
     if (height, width) == (size, size):
         return np.ascontiguousarray(image)

@@ -37,7 +37,7 @@ class VQGANConfig:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "VQGANConfig":
+    def from_dict(cls, raw: dict) -> VQGANConfig:
         """Build from a config.json mapping; keys we do not model are kept in `extra`."""
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in raw.items() if k in known}
@@ -259,7 +259,7 @@ class VectorQuantizer(nn.Module):
         """(N, T) codes -> (N, D, sqrt(T), sqrt(T)) embeddings."""
         n, t = codes.shape
         side = int(round(t**0.5))
-        return self.embedding(codes).reshape(n, side, side, -1).permute(0, 3, 1, 2)
+        return self.embedding(codes).reshape(n, side, side, -1).permute(0, 3, 1, 2).contiguous()  # NCHW memory
 
 
 class VQGAN(nn.Module):

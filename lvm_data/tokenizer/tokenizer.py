@@ -9,14 +9,22 @@ import json
 import numpy as np
 import torch
 
-from lvm_data.tokenizer.formats import Checkpoint
+from lvm_data.tokenizer.checkpoint import UNIT_RANGE, Checkpoint
 from lvm_data.tokenizer.model import VQGAN
+from lvm_data.tokenizer.weights import CheckpointError
+
+DTYPES = ("float32", "bfloat16")
 
 
 def fingerprint(checkpoint: Checkpoint) -> str:
-    """sha256 over the canonical config and every tensor (name, dtype, shape, bytes) in name order."""
+    """sha256 over the canonical config and every tensor (name, dtype, shape, bytes) in name order.
+
+    An input range other than [0, 1] is hashed too: the same weights fed [-1, 1] are another tokenizer.
+    """
     digest = hashlib.sha256()
     digest.update(json.dumps(checkpoint.config.to_dict(), sort_keys=True).encode())
+    if tuple(checkpoint.input_range) != UNIT_RANGE:
+        digest.update(f"input_range:{list(checkpoint.input_range)}".encode())
     for name in sorted(checkpoint.state_dict):
         tensor = checkpoint.state_dict[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
@@ -35,31 +43,62 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+@contextlib.contextmanager
+def ieee_float32(device: torch.device):
+    """float32 matmuls and convolutions without TF32 on CUDA while the block runs, then the caller's setting.
+
+    cuDNN convolutions use TF32 by default on Ampere and later; that moves latents by ~1e-3, enough to
+    change codes, and the reference codes are IEEE float32. The switch is process-wide while it lasts.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = (matmul.fp32_precision, conv.fp32_precision)
+    matmul.fp32_precision = conv.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved
+
+
 class Tokenizer:
     """A loaded VQGAN with its conventions (input range, image size) attached.
 
-    encode: uint8 (N, S, S, 3) RGB -> uint16 (N, tokens_per_image), raster order.
-    decode: codes (N, tokens_per_image) -> uint8 (N, S, S, 3) RGB.
+    encode: uint8 (N, S, S, 3) RGB -> uint16 (N, tokens_per_image), raster order (index = row * side + col).
+    decode: codes (N, tokens_per_image) -> uint8 (N, S, S, 3) RGB, clipped and rounded half up.
+    Both chunk by `batch_size`, so any N works. dtype 'bfloat16' runs the convolutions under autocast;
+    the nearest-code search is always float32. `compile` (True or a torch.compile backend name) compiles
+    the encoder only, and pads the last chunk to `batch_size` so one graph serves every call.
+    `channels_last` is meant for CUDA convolutions; on CPU, GroupNorm's channels-last kernel is less
+    precise (fixture latents move by up to ~1e-2 instead of ~3e-5), enough to change codes with small margins.
     """
 
     def __init__(self, checkpoint: Checkpoint, *, name: str, device: str = "auto", dtype: str = "float32",
-                 batch_size: int = 32, compile: bool = False):
-        if dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype {dtype!r} is not supported; use 'float32' or 'bfloat16'")
-        self.name = name
-        self.format = checkpoint.format
-        self.config = checkpoint.config
-        self.input_range = checkpoint.input_range
+                 batch_size: int = 32, compile: bool | str = False, channels_last: bool = False):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if checkpoint.config.num_embeddings > 65536:
+            raise CheckpointError(f"{name}: {checkpoint.config.num_embeddings} codes do not fit uint16 tokens")
+        self.name, self.format, self.config = name, checkpoint.format, checkpoint.config
+        self.input_range = tuple(checkpoint.input_range)
+        self.files, self.notes = list(checkpoint.files), list(checkpoint.notes)
         self.fingerprint = fingerprint(checkpoint)
         self.device = resolve_device(device)
-        self.dtype = dtype
-        self.batch_size = batch_size
+        self.dtype, self.batch_size, self.channels_last = dtype, batch_size, channels_last
         model = VQGAN(checkpoint.config)
         _load_strict(model, checkpoint)
-        self.model = model.eval().requires_grad_(False).to(self.device)
-        self._encoder = torch.compile(self.model.latents) if compile else self.model.latents
-        if self.config.num_embeddings > 65536:
-            raise ValueError(f"{name}: {self.config.num_embeddings} codes do not fit uint16 tokens")
+        model = model.eval().requires_grad_(False).to(self.device)
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self._memory_format)
+        self.compiled = compile is not False
+        if self.compiled:
+            backend = "inductor" if compile is True else compile
+            self._encoder = torch.compile(self.model.latents, backend=backend, dynamic=False)
+        else:
+            self._encoder = self.model.latents
 
     @property
     def codebook_size(self) -> int:
@@ -87,9 +126,10 @@ class Tokenizer:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != self.tokens_per_image:
-            raise ValueError(f"codes must be (N, {self.tokens_per_image}), got {codes.shape}")
-        if codes.size and int(codes.max()) >= self.codebook_size:
-            raise ValueError(f"code {int(codes.max())} is out of range for a codebook of {self.codebook_size}")
+            raise ValueError(f"{self.name}: codes must be (N, {self.tokens_per_image}), got {codes.shape}")
+        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"{self.name}: codes must lie in 0..{self.codebook_size - 1}, "
+                             f"got {int(codes.min())}..{int(codes.max())}")
         size = self.image_size
         out = np.empty((len(codes), size, size, 3), dtype=np.uint8)
         for start in range(0, len(codes), self.batch_size):
@@ -98,21 +138,28 @@ class Tokenizer:
 
     @torch.inference_mode()
     def _encode_batch(self, images: np.ndarray) -> np.ndarray:
+        n = len(images)
+        if self.compiled and n < self.batch_size:  # same shape every call: no recompilation
+            images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
         x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0  # (n, 3, S, S) in [0, 1]
         lo, hi = self.input_range
-        x = x * (hi - lo) + lo
-        with self._autocast():
-            z = self._encoder(x)
-        codes = self.model.quantize.nearest(z.float())  # distances always in float32
+        x = x * (hi - lo) + lo  # (n, 3, S, S) in the model's range
+        # The permuted view is channels-last in memory; left so, CPU GroupNorm takes its channels-last kernel,
+        # which moves latents by ~1e-2 where NCHW stays within ~1e-5. Channels-last only when asked for.
+        x = x.contiguous(memory_format=self._memory_format)
+        with ieee_float32(self.device):
+            with self._autocast():
+                z = self._encoder(x)  # (n, D, S/f, S/f)
+            codes = self.model.quantize.nearest(z[:n].float())  # (n, tokens), distances in float32
         return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
 
     @torch.inference_mode()
     def _decode_batch(self, codes: np.ndarray) -> np.ndarray:
         c = torch.from_numpy(codes.astype(np.int64)).to(self.device)
-        with self._autocast():
-            y = self.model.decode(c).float()  # (n, 3, S, S) in model range
+        with ieee_float32(self.device), self._autocast():
+            y = self.model.decode(c).float()  # (n, 3, S, S) in the model's range
         lo, hi = self.input_range
-        y = ((y - lo) / (hi - lo)).clamp(0, 1)
+        y = ((y - lo) / (hi - lo)).clamp(0, 1)  # (n, 3, S, S) in [0, 1]
         return torch.floor(y * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def _autocast(self):
@@ -147,5 +194,9 @@ def _load_strict(model: VQGAN, checkpoint: Checkpoint) -> None:
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:3])})")
         raise CheckpointError(f"{where}: weights do not match the config: {'; '.join(parts)}. "
-                              "Check that config.json belongs to these weights")
+                              "Check that the config belongs to these weights")
+    bad = sorted(k for k, v in theirs.items() if not v.is_floating_point())
+    if bad:
+        raise CheckpointError(f"{checkpoint.files[-1]}: {bad[0]} holds {theirs[bad[0]].dtype}, not floating point "
+                              "weights")
     model.load_state_dict({k: v.float() for k, v in theirs.items()}, strict=True)
