@@ -21,6 +21,9 @@ sample: install
 test: install
 	$(BIN)/python -m pytest -q
 
+bench: install
+	$(BIN)/lvm-data bench pipeline
+
 lint: install
 	$(BIN)/ruff check lvm_data pipelines tests benchmarks
 

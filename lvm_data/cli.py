@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 
@@ -18,6 +20,302 @@ def tokenizer() -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks that print throughput figures."""
+
+
+@tokenizer.command("inspect")
+@click.argument("uri")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--cache-dir", help="Cache for gs:// and hf:// downloads (default: $LVM_DATA_CACHE or "
+              "~/.cache/lvm-data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def tokenizer_inspect(uri: str, device: str, cache_dir: str | None, as_json: bool) -> None:
+    """Format, config, parameters, fingerprint, codebook, input range and round-trip PSNR of URI.
+
+    URI: a local folder or .ckpt, gs://bucket/prefix, hf://org/name[@revision][/subfolder] or builtin:NAME.
+    PSNR is measured on the held-out sample photos, squashed to the tokenizer's input size.
+    """
+    import json
+
+    from lvm_data.tokenizer import CheckpointError, load
+    from lvm_data.tokenizer.inspection import format_inspection, inspect_tokenizer
+
+    try:
+        report = inspect_tokenizer(load(uri, device=device, cache_dir=cache_dir))
+    except CheckpointError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps(report.to_dict(), indent=1) if as_json else format_inspection(report))
+
+
+@tokenizer.command("train")
+@click.option("--out", required=True, help="Folder to write config.json, model.safetensors, CARD.md and "
+              "training_log.json to (the shipped one: lvm_data/tokenizer/builtin/tiny).")
+@click.option("--steps", default=4000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Crops per step.")
+@click.option("--crop", default=128, show_default=True, type=click.IntRange(min=16),
+              help="Training crop size in pixels (a multiple of 16).")
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--seed", default=0, show_default=True, help="Seeds initialisation, batches and restarts (by hashing).")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="torch CPU threads.")
+@click.option("--bf16/--no-bf16", default=True, show_default=True,
+              help="bfloat16 autocast while training (fast on CPUs with AMX/AVX512-BF16); weights stay float32.")
+def tokenizer_train(out: str, threads: int, **options) -> None:
+    """Train the small CPU VQGAN (builtin:tiny recipe) on the packaged sample photos and video frames.
+
+    Evaluates the written folder on the held-out photos and writes its card. Run it with `nice -n 10`
+    on a shared machine.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from lvm_data.tokenizer.card import build_builtin
+    from lvm_data.tokenizer.training import TrainConfig
+
+    torch.set_num_threads(threads)
+    try:
+        config = TrainConfig(**options)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+    def log(row: dict) -> None:
+        extra = f" heldout-frames {row['heldout_frames_psnr']:.2f} dB" if "heldout_frames_psnr" in row else ""
+        click.echo(f"step {row['step']} {row['phase']} loss {row['loss']:.4f} crops {row['psnr']:.2f} dB "
+                   f"rank {row['latent_rank']:.1f} codes {row['codes_used']} restarts {row['restarts']} {row['seconds']:.0f}s{extra}", err=True)
+
+    report = build_builtin(config, Path(out), log=log)
+    for name, value in report.heldout_psnr.items():
+        click.echo(f"{name}: {value:.2f} dB")
+    click.echo(f"mean held-out PSNR {report.mean_psnr:.2f} dB; {report.usage_sources.distinct} codes used "
+               f"on the training sources; {report.weights_bytes:,} bytes of weights; "
+               f"{report.result.wall_seconds / 60:.1f} min training; wrote {out}")
+
+
+@bench.command("tokenizer")
+@click.option("--config", "model", default="fixture-small", show_default=True,
+              help="lvm | fixture-small (random weights) | a checkpoint path or URI.")
+@click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:N.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16"]))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--compile", is_flag=True, help="torch.compile the encoder (the first batches compile, untimed).")
+@click.option("--channels-last", is_flag=True, help="Run the convolutions in channels-last memory format.")
+@click.option("--batches", default=5, show_default=True, type=click.IntRange(min=1), help="Timed batches.")
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Untimed batches first.")
+def bench_tokenizer(**options) -> None:
+    """Encode throughput (images/s) for a tokenizer config, device, dtype and batch size."""
+    from lvm_data.tokenizer import CheckpointError
+    from lvm_data.tokenizer.bench import BenchSettings, format_result, run_bench
+
+    try:
+        result = run_bench(BenchSettings(**options))
+    except (CheckpointError, ValueError, RuntimeError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(format_result(result))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--deep", is_flag=True, help="Also read the tokens: codebook usage, entropy, dead codes, exact "
+              "duplicate sentences, and length and code-range checks per sentence.")
+@click.option("--target", metavar="MIX.yaml", help="Target mixture to compare token shares with: a YAML file "
+              "(local or gs://) or a bundled name (uvdv1).")
+@click.option("--no-ids", is_flag=True, help="Skip the checks that read every sentence id and ledger key "
+              "(duplicate ids and keys, ledger ids missing from shards, orphan sentences): reads only footers and "
+              "dictionary-encoded columns. Ignored with --deep.")
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of tables.")
+@click.option("--report", "report_dir", metavar="DIR", help="Also write report.md, report.html, report.json "
+              "and PNG charts to DIR (local or gs://).")
+@click.option("--workers", default=8, show_default=True, type=click.IntRange(min=1), help="Files read at once.")
+@click.pass_context
+def audit(ctx: click.Context, paths: tuple[str, ...], deep: bool, target: str | None, no_ids: bool,
+          as_json: bool, report_dir: str | None, workers: int) -> None:
+    """Audit job outputs (each PATH is a job's OUT folder, local or gs://).
+
+    Counts per source x template x task come from Parquet footers and small columns, so only a
+    small fraction of the corpus is read. Exit status: 0 when no violation is found, 1 when
+    violations are found (codes out of range, wrong lengths, duplicate ids, schema mismatches,
+    unreadable files, ledger/manifest inconsistencies, ...), 2 when a PATH or the target cannot be used.
+    """
+    from lvm_data.audit import AuditConfig, AuditPathError, TargetError, load_target, run_audit
+    from lvm_data.audit.report import render_json, render_text, write_report
+
+    try:
+        config = AuditConfig(deep=deep, ids=not no_ids, target=load_target(target) if target else None,
+                             workers=workers)
+        result = run_audit(list(paths), config)
+    except (AuditPathError, TargetError) as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(render_json(result) if as_json else render_text(result))
+    if report_dir:
+        write_report(result, report_dir)
+        click.echo(f"report written to {report_dir}", err=True)
+    ctx.exit(0 if result.ok else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("job_file")
+@click.option("--runner", help="Beam runner (default: the embedded FnApiRunner); other Beam flags pass through.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N items of each source.")
+@click.option("--output", help="Write here instead of the job file's `output`.")
+@click.option("--dry-run", is_flag=True, help="List units and item counts, estimate tokens and bytes; write nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress display (default: when stderr is a terminal).")
+@click.pass_context
+def run(ctx: click.Context, job_file: str, runner: str | None, limit: int | None, output: str | None,
+        dry_run: bool, progress: bool | None) -> None:
+    """Run the job in JOB_FILE: sources -> visual sentences in OUT/sentences, a ledger, a manifest.
+
+    Beam flags pass through, e.g. `--direct_num_workers 2 --direct_running_mode multi_processing`.
+    """
+    from pipelines.commands import run_command
+
+    beam_args = ([f"--runner={runner}"] if runner else []) + list(ctx.args)
+    ctx.exit(run_command(job_file, beam_args, limit=limit, output=output, dry_run=dry_run, progress=progress))
+
+
+@bench.command("pipeline", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--tokenizer", "tokenizer_uri", default="builtin:tiny", show_default=True,
+              help="Checkpoint both sides use, e.g. ../shared/fixtures/vqgan/muse-lvm-small.")
+@click.option("--images", default=64, show_default=True, type=click.IntRange(min=1), help="Corpus size.")
+@click.option("--shard-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Images per encode.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--repeat", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Runs of each side (alternating order); the best time counts.")
+@click.option("--workdir", help="Keep the corpus and both outputs here (default: a new temporary folder).")
+@click.pass_context
+def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
+    """The pipeline's images/s beside a plain in-process loop doing the same work; bytes per token.
+
+    Beam flags pass through (e.g. --direct_num_workers 2 --direct_running_mode multi_processing).
+    """
+    from pipelines.bench import PipelineBench, format_bench, run_bench
+
+    click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(ctx.args), **options))))
+
+
+@main.command("retry-failed", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("out")
+@click.option("--runner", help="Beam runner (default: the embedded FnApiRunner); other Beam flags pass through.")
+@click.pass_context
+def retry_failed(ctx: click.Context, out: str, runner: str | None) -> None:
+    """Reprocess only the failed items of the job output OUT; their units are rewritten atomically."""
+    from pipelines.commands import retry_command
+
+    beam_args = ([f"--runner={runner}"] if runner else []) + list(ctx.args)
+    ctx.exit(retry_command(out, beam_args))
+
+
+@main.command("train")
+@click.argument("data")
+@click.option("--model", default="tiny", show_default=True,
+              help="Shape: tiny (CPU smoke test) or LVM's vqlm_100m, vqlm_300m, vqlm_600m, vqlm_1b, vqlm_3b, vqlm_7b.")
+@click.option("--steps", default=1000, show_default=True, help="Optimizer steps to train to.")
+@click.option("--out", default="out/train", show_default=True, help="Checkpoints, log.jsonl and loss.png go here.")
+@click.option("--batch-size", default=8, show_default=True, help="Packed rows per micro-batch per rank.")
+@click.option("--grad-accum", default=1, show_default=True, help="Micro-batches per optimizer step.")
+@click.option("--context", type=int, help="Tokens per row (default: the model's; LVM: 4096 = 16 images).")
+@click.option("--lr", default=1.5e-4, show_default=True, help="Peak learning rate.")
+@click.option("--min-lr", default=3e-5, show_default=True, help="Learning rate at the end of the cosine decay.")
+@click.option("--warmup-steps", type=int, help="Linear warmup steps (default: LVM's share, 8000/288000 of --steps).")
+@click.option("--decay-steps", type=int, help="Step where the cosine reaches --min-lr (default: --steps).")
+@click.option("--weight-decay", default=0.1, show_default=True)
+@click.option("--grad-clip", default=1.0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seeds initialisation and data order (by hashing).")
+@click.option("--val-fraction", default=0.05, show_default=True, help="Share of sentences held out (by id hash).")
+@click.option("--val-tokens", default=65536, show_default=True, help="Held-out tokens kept per source.")
+@click.option("--eval-every", default=100, show_default=True)
+@click.option("--save-every", default=500, show_default=True)
+@click.option("--log-every", default=10, show_default=True)
+@click.option("--keep-checkpoints", default=2, show_default=True)
+@click.option("--workers", "num_workers", default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:N.")
+@click.option("--compile", is_flag=True, help="torch.compile the model (GPU).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the newest checkpoint in --out.")
+def train_command(**options) -> None:
+    """Train a LLaMA-style model on the visual sentences in DATA (a job output folder, files or a glob)."""
+    import os
+
+    from lvm_data.train.config import TrainConfig
+    from lvm_data.train.loop import DistInfo, train
+
+    with _user_errors():
+        result = train(TrainConfig(**options), DistInfo.from_env(os.environ), log=click.echo)
+    if result.rank != 0:
+        return
+    for source, loss in result.val_loss.items():
+        click.echo(f"{source}: validation loss {loss:.4f} nats/token vs unigram entropy "
+                   f"{result.unigram_entropy[source]:.4f}")
+    click.echo(f"step {result.step}; checkpoint {result.checkpoint}; log and loss.png in {result.out}")
+
+
+@main.command("generate")
+@click.argument("ckpt")
+@click.option("--data", help="Sentences to prompt from (default: the data the checkpoint was trained on).")
+@click.option("--prompt-images", default=1, show_default=True, help="Images of the sentence given as the prompt.")
+@click.option("--generate", "generate_images", default=1, show_default=True, help="Images to generate.")
+@click.option("--out", default="sheet.png", show_default=True, help="PNG: prompt + generated, prompt + data.")
+@click.option("--index", default=0, show_default=True, help="Which suitable held-out sentence to continue.")
+@click.option("--greedy", is_flag=True, help="Take the most likely code instead of sampling.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--top-k", type=int, help="Sample among the k most likely codes.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--tokenizer", help="Tokenizer URI (default: the job's, from DATA's manifest.json).")
+@click.option("--device", default="auto", show_default=True)
+def generate_command(ckpt: str, generate_images: int, **options) -> None:
+    """Continue a visual sentence with the model in CKPT (a checkpoint or a training --out folder)."""
+    from lvm_data.train.generate import GenerateConfig, generate
+
+    with _user_errors():
+        result = generate(GenerateConfig(checkpoint=ckpt, generate=generate_images, **options))
+    split = "held-out" if result.held_out else "training (no held-out sentence qualified)"
+    click.echo(f"continued {split} sentence {result.source}/{result.sentence_id} by {len(result.generated)} "
+               f"images; wrote {result.sheet}")
+
+
+@main.command("export")
+@click.argument("ckpt")
+@click.option("--out", required=True, help="Folder for config.json + model.safetensors.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))
+def export_command(ckpt: str, out: str, dtype: str) -> None:
+    """Export CKPT to the Hugging Face LlamaForCausalLM layout (as LVM's released checkpoints)."""
+    from lvm_data.train.export import export
+
+    with _user_errors():
+        result = export(ckpt, out, dtype)
+    click.echo(f"wrote {result.parameters:,} parameters ({dtype}) to {result.out}")
+
+
+@main.command("preview")
+@click.argument("out")
+@click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1), help="Sentences (rows) to show.")
+@click.option("--out", "destination", default="sheet.png", show_default=True, help="PNG to write (local or gs://).")
+@click.option("--tokenizer", help="Tokenizer URI (default: the job's, from OUT/manifest.json).")
+@click.option("--source", help="Only sentences of this source.")
+@click.option("--cell", type=click.IntRange(min=8), help="Pixels per image on the sheet (default: the tokenizer's).")
+def preview_command(out: str, n: int, destination: str, tokenizer: str | None, source: str | None,
+                    cell: int | None) -> None:
+    """Decode the first N sentences of job output OUT into a contact sheet: one row per sentence,
+    labelled with source, template and task."""
+    from lvm_data.shards.preview import PreviewError, write_preview
+    from lvm_data.tokenizer import CheckpointError
+
+    try:
+        sheet = write_preview(out, destination, n, uri=tokenizer, source=source, cell=cell)
+    except (PreviewError, CheckpointError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {len(sheet.rows)} sentence(s) to {destination}")
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Problems with the user's data, checkpoint or options become a one-line error, not a traceback."""
+    from lvm_data.train.checkpoint import CheckpointError
+    from lvm_data.train.shards import DataError
+
+    try:
+        yield
+    except (DataError, CheckpointError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
 
 
 if __name__ == "__main__":

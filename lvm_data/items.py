@@ -20,13 +20,18 @@ class Part:
     data: bytes | None = field(default=None, repr=False)
 
 
+ERROR_META = "error"
+
+
 @dataclass
 class ItemRef:
     """An input item: `key` is stable and unique within `source`; `parts` maps a role to its file.
 
     Roles: "image" for still images, "video", "frames" (a folder), and annotation kinds such as
     "depth", "segmentation", "normals", "edges", "pose". `meta` carries small per-item fields
-    (label, caption, view index) from the source.
+    (label, caption, view index) from the source. An item the source could not read (a broken tar
+    member) has `meta[ERROR_META] = {"reason": code, "detail": text, "uri": location}`: decoding
+    raises that reason, so it still ends as a ledger row.
     """
 
     source: str
@@ -38,7 +43,9 @@ class ItemRef:
     @property
     def uri(self) -> str:
         """The item's main location, for the ledger."""
-        return next(iter(self.parts.values())).uri if self.parts else ""
+        if self.parts:
+            return next(iter(self.parts.values())).uri
+        return self.meta.get(ERROR_META, {}).get("uri", "")
 
 
 @dataclass

@@ -1,0 +1,219 @@
+"""The job file (YAML) as frozen dataclasses, validated against schemas/job.schema.json.
+
+`load_job(path)` is the one way in: the CLI builds a `JobConfig` once and passes it down. Errors are
+`JobConfigError`s that name the file and the field (`sources[0].input.column: ...`) and say what is
+allowed. `config_hash(job, fingerprint)` hashes what changes the output (not the output location,
+not runner settings such as device or batch size) for file metadata, markers and the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import yaml
+
+from lvm_data import storage
+from lvm_data.media.image import DEFAULT_MAX_PIXELS
+from lvm_data.shards.schema import validator
+
+DEFAULT_TOKENIZER = "builtin:tiny"
+DEFAULT_TEMPLATE = "single"
+
+
+class JobConfigError(ValueError):
+    """A job file that cannot be run; the message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One `sources:` entry. `input` is the whole input block (format included) as the Source sees it."""
+
+    name: str
+    format: str
+    input: dict[str, Any]
+    template: str = DEFAULT_TEMPLATE
+    template_options: dict[str, Any] = field(default_factory=dict)
+    filters: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    name: str
+    output: str
+    sources: tuple[SourceConfig, ...]
+    tokenizer: str = DEFAULT_TOKENIZER
+    image_size: int | None = None  # None: the tokenizer's
+    resize: str = "squash"
+    seed: int = 0
+    shard_size: int = 1000
+    batch_size: int = 32
+    device: str = "auto"
+    dtype: str = "float32"
+    compile: bool = False  # torch.compile the encoder on workers; a runner setting, not hashed
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    limit: int | None = None  # first N items per source (job file or --limit); changes the output: hashed
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(f"job {self.name!r} has no source {name!r}")
+
+
+def load_job(path: str) -> JobConfig:
+    """Read and validate a job file (local path or gs://)."""
+    return parse_job_text(read_job_file(path), where=path)
+
+
+def read_job_file(path: str) -> str:
+    try:
+        return storage.read_bytes(path).decode("utf-8")
+    except FileNotFoundError as err:
+        raise JobConfigError(f"{path}: job file not found") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise JobConfigError(f"{path}: cannot read the job file ({err})") from err
+
+
+def parse_job_text(text: str, where: str = "job file") -> JobConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise JobConfigError(f"{where}: not valid YAML ({err})") from err
+    return parse_job(raw, where)
+
+
+def parse_job(raw: Any, where: str = "job file") -> JobConfig:
+    """A validated JobConfig from the parsed YAML mapping."""
+    if not isinstance(raw, dict):
+        raise JobConfigError(f"{where}: a job file is a mapping with name, output and sources; "
+                             f"got {type(raw).__name__}")
+    problems = schema_problems(raw)
+    if problems:
+        raise JobConfigError(f"{where}: invalid job file:\n  " + "\n  ".join(problems))
+    sources = tuple(_source(s) for s in raw["sources"])
+    top = {k: v for k, v in raw.items() if k != "sources"}
+    job = JobConfig(sources=sources, **top)
+    problems = semantic_problems(job)
+    if problems:
+        raise JobConfigError(f"{where}: invalid job file:\n  " + "\n  ".join(problems))
+    return job
+
+
+def schema_problems(raw: dict) -> list[str]:
+    """'field.path: what is wrong' for every schema violation, most specific cause first."""
+    errors = sorted(validator("job").iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
+    return [_describe(e) for e in errors]
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        deepest = jsonschema.exceptions.best_match(error.context)
+        if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+            error = deepest
+    where = _field_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{where}: {error.message}; allowed fields: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
+    return f"{where}: {error.message}"
+
+
+def _field_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def semantic_problems(job: JobConfig) -> list[str]:
+    """Checks the schema cannot express: known formats and templates, unique source names."""
+    from lvm_data.sentences.registry import TEMPLATES
+    from lvm_data.sources.registry import SOURCES
+
+    problems, seen = [], set()
+    for i, src in enumerate(job.sources):
+        if src.name in seen:
+            problems.append(f"sources[{i}].name: {src.name!r} is used twice; source names must be unique")
+        seen.add(src.name)
+        if src.format not in SOURCES:
+            problems.append(f"sources[{i}].input.format: {src.format!r} is not a known format; "
+                            f"use one of {', '.join(sorted(SOURCES))}")
+        if src.template not in TEMPLATES:
+            problems.append(f"sources[{i}].template: {src.template!r} is not a known template; "
+                            f"use one of {', '.join(sorted(TEMPLATES))}")
+    return problems
+
+
+def _source(raw: dict) -> SourceConfig:
+    template = raw.get("template", DEFAULT_TEMPLATE)
+    if isinstance(template, str):
+        name, options = template, {}
+    else:
+        name, options = template["name"], {k: v for k, v in template.items() if k != "name"}
+    return SourceConfig(name=raw["name"], format=raw["input"]["format"], input=dict(raw["input"]),
+                        template=name, template_options=options,
+                        filters=tuple(dict(f) for f in raw.get("filters", ())))
+
+
+def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:
+    """The options a Source is built with: its input block, with the job's shard_size as default."""
+    return {"shard_size": job.shard_size, **src.input}
+
+
+def shard_size_of(job: JobConfig, src: SourceConfig) -> int:
+    """Items per unit of a source: its input's shard_size, else the job's."""
+    return int(src.input.get("shard_size", job.shard_size))
+
+
+def output_config(job: JobConfig) -> dict[str, Any]:
+    """What changes the output rows, as plain data (hashed and stored in the manifest)."""
+    return {
+        "image_size": job.image_size, "resize": job.resize, "seed": job.seed, "shard_size": job.shard_size,
+        "dtype": job.dtype, "max_pixels": job.max_pixels, "limit": job.limit,
+        "sources": [{"name": s.name, "input": s.input, "template": s.template,
+                     "template_options": s.template_options, "filters": list(s.filters)} for s in job.sources],
+    }
+
+
+def config_hash(job: JobConfig, tokenizer_fingerprint: str) -> str:
+    """blake2b-128 of the canonical JSON of `output_config` plus the tokenizer's weights fingerprint.
+
+    The tokenizer enters by fingerprint, not location: moving a checkpoint keeps the hash, new weights
+    at the same path change it. `image_size` enters resolved, so `None` and the tokenizer's own size agree.
+    """
+    payload = {**output_config(job), "tokenizer_fingerprint": tokenizer_fingerprint}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def job_to_dict(job: JobConfig) -> dict[str, Any]:
+    """The whole job as plain data (for the manifest)."""
+    return dataclasses.asdict(job)
+
+
+def with_resolved(job: JobConfig, image_size: int) -> JobConfig:
+    """The job with image_size filled in from the tokenizer (checked by the caller to match)."""
+    return dataclasses.replace(job, image_size=image_size)
+
+
+
+def with_overrides(text: str, where: str, **overrides) -> tuple[JobConfig, str]:
+    """The job and its YAML with top-level fields replaced (None leaves a field as it is).
+
+    Without overrides the text is returned unchanged (comments kept); with them it is re-serialised,
+    so that OUT/job.yaml always describes the run that wrote OUT.
+    """
+    job = parse_job_text(text, where)  # readable errors for the file as written
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return job, text
+    raw = {**yaml.safe_load(text), **changes}
+    header = f"# {where} as run, with {', '.join(f'{k}={v}' for k, v in changes.items())}\n"
+    new_text = header + yaml.safe_dump(raw, sort_keys=False)
+    return parse_job(raw, where), new_text

@@ -1,0 +1,78 @@
+"""Execute a planned job in this process, without Beam: the plain loop `lvm-data bench pipeline`
+compares the pipeline with. Same stages, same functions (read_items, prepare, tokenize, finish_unit),
+same output files; units are processed one after the other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from lvm_data.jobs import Run
+from lvm_data.process import Pending, finish_unit, group_key, prepare, read_items, tokenize
+from lvm_data.shards.ledger import ItemEvent
+from lvm_data.shards.writer import SentenceRow
+
+
+@dataclass
+class UnitWork:
+    expected: list[str] = field(default_factory=list)
+    events: list[ItemEvent] = field(default_factory=list)
+    rows: list[SentenceRow] = field(default_factory=list)
+
+
+class LocalExecutor:
+    """Runs `run` with a loaded `tokenizer`; `execute()` commits every unit the run seeds."""
+
+    def __init__(self, run: Run, tokenizer, frames_per_batch: int | None = None):
+        self.run, self.tokenizer = run, tokenizer
+        self.ctx = run.context
+        self.frames = frames_per_batch or self.ctx.job.batch_size
+        self.settings = self.ctx.settings()
+        self.runtimes = {name: self.ctx.runtime(name) for name in run.plans}
+        self.work: dict[tuple[str, str], UnitWork] = defaultdict(UnitWork)
+        self.digests = dict(run.seeds())
+
+    def execute(self) -> list[dict]:
+        markers, groups = [], defaultdict(list)
+        for read_unit in self.run.read_units():
+            rt = self.runtimes[read_unit.source]
+            pendings = []
+            for ref in read_items(rt, read_unit, self.run.selections[read_unit.source]):
+                self.work[(ref.source, ref.unit)].expected.append(ref.key)
+                if rt.grouped:
+                    groups[(ref.source, group_key(rt, ref))].append(ref)
+                else:
+                    pendings += self._prepare(rt, [ref])
+            self._tokenize(pendings)
+            if not rt.grouped and (read_unit.source, read_unit.unit.id) in self.digests:
+                markers.append(self._commit(read_unit.source, read_unit.unit.id))
+        pendings = [p for (src, _), refs in sorted(groups.items()) for p in self._prepare(self.runtimes[src], refs)]
+        self._tokenize(pendings)
+        done = {(m["source"], m["unit"]) for m in markers}
+        return markers + [self._commit(s, u) for (s, u) in self.digests if (s, u) not in done]
+
+    def _prepare(self, rt, refs) -> list[Pending]:
+        pendings, events = prepare(rt, self.settings, refs)
+        self.work[(refs[0].source, refs[0].unit)].events.extend(events)
+        return pendings
+
+    def _tokenize(self, pendings: list[Pending]) -> None:
+        batch, frames = [], 0
+        for p in pendings + [None]:
+            if p is None or (batch and frames + p.n_images > self.frames):
+                for t in tokenize(self.tokenizer, batch):
+                    work = self.work[(t.source, t.unit)]
+                    work.events.extend(t.events)
+                    if t.row is not None:
+                        work.rows.append(t.row)
+                batch, frames = [], 0
+            if p is not None:
+                batch.append(p)
+                frames += p.n_images
+
+    def _commit(self, source: str, unit: str) -> dict:
+        work = self.work.pop((source, unit), UnitWork())
+        marker, _tallies = finish_unit(self.ctx.unit_commit(source, unit, self.digests[(source, unit)]),
+                                       work.expected, work.events, work.rows, merge=self.run.retry)
+        return marker

@@ -1,0 +1,126 @@
+"""Plan a job on the driver: work units per source, what is committed already, what this run writes.
+
+Read units come from `Source.plan()`. Write units (one Parquet file each) are the read units for
+templates that build items alone, and `n_buckets` hash buckets of the group key (`g000000`, ...)
+for templates that group items, so that a grouped sentence always lands in the same file and
+resume keeps working. Every write unit has a digest of the inputs it was planned from; a committed
+unit whose digest or job config hash differs from this plan is a `ResumeError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+
+from lvm_data.sentences.base import Template, derive_seed
+from lvm_data.sources.base import Source, Unit, digest
+
+
+class ResumeError(RuntimeError):
+    """The output folder holds units from other inputs or another job configuration."""
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    """A unit to read; `max_items` caps it when the job runs with --limit."""
+
+    source: str
+    unit: Unit
+    max_items: int | None = None
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    name: str
+    grouped: bool
+    read_units: tuple[ReadUnit, ...]
+    write_units: tuple[str, ...]
+    digests: dict[str, str]  # write unit -> digest of its planned inputs
+    n_buckets: int = 0  # grouped sources: number of write buckets
+    known_items: int = 0  # items counted at planning time
+    unknown_units: int = 0  # units whose item count is known only when read (containers)
+    committed: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(u for u in self.write_units if u not in self.committed)
+
+    @property
+    def to_read(self) -> tuple[ReadUnit, ...]:
+        """Units this run reads: pending ones; for grouped sources all of them while any bucket is pending."""
+        if self.grouped:
+            return self.read_units if self.pending else ()
+        return tuple(r for r in self.read_units if r.unit.id not in self.committed)
+
+    def estimated_items(self, shard_size: int) -> int:
+        return self.known_items + sum(min(r.max_items or shard_size, shard_size) for r in self.read_units
+                                      if r.unit.n_items is None)
+
+
+def is_grouping(template: Template) -> bool:
+    """A template that overrides `group_key` builds items in groups (GroupByKey before decoding)."""
+    return type(template).group_key is not Template.group_key
+
+
+def unit_digest(read_unit: ReadUnit) -> str:
+    return digest([json.dumps([list(read_unit.unit.spec), read_unit.max_items], default=str)])
+
+
+def apply_limit(source: str, units: list[Unit], limit: int | None) -> list[ReadUnit]:
+    """Read units for the first `limit` items in plan order (all units when limit is None)."""
+    if limit is None:
+        return [ReadUnit(source, u) for u in units]
+    out, remaining = [], limit
+    for unit in units:
+        if remaining <= 0:
+            break
+        take = remaining if unit.n_items is None else min(unit.n_items, remaining)
+        out.append(ReadUnit(source, unit, take if unit.n_items is None or take < unit.n_items else None))
+        remaining -= take
+    return out
+
+
+def bucket_id(index: int) -> str:
+    return f"g{index:06d}"
+
+
+def bucket_of(group_key: str, n_buckets: int) -> str:
+    """The write unit of a group: a stable hash bucket of its key."""
+    return bucket_id(derive_seed(0, "bucket", group_key) % n_buckets)
+
+
+def plan_source(name: str, source: Source, template: Template, *, limit: int | None, shard_size: int) -> SourcePlan:
+    """The source's units (no resume information yet)."""
+    read_units = apply_limit(name, source.plan(), limit)
+    known = sum(r.max_items or r.unit.n_items for r in read_units if r.unit.n_items is not None)
+    unknown = sum(1 for r in read_units if r.unit.n_items is None)
+    digests = {r.unit.id: unit_digest(r) for r in read_units}
+    if not is_grouping(template):
+        return SourcePlan(name, False, tuple(read_units), tuple(digests), digests, 0, known, unknown)
+    estimate = known + sum(min(r.max_items or shard_size, shard_size) for r in read_units if r.unit.n_items is None)
+    n_buckets = max(1, math.ceil(estimate / shard_size))
+    whole = digest([str(n_buckets), *digests.values()])  # any input change may move any group
+    buckets = tuple(bucket_id(i) for i in range(n_buckets))
+    return SourcePlan(name, True, tuple(read_units), buckets, {b: whole for b in buckets}, n_buckets, known, unknown)
+
+
+def with_committed(plan: SourcePlan, markers: list[dict], config_hash: str, out: str) -> SourcePlan:
+    """The plan with its committed units, after checking each marker matches this job and these inputs."""
+    committed = set()
+    for marker in markers:
+        unit = marker["unit"]
+        where = f"{out}: unit {plan.name}/{unit}"
+        if marker.get("config_hash") != config_hash:
+            raise ResumeError(f"{where} was written by another job configuration (config hash "
+                              f"{marker.get('config_hash')} vs {config_hash}); use a new output folder, "
+                              "or restore the job file and tokenizer it was written with")
+        if unit not in plan.digests:
+            raise ResumeError(f"{where} is committed but this run does not plan it: the inputs changed; "
+                              "use a new output folder")
+        if marker.get("spec_digest") != plan.digests[unit]:
+            raise ResumeError(f"{where} was committed from different inputs than this run plans; "
+                              "use a new output folder")
+        committed.add(unit)
+    return dataclasses.replace(plan, committed=frozenset(committed))

@@ -1,0 +1,223 @@
+"""The job's per-element work as plain functions; pipelines/tokenize.py wraps each in a thin DoFn.
+
+Stages and their contracts:
+- `read_items(runtime, read_unit, selection)`: ItemRefs of a unit, each with `unit` set to its write unit;
+  a unit the source cannot read at all yields one failed ref, never an exception.
+- `prepare(runtime, settings, refs)`: decode + template.build -> (Pending sentences, ItemEvents for items
+  that failed or were filtered). Nothing escapes: an unexpected exception is an `internal_error` event.
+- `tokenize(tokenizer, pendings)`: encode all frames of a batch at once; a failing batch is split and
+  retried per sentence; a sentence that still fails marks its items `tokenize_error`.
+- `finish_unit(commit, expected, events, rows)`: the unit's ledger, files and marker (merged with the
+  unit's existing files for retry-failed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from lvm_data.config import JobConfig, SourceConfig, source_options
+from lvm_data.items import DecodedItem, ItemRef
+from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.outcomes import ItemError, Outcome, Reason
+from lvm_data.plan import ReadUnit, bucket_of
+from lvm_data.sentences.base import Sentence, Template, TemplateContext
+from lvm_data.sentences.registry import make_template
+from lvm_data.shards.ledger import ItemEvent, resolve_unit
+from lvm_data.shards.ledger import rows_from_table as ledger_rows
+from lvm_data.shards.reader import read_marker, read_unit_files, sentence_rows
+from lvm_data.shards.writer import SentenceRow, UnitCommit, commit_unit
+from lvm_data.sources.base import Source
+from lvm_data.sources.listing import failed_ref
+from lvm_data.sources.registry import make_source
+
+SINGLE_GROUP = "\x00item:"  # group key prefix of an item a grouping template builds alone
+
+
+@dataclass
+class SourceRuntime:
+    """A source's reader and template, built once per worker from the job config."""
+
+    name: str
+    source: Source
+    template: Template
+    grouped: bool = False
+    n_buckets: int = 0
+
+
+def make_runtime(job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_buckets: int = 0) -> SourceRuntime:
+    context = TemplateContext(seed=job.seed, image_size=job.image_size or 256)
+    return SourceRuntime(src.name, make_source(src.name, source_options(job, src)),
+                         make_template(src.template, src.template_options, context), grouped, n_buckets)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which write units of a source this run produces, and for retry-failed which keys of each.
+
+    `retry[unit] = (failed keys, all keys in the unit's ledger)`: an item is retried when it failed or
+    was never recorded (e.g. a container member that was unreadable last time).
+    """
+
+    units: frozenset[str]
+    retry: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+
+    def wants(self, unit: str, key: str) -> bool:
+        if unit not in self.units:
+            return False
+        if unit not in self.retry:
+            return True
+        failed, known = self.retry[unit]
+        return key in failed or key not in known
+
+
+def read_items(rt: SourceRuntime, read_unit: ReadUnit, selection: Selection) -> Iterator[ItemRef]:
+    """The unit's refs that this run wants, each with `unit` = its write unit."""
+    for ref in itertools.islice(_read_guarded(rt, read_unit), read_unit.max_items):
+        if rt.grouped:
+            ref = replace(ref, unit=bucket_of(group_key(rt, ref), rt.n_buckets))
+        if selection.wants(ref.unit, ref.key):
+            yield ref
+
+
+def _read_guarded(rt: SourceRuntime, read_unit: ReadUnit) -> Iterator[ItemRef]:
+    unit = read_unit.unit
+    try:
+        yield from rt.source.read(unit)
+    except Exception as err:  # noqa: BLE001 - an unreadable unit becomes a ledger row, not a crash
+        yield failed_ref(rt.name, f"{unit.id}#unreadable", unit.id, str(unit.spec[0]) if unit.spec else unit.id,
+                         Reason.READ_ERROR, f"unit {unit.name}: {type(err).__name__}: {err}")
+
+
+def group_key(rt: SourceRuntime, ref: ItemRef) -> str:
+    """The template's group key, or a key of the item's own when the template builds it alone."""
+    key = rt.template.group_key(ref) if rt.grouped else None
+    return SINGLE_GROUP + ref.key if key is None else key
+
+
+@dataclass
+class Pending:
+    """A built sentence on its way to the tokenizer, with the URIs of its items for the ledger."""
+
+    sentence: Sentence
+    item_uris: dict[str, str]
+
+    @property
+    def n_images(self) -> int:
+        return self.sentence.n_images
+
+    def pixels(self) -> np.ndarray:
+        return np.stack([f.pixels for f in self.sentence.frames])  # (n_images, S, S, 3) uint8
+
+
+@dataclass
+class Tokenized:
+    """A sentence's outcome after the tokenizer: its row (None when it failed) and its items' events."""
+
+    source: str
+    unit: str
+    row: SentenceRow | None
+    events: list[ItemEvent]
+
+
+def decode_guarded(ref: ItemRef, settings: DecodeSettings) -> DecodedItem | Outcome:
+    """The decoded item, or the failed outcome (any unexpected exception is an internal_error)."""
+    try:
+        return decode_item(ref, settings)
+    except ItemError as err:
+        return err.outcome()
+    except Exception as err:  # noqa: BLE001 - the item boundary: a bug in a decoder fails one item
+        return Outcome.failed(Reason.INTERNAL_ERROR, f"{ref.uri}: {_describe(err)}")
+
+
+def prepare(rt: SourceRuntime, settings: DecodeSettings, refs: list[ItemRef]) -> tuple[list[Pending], list[ItemEvent]]:
+    """Decode `refs` (one group, sorted by key) and build its sentences; failures become events."""
+    refs = sorted(refs, key=lambda r: r.key)
+    events, decoded = [], []
+    for ref in refs:
+        result = decode_guarded(ref, settings)
+        if isinstance(result, Outcome):
+            events.append(ItemEvent(ref.key, ref.uri, result))
+        else:
+            decoded.append(result)
+    if not decoded:
+        return [], events
+    try:
+        built = rt.template.build(decoded)
+    except Exception as err:  # noqa: BLE001 - a template bug fails its group, visibly
+        outcome = Outcome.failed(Reason.INTERNAL_ERROR, f"template {rt.template.name}: {_describe(err)}")
+        return [], events + [ItemEvent(d.key, d.ref.uri, outcome) for d in decoded]
+    for sentence in built.sentences:
+        sentence.unit = refs[0].unit  # a group shares one write unit; templates need not know about units
+    uris = {d.key: d.ref.uri for d in decoded}
+    events += [ItemEvent(key, uris.get(key, ""), outcome) for key, outcome in sorted(built.outcomes.items())]
+    used = {key for s in built.sentences for key in s.item_keys} | set(built.outcomes)
+    events += [ItemEvent(d.key, d.ref.uri, Outcome.failed(
+        Reason.INTERNAL_ERROR, f"template {rt.template.name} gave this item neither a sentence nor an outcome"))
+        for d in decoded if d.key not in used]
+    pendings = [Pending(s, {k: uris.get(k, "") for k in s.item_keys}) for s in built.sentences]
+    return pendings, events
+
+
+def tokenize(tokenizer, pendings: list[Pending]) -> list[Tokenized]:
+    """Encode every frame of the batch in one call; on failure retry sentence by sentence."""
+    if not pendings:
+        return []
+    try:
+        codes = tokenizer.encode(np.concatenate([p.pixels() for p in pendings]))  # (sum n_images, T) uint16
+    except Exception as err:  # noqa: BLE001 - split and retry; a sentence that still fails is recorded
+        if len(pendings) == 1:
+            return [_failed(pendings[0], err)]
+        return [t for p in pendings for t in tokenize(tokenizer, [p])]
+    out, start = [], 0
+    device = str(getattr(tokenizer, "device", ""))
+    for p in pendings:
+        out.append(_done(p, codes[start:start + p.n_images], device))
+        start += p.n_images
+    return out
+
+
+def _done(p: Pending, codes: np.ndarray, device: str) -> Tokenized:
+    s = p.sentence
+    row = SentenceRow(id=s.id, source=s.source, template=s.template, task=s.task, n_images=s.n_images,
+                      tokens=np.ascontiguousarray(codes, dtype=np.uint16).reshape(-1),
+                      frames=[(f.uri, f.index, f.role) for f in s.frames], item_keys=list(s.item_keys), device=device)
+    events = [ItemEvent(k, p.item_uris.get(k, ""), Outcome.ok(), s.id) for k in s.item_keys]
+    return Tokenized(s.source, s.unit, row, events)
+
+
+def _failed(p: Pending, err: Exception) -> Tokenized:
+    s = p.sentence
+    outcome = Outcome.failed(Reason.TOKENIZE_ERROR, f"sentence {s.id}: {_describe(err)}")
+    return Tokenized(s.source, s.unit, None, [ItemEvent(k, p.item_uris.get(k, ""), outcome) for k in s.item_keys])
+
+
+def _describe(err: Exception) -> str:
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent], rows: list[SentenceRow],
+                merge: bool = False) -> tuple[dict, Counter]:
+    """Resolve the unit's ledger and commit it; with `merge`, keep the unit's existing rows for keys not redone.
+
+    Returns the marker and this run's ledger tallies as `<status>_<reason>` -> rows (for counters).
+    """
+    ledger = resolve_unit(commit.source, commit.unit, expected, events)
+    tallies = Counter(f"{r.status}_{r.reason}" for r in ledger)
+    if merge:
+        marker = read_marker(commit.out, commit.source, commit.unit)
+        if marker is not None:
+            old_sentences, old_ledger = read_unit_files(commit.out, marker)
+            redone = {r.key for r in ledger}
+            ledger = [r for r in ledger_rows(old_ledger) if r.key not in redone] + ledger
+            old_rows = sentence_rows(old_sentences)
+            old_ids = {r.id for r in old_rows}
+            rows = old_rows + [r for r in rows if r.id not in old_ids]
+    return commit_unit(commit, rows, ledger), tallies

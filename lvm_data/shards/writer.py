@@ -1,0 +1,188 @@
+"""Write a unit's Parquet files atomically, check them against the schemas, then commit its marker.
+
+Order of a commit (DESIGN "Pipeline" 5, STYLE rule 6): the sentence file and the ledger file are
+each written under a temporary name starting with '.' (which pyarrow.dataset and Hugging Face
+datasets ignore) in their final folder, checked, and moved into place; the unit marker is written
+last. A unit is committed exactly when its marker exists; resume reads only markers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lvm_data import storage
+from lvm_data.shards import layout
+from lvm_data.shards.ledger import LedgerRow, check_ledger_table, count_rows, ledger_table
+from lvm_data.shards.schema import arrow_schema, file_metadata, read_metadata, required_metadata, schema_version
+from lvm_data.shards.schema import validation_errors as schema_errors
+from lvm_data.sources.base import digest
+
+ROW_GROUP_TOKENS = 1 << 22  # ~8 MB of raw uint16 codes per row group: readers stream group by group
+ID_PATTERN = "^[0-9a-f]{32}$"
+STATISTICS = ["id", "n_images", "key", "status", "reason"]  # min/max where they help readers skip; not on tokens
+
+
+class ShardError(RuntimeError):
+    """A file that does not match schemas/*.json; raised before it becomes visible."""
+
+
+@dataclass
+class SentenceRow:
+    """One tokenized sentence. tokens: (n_images * tokens_per_image,) uint16; frames: (uri, index, role)."""
+
+    id: str
+    source: str
+    template: str
+    task: str
+    n_images: int
+    tokens: np.ndarray = field(repr=False)
+    frames: list[tuple[str, int, str]]
+    item_keys: list[str] = field(default_factory=list)
+    device: str = ""  # where it was encoded (not written to the file; units record it in their marker)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What every file of a job carries in its key-value metadata."""
+
+    tokenizer_fingerprint: str
+    codebook_size: int
+    tokens_per_image: int
+    job_config_hash: str
+
+    def metadata(self, source: str, unit: str, kind: str = "sentence") -> dict[bytes, bytes]:
+        return file_metadata(schema_version=schema_version(kind), tokenizer_fingerprint=self.tokenizer_fingerprint,
+                             codebook_size=self.codebook_size, tokens_per_image=self.tokens_per_image,
+                             job_config_hash=self.job_config_hash, source=source, unit=unit)
+
+
+def sentence_table(rows: list[SentenceRow], info: ShardInfo, source: str, unit: str) -> pa.Table:
+    """Rows sorted by id as an Arrow table with the sentence schema and the file metadata.
+
+    Equal ids mean equal content (the id hashes source, template, items, params and frames): kept once.
+    """
+    unique: dict[str, SentenceRow] = {}
+    for r in sorted(rows, key=lambda r: (r.id, r.tokens.tobytes())):  # a total order: arrival order never matters
+        unique.setdefault(r.id, r)
+    rows = list(unique.values())
+    schema = arrow_schema("sentence")
+    lengths = np.array([len(r.tokens) for r in rows], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.concatenate([r.tokens for r in rows]).astype(np.uint16) if rows else np.zeros(0, np.uint16)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.uint16()))
+    frames = [[{"uri": u, "frame": int(i), "role": role} for u, i, role in r.frames] for r in rows]
+    columns = {"id": [r.id for r in rows], "source": [r.source for r in rows], "template": [r.template for r in rows],
+               "task": [r.task for r in rows], "n_images": [r.n_images for r in rows], "frames": frames}
+    arrays = [tokens if name == "tokens" else pa.array(columns[name], type=schema.field(name).type)
+              for name in schema.names]
+    return pa.Table.from_arrays(arrays, schema=schema.with_metadata(info.metadata(source, unit)))
+
+
+def check_sentence_table(table: pa.Table, codebook_size: int, tokens_per_image: int) -> list[str]:
+    """Problems of a sentence table against schemas/sentence.schema.json and the tokenizer's shape."""
+    if not table.schema.remove_metadata().equals(arrow_schema("sentence")):
+        return [f"columns {table.schema.remove_metadata()} differ from schemas/sentence.schema.json"]
+    problems = []
+    meta = read_metadata(table.schema.metadata)
+    missing = [k for k in required_metadata("sentence") if k.removeprefix("lvm_data.") not in meta]
+    if missing:
+        problems.append(f"missing file metadata {', '.join(missing)}")
+    if table.num_rows == 0:
+        return problems
+    if not pc.all(pc.match_substring_regex(table["id"], ID_PATTERN)).as_py():
+        problems.append("ids that are not 32 lowercase hex digits")
+    if len(set(table["id"].to_pylist())) != table.num_rows:
+        problems.append("duplicate sentence ids in one file")
+    n_images = table["n_images"]
+    if pc.min(n_images).as_py() < 1:
+        problems.append("sentences with n_images < 1")
+    lengths = pc.list_value_length(table["tokens"])
+    if not pc.all(pc.equal(lengths, pc.multiply(n_images, tokens_per_image))).as_py():
+        problems.append(f"token counts that are not n_images x {tokens_per_image}")
+    if not pc.all(pc.equal(pc.list_value_length(table["frames"]), n_images)).as_py():
+        problems.append("frame provenance lists whose length is not n_images")
+    top = pc.max(pc.list_flatten(table["tokens"])).as_py()
+    if top is not None and top >= codebook_size:
+        problems.append(f"token {top} outside the codebook of {codebook_size}")
+    return problems
+
+
+def write_parquet_atomic(uri: str, table: pa.Table) -> int:
+    """Write `table` to a '.tmp-' file beside `uri`, check its footer, move it into place; returns bytes."""
+    fs, path = storage.filesystem(uri)
+    folder, name = path.rsplit("/", 1)
+    fs.create_dir(folder, recursive=True)
+    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
+    tokens_per_row = max(1, _mean_list_length(table))
+    with fs.open_output_stream(tmp) as stream, pq.ParquetWriter(
+            stream, table.schema, compression="zstd", use_dictionary=True, write_statistics=STATISTICS) as writer:
+        if table.num_rows:  # an empty unit gets a file with no row groups (readers skip it cleanly)
+            writer.write_table(table, row_group_size=max(1, ROW_GROUP_TOKENS // tokens_per_row))
+    with fs.open_input_file(tmp) as f:
+        written = pq.read_schema(f)
+    if not written.equals(table.schema) or read_metadata(written.metadata) != read_metadata(table.schema.metadata):
+        fs.delete_file(tmp)
+        raise ShardError(f"{uri}: the written file's schema differs from the table's; nothing was committed")
+    nbytes = fs.get_file_info(tmp).size
+    fs.move(tmp, path)
+    return nbytes
+
+
+def _mean_list_length(table: pa.Table) -> int:
+    if "tokens" not in table.schema.names or table.num_rows == 0:
+        return 1
+    return int(pc.sum(pc.list_value_length(table["tokens"])).as_py() // table.num_rows)
+
+
+@dataclass(frozen=True)
+class UnitCommit:
+    """Everything a unit's commit writes. `spec_digest` identifies the planned inputs (for resume)."""
+
+    out: str
+    source: str
+    unit: str
+    spec_digest: str
+    info: ShardInfo
+
+
+def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow]) -> dict:
+    """Write the sentence file, the ledger file, then the marker; returns the marker."""
+    sentences = sentence_table(rows, commit.info, commit.source, commit.unit)
+    problems = check_sentence_table(sentences, commit.info.codebook_size, commit.info.tokens_per_image)
+    ledger_tbl = ledger_table(ledger).replace_schema_metadata(
+        file_metadata(schema_version=schema_version("ledger"), source=commit.source, unit=commit.unit,
+                      job_config_hash=commit.info.job_config_hash))
+    problems += check_ledger_table(ledger_tbl.replace_schema_metadata(None))
+    if problems:
+        raise ShardError(f"unit {commit.source}/{commit.unit} does not match the schemas: {'; '.join(problems)}")
+    sentences_rel = layout.sentences_file(commit.source, commit.unit)
+    ledger_rel = layout.ledger_file(commit.source, commit.unit)
+    sentences_bytes = write_parquet_atomic(layout.join(commit.out, sentences_rel), sentences)
+    ledger_bytes = write_parquet_atomic(layout.join(commit.out, ledger_rel), ledger_tbl)
+    marker = {"source": commit.source, "unit": commit.unit, "items_digest": digest(sorted(r.key for r in ledger)),
+              "spec_digest": commit.spec_digest, "config_hash": commit.info.job_config_hash,
+              "sentences_file": sentences_rel, "ledger_file": ledger_rel, "sentences_bytes": sentences_bytes,
+              "ledger_bytes": ledger_bytes, "counts": unit_counts(rows, ledger),
+              "devices": sorted({r.device for r in rows if r.device}),
+              "committed": datetime.now(UTC).isoformat(timespec="seconds")}
+    errors = schema_errors("unit", marker)
+    if errors:
+        raise ShardError(f"unit marker {commit.source}/{commit.unit} does not match schemas/unit.schema.json: "
+                         f"{'; '.join(errors)}")
+    storage.write_bytes(layout.join(commit.out, layout.marker_file(commit.source, commit.unit)),
+                        json.dumps(marker, indent=1, sort_keys=True).encode())
+    return marker
+
+
+def unit_counts(rows: list[SentenceRow], ledger: list[LedgerRow]) -> dict:
+    """The unit schema's counts: ledger statuses and reasons, sentences, images, tokens."""
+    return {**count_rows(ledger), "sentences": len(rows), "images": int(sum(r.n_images for r in rows)),
+            "tokens": int(sum(len(r.tokens) for r in rows))}

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lvm_data.cli import main
+from lvm_data.media.samples import photos
+from lvm_data.testing import images_source, job_text, write_corpus, write_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(write_tiny_checkpoint(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def job(tmp_path, tiny):
+    write_corpus(tmp_path / "in", photos("heldout"), broken=False)
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    path = tmp_path / "job.yaml"
+    path.write_text(job_text("cli", tmp_path / "out", tiny, [images_source("photos", tmp_path / "in")], shard_size=3))
+    return path
+
+
+def test_dry_run_lists_units_and_estimates_without_writing(job, tmp_path):
+    result = CliRunner().invoke(main, ["run", str(job), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "source photos (images, template single): 2 units, 4 items" in result.output
+    assert "unit 000000: 3 items" in result.output and "unit 000001: 1 items" in result.output
+    assert "4 images -> 256 tokens" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_with_progress_limit_and_beam_flags(job, tmp_path):
+    result = CliRunner().invoke(main, ["run", str(job), "--progress", "--limit", "3", "--direct_num_workers", "1",
+                                       "--output", str(tmp_path / "limited")])
+    assert result.exit_code == 0, result.output
+    assert "units 1/1  items 3  images 2" in result.output  # progress goes to stderr (mixed in here)
+    assert "3 items: 2 ok, 0 filtered, 1 failed -> 2 sentences, 128 tokens" in result.output
+    manifest = json.loads((tmp_path / "limited" / "manifest.json").read_text())
+    assert manifest["job"]["config"]["limit"] == 3 and manifest["runner"] == "FnApiRunner(in_memory)"
+    assert (manifest["tokenizer"]["device"], manifest["tokenizer"]["requested_device"]) == ("cpu", "auto")
+    assert "limit=3" in (tmp_path / "limited" / "job.yaml").read_text().splitlines()[0]
+    assert (tmp_path / "limited" / "job.yaml").exists()
+
+
+def test_invalid_job_file_exits_2_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\noutput: o\nresize: stretch\nsources: []\n")
+    result = CliRunner().invoke(main, ["run", str(bad)])
+    assert result.exit_code == 2
+    assert "resize: 'stretch' is not allowed; use one of squash, center_crop, pad" in result.output
+    assert "sources: [] should be non-empty" in result.output
+
+
+def test_missing_input_folder_exits_2_naming_the_path(tmp_path, tiny):
+    path = tmp_path / "job.yaml"
+    path.write_text(job_text("j", tmp_path / "out", tiny, [images_source("photos", tmp_path / "missing")]))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 2 and "missing' matches no files" in result.output
+
+
+def test_retry_failed_needs_a_job_output(tmp_path):
+    result = CliRunner().invoke(main, ["retry-failed", str(tmp_path)])
+    assert result.exit_code == 2 and "job.yaml not found; is" in result.output
+
+
+def test_retry_failed_leaves_units_without_failures_alone(job, tmp_path):
+    assert CliRunner().invoke(main, ["run", str(job)]).exit_code == 0
+    out = tmp_path / "out"
+    clean = out / "units" / "source=photos" / "000001.json"  # grace_hopper.jpg only
+    before = clean.read_text()
+    result = CliRunner().invoke(main, ["retry-failed", str(out)])
+    assert result.exit_code == 0, result.output
+    assert clean.read_text() == before
+    assert "4 items: 3 ok, 0 filtered, 1 failed" in result.output and "empty_file=1" in result.output

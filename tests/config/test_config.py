@@ -1,0 +1,141 @@
+import dataclasses
+
+import pytest
+
+from lvm_data.config import (
+    DEFAULT_TOKENIZER,
+    JobConfigError,
+    config_hash,
+    load_job,
+    parse_job,
+    parse_job_text,
+    source_options,
+)
+
+MINIMAL = """
+name: photos
+output: out/photos
+sources:
+  - name: web
+    input: {format: images, paths: [data/photos]}
+"""
+
+
+def job_dict(**top) -> dict:
+    raw = {"name": "j", "output": "out", "sources": [
+        {"name": "a", "input": {"format": "images", "paths": "x"}, "template": "single"}]}
+    raw.update(top)
+    return raw
+
+
+def problems_of(raw) -> str:
+    with pytest.raises(JobConfigError) as err:
+        parse_job(raw, "job.yaml")
+    return str(err.value)
+
+
+def test_minimal_job_gets_defaults():
+    job = parse_job_text(MINIMAL)
+    assert job.name == "photos" and job.output == "out/photos"
+    assert job.tokenizer == DEFAULT_TOKENIZER and job.resize == "squash" and job.image_size is None
+    assert job.seed == 0 and job.shard_size == 1000 and job.dtype == "float32" and job.device == "auto"
+    (src,) = job.sources
+    assert (src.name, src.format, src.template, src.template_options) == ("web", "images", "single", {})
+    assert src.input == {"format": "images", "paths": ["data/photos"]}
+
+
+def test_template_object_form_carries_options():
+    raw = job_dict()
+    raw["sources"][0]["template"] = {"name": "single", "task": "photo"}
+    src = parse_job(raw).sources[0]
+    assert src.template == "single" and src.template_options == {"task": "photo"}
+
+
+def test_source_options_default_shard_size_from_job_and_input_overrides():
+    job = parse_job(job_dict(shard_size=7))
+    assert source_options(job, job.sources[0])["shard_size"] == 7
+    raw = job_dict(shard_size=7)
+    raw["sources"][0]["input"]["shard_size"] = 3
+    job = parse_job(raw)
+    assert source_options(job, job.sources[0])["shard_size"] == 3
+
+
+def test_load_job_reads_a_file(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(MINIMAL)
+    assert load_job(str(path)).name == "photos"
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(JobConfigError, match="nope.yaml: job file not found"):
+        load_job(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: [unclosed", "not valid YAML"),
+    ("- just\n- a list\n", "a job file is a mapping"),
+])
+def test_unparseable_files(text, expected):
+    with pytest.raises(JobConfigError, match=expected):
+        parse_job_text(text, "job.yaml")
+
+
+def test_missing_required_field_is_named():
+    raw = job_dict()
+    del raw["output"]
+    assert "'output' is a required property" in problems_of(raw)
+
+
+def test_bad_enum_lists_the_allowed_values():
+    message = problems_of(job_dict(resize="stretch"))
+    assert "resize: 'stretch' is not allowed; use one of squash, center_crop, pad" in message
+
+
+def test_unknown_top_level_field_lists_allowed_fields():
+    message = problems_of(job_dict(shardsize=5))
+    assert "shardsize" in message and "allowed fields:" in message and "shard_size" in message
+
+
+def test_typo_in_format_options_is_named_with_its_path():
+    raw = job_dict()
+    raw["sources"][0]["input"] = {"format": "parquet", "paths": "x.parquet", "colum": "img"}
+    message = problems_of(raw)
+    assert "sources[0].input" in message and "colum" in message and "column" in message
+
+
+def test_unknown_format_and_template_list_the_known_ones():
+    raw = job_dict()
+    raw["sources"][0]["input"]["format"] = "tfrecord"
+    raw["sources"][0]["template"] = "collage"
+    message = problems_of(raw)
+    assert "sources[0].input.format: 'tfrecord' is not a known format; use one of" in message
+    assert "images" in message and "webdataset" in message
+    assert "sources[0].template: 'collage' is not a known template; use one of" in message
+    assert "single" in message.rsplit("template;", 1)[-1]
+
+
+def test_duplicate_source_names_are_refused():
+    raw = job_dict()
+    raw["sources"].append(dict(raw["sources"][0]))
+    assert "sources[1].name: 'a' is used twice" in problems_of(raw)
+
+
+def test_bad_types_and_ranges():
+    message = problems_of(job_dict(seed=-1, shard_size=0, device="gpu", name="bad name"))
+    for field in ("seed", "shard_size", "device", "name"):
+        assert f"\n  {field}:" in message
+
+
+def test_hf_input_needs_exactly_one_location():
+    raw = job_dict()
+    raw["sources"][0]["input"] = {"format": "hf", "split": "train"}
+    assert "sources[0].input" in problems_of(raw)
+
+
+def test_config_hash_follows_output_relevant_fields_only():
+    job = parse_job(job_dict())
+    base = config_hash(job, "fp")
+    assert config_hash(dataclasses.replace(job, output="elsewhere", batch_size=7, device="cpu"), "fp") == base
+    assert config_hash(dataclasses.replace(job, seed=1), "fp") != base
+    assert config_hash(dataclasses.replace(job, limit=5), "fp") != base
+    assert config_hash(job, "other weights") != base
