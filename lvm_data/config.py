@@ -53,8 +53,8 @@ class JobConfig:
     shard_size: int = 1000
     batch_size: int = 32
     device: str = "auto"
-    dtype: str = "float32"
-    compile: bool = False  # torch.compile the encoder on workers; a runner setting, not hashed
+    dtype: str = "auto"  # bfloat16 on CUDA, float32 elsewhere (exact codes: set float32)
+    compile: bool | str = "auto"  # torch.compile the encoder on CUDA workers; a runner setting, not hashed
     max_pixels: int = DEFAULT_MAX_PIXELS
     limit: int | None = None  # first N items per source (job file or --limit); changes the output: hashed
 
@@ -162,8 +162,8 @@ def _source(raw: dict) -> SourceConfig:
 
 
 def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:
-    """The options a Source is built with: its input block, with the job's shard_size as default."""
-    return {"shard_size": job.shard_size, **src.input}
+    """The options a Source is built with: its input block, with the job's shard_size and seed as defaults."""
+    return {"shard_size": job.shard_size, "seed": job.seed, **src.input}
 
 
 def shard_size_of(job: JobConfig, src: SourceConfig) -> int:

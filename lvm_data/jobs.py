@@ -169,7 +169,7 @@ def finish_run(run: Run, runner: str) -> dict:
     job = ctx.job
     markers = list_markers(job.output)
     used = sorted({d for m in markers for d in m.get("devices", [])})
-    tokenizer = {**dataclasses.asdict(ctx.tokenizer), "requested_device": job.device,
+    tokenizer = {**dataclasses.asdict(ctx.tokenizer), "requested_device": job.device, "requested_dtype": job.dtype,
                  "device": ",".join(used) or job.device}  # where encoding really ran (never silently another)
     manifest = build_manifest(
         job={"name": job.name, "config_hash": ctx.config_hash, "config": output_config(job), "run": job_to_dict(job)},

@@ -176,6 +176,8 @@ def tokenize(tokenizer, pendings: list[Pending]) -> list[Tokenized]:
         return [t for p in pendings for t in tokenize(tokenizer, [p])]
     out, start = [], 0
     device = str(getattr(tokenizer, "device", ""))
+    if getattr(tokenizer, "dtype", "float32") != "float32":
+        device = f"{device} ({tokenizer.dtype})"  # the manifest says how codes were made
     for p in pendings:
         out.append(_done(p, codes[start:start + p.n_images], device))
         start += p.n_images

@@ -25,8 +25,8 @@ def frames_of(pending: Pending) -> int:
 
 
 class TokenizerHandler(ModelHandler[Pending, Tokenized, Any]):
-    def __init__(self, uri: str, *, device: str = "auto", dtype: str = "float32", frames_per_batch: int = 32,
-                 compile: bool = False, copies: int | None = None):
+    def __init__(self, uri: str, *, device: str = "auto", dtype: str = "auto", frames_per_batch: int = 32,
+                 compile: bool | str = "auto", copies: int | None = None):
         super().__init__()
         self._uri = uri
         self._device = device

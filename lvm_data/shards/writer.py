@@ -27,7 +27,8 @@ from lvm_data.sources.base import digest
 
 ROW_GROUP_TOKENS = 1 << 22  # ~8 MB of raw uint16 codes per row group: readers stream group by group
 ID_PATTERN = "^[0-9a-f]{32}$"
-STATISTICS = ["id", "n_images", "key", "status", "reason"]  # min/max where they help readers skip; not on tokens
+# min/max where they help readers: skipping by id, and a code-range check (audit) from footers alone
+STATISTICS = ["id", "n_images", "key", "status", "reason", "tokens.list.element"]
 
 
 class ShardError(RuntimeError):

@@ -68,7 +68,8 @@ class Tokenizer:
     encode: uint8 (N, S, S, 3) RGB -> uint16 (N, tokens_per_image), raster order (index = row * side + col).
     decode: codes (N, tokens_per_image) -> uint8 (N, S, S, 3) RGB, clipped and rounded half up.
     Both chunk by `batch_size`, so any N works. dtype 'bfloat16' runs the convolutions under autocast;
-    the nearest-code search is always float32. `compile` (True or a torch.compile backend name) compiles
+    the nearest-code search is always float32; 'auto' means bfloat16 on CUDA, float32 elsewhere.
+    `compile` (True, 'auto' = on CUDA only, or a torch.compile backend name) compiles
     the encoder only, and pads the last chunk to `batch_size` so one graph serves every call.
     `channels_last` is meant for CUDA convolutions; on CPU, GroupNorm's channels-last kernel is less
     precise (fixture latents move by up to ~1e-2 instead of ~3e-5), enough to change codes with small margins.
@@ -76,8 +77,8 @@ class Tokenizer:
 
     def __init__(self, checkpoint: Checkpoint, *, name: str, device: str = "auto", dtype: str = "float32",
                  batch_size: int = 32, compile: bool | str = False, channels_last: bool = False):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+        if dtype not in (*DTYPES, "auto"):
+            raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)} or 'auto'")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if checkpoint.config.num_embeddings > 65536:
@@ -87,6 +88,11 @@ class Tokenizer:
         self.files, self.notes = list(checkpoint.files), list(checkpoint.notes)
         self.fingerprint = fingerprint(checkpoint)
         self.device = resolve_device(device)
+        on_gpu = self.device.type == "cuda"
+        if dtype == "auto":  # DESIGN: bf16 + compiled on GPU; exact float32 elsewhere
+            dtype = "bfloat16" if on_gpu else "float32"
+        if compile == "auto":
+            compile = on_gpu
         self.dtype, self.batch_size, self.channels_last = dtype, batch_size, channels_last
         model = VQGAN(checkpoint.config)
         _load_strict(model, checkpoint)
