@@ -1,0 +1,238 @@
+"""`train(config)`: AdamW with warmup and cosine decay on packed rows, checkpoints and exact resume.
+
+Contract: after `train` returns, OUT holds checkpoints/ (model, optimiser, step, RNG, data positions),
+log.jsonl (train loss, lr, tokens/s; validation loss and unigram entropy per source) and loss.png.
+Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
+uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU. Several ranks
+(torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
+
+from lvm_data import storage
+from lvm_data.train import checkpoint, curves, validation
+from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device
+from lvm_data.train.model import LLaMA, init_weights, token_loss
+from lvm_data.train.shards import Corpus, open_corpus
+from lvm_data.train.stream import StreamLoader, StreamSpec
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DistInfo:
+        """The torchrun variables RANK, WORLD_SIZE, LOCAL_RANK (absent: one process)."""
+        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+@dataclass
+class TrainResult:
+    rank: int
+    step: int
+    out: str
+    checkpoint: str | None
+    train_loss: float | None
+    val_loss: dict[str, float] = field(default_factory=dict)
+    unigram_entropy: dict[str, float] = field(default_factory=dict)
+    tokens_per_s: float | None = None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based): linear warmup, cosine to min_lr, then flat."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if step >= cfg.decay:
+        return cfg.min_lr
+    progress = (step - cfg.warmup) / max(1, cfg.decay - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: LLaMA, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and embeddings only (norm weights are not decayed)."""
+    params = sorted(model.named_parameters())
+    groups = [{"params": [p for _, p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+
+
+class Trainer:
+    """One training run; `run()` trains to `config.steps`. Built by `train`."""
+
+    def __init__(self, cfg: TrainConfig, dist: DistInfo, log: Callable[[str], None]):
+        self.cfg, self.dist = cfg, dist
+        self.log = log if dist.rank == 0 else (lambda _: None)  # one voice: rank 0 speaks for all
+        self.device = pick_device(cfg.device, dist.local_rank)
+        self.corpus: Corpus = open_corpus(cfg.data)
+        self.vocab = Vocab(self.corpus.codebook_size)
+        self.mcfg: ModelConfig = model_config(cfg.model, self.vocab, cfg.context)
+        model = LLaMA(self.mcfg)
+        init_weights(model, cfg.seed)
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.step, self.tokens = 0, 0
+        saved = self._restore()
+        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, cfg.val_fraction, dist.rank,
+                          dist.world_size, cfg.num_workers)
+        self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
+        self.batches = iter(self.loader)
+        self.val_sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction,
+                                         cfg.val_tokens) if dist.rank == 0 else []
+        self.losslog = curves.LossLog(storage.join(cfg.out, curves.LOG_FILE), self.step if saved else None)
+        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                           else None) if dist.world_size > 1 else None)
+        self.forward = torch.compile(self.ddp or self.model) if cfg.compile else (self.ddp or self.model)
+        self.last_checkpoint: str | None = None
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _restore(self) -> dict | None:
+        """Load the latest checkpoint under OUT; returns this rank's saved data position."""
+        found = checkpoint.latest(self.cfg.out)
+        if found is None:
+            return None
+        if not self.cfg.resume:
+            raise checkpoint.CheckpointError(f"{found}: --out already holds checkpoints and --no-resume was "
+                                             "given; choose another --out or delete its checkpoints/")
+        payload = checkpoint.load(found, map_location=self.device)
+        if payload["model_config"] != self.mcfg.to_dict():
+            raise checkpoint.CheckpointError(f"{found}: trained with model {payload['model_config']}, not "
+                                             f"{self.mcfg.to_dict()}; use the same --model/--context or a new --out")
+        if len(payload["data"]) != self.dist.world_size:
+            raise checkpoint.CheckpointError(f"{found}: written by {len(payload['data'])} ranks; resume with as many "
+                                             "(data positions are per rank)")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step, self.tokens = payload["step"], payload["tokens"]
+        torch.set_rng_state(payload["rng"]["cpu"].cpu())
+        if self.device.type == "cuda" and payload["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(payload["rng"]["cuda"].cpu(), self.device)
+        self.log(f"resuming from {found} at step {self.step}")
+        return payload["data"][self.dist.rank]
+
+    def train_step(self) -> float:
+        """One optimizer step over grad_accum micro-batches; returns the mean loss (all ranks)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.cfg)
+        total = torch.zeros((), device=self.device)
+        for micro in range(self.cfg.grad_accum):
+            rows = next(self.batches).to(self.device, non_blocking=True)  # (B, context + 1)
+            sync = self.ddp is None or micro == self.cfg.grad_accum - 1
+            with (contextlib.nullcontext() if sync else self.ddp.no_sync()), self.autocast():
+                loss = token_loss(self.forward(rows[:, :-1]), rows[:, 1:]) / self.cfg.grad_accum
+            loss.backward()
+            total += loss.detach()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += self.cfg.batch_size * self.mcfg.context * self.cfg.grad_accum * self.dist.world_size
+        if self.ddp is not None:
+            torch_dist.all_reduce(total, op=torch_dist.ReduceOp.AVG)
+        return float(total)
+
+    def evaluate(self, record: bool = True) -> dict[str, float]:
+        losses = validation.evaluate(self.model, self.val_sets, self.cfg.batch_size, self.autocast)
+        for vset in self.val_sets:
+            loss = losses[vset.source]
+            if record:
+                self.losslog.add({"kind": "val", "step": self.step, "source": vset.source, "loss": loss,
+                                  "unigram_entropy": vset.unigram_entropy, "codes": vset.codes})
+            self.log(f"val step {self.step} [{vset.source}] loss {loss:.4f} nats/token "
+                     f"(unigram entropy of its codes {vset.unigram_entropy:.4f}, {vset.codes:,} codes)")
+        return losses
+
+    def save(self) -> None:
+        positions = self.loader.state_dict()
+        if self.ddp is not None:
+            gathered: list = [None] * self.dist.world_size
+            torch_dist.all_gather_object(gathered, positions)
+            positions = gathered
+        else:
+            positions = [positions]
+        if self.dist.rank == 0:
+            rng = {"cpu": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+            payload = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                       "tokens": self.tokens, "rng": rng, "data": positions, "model_config": self.mcfg.to_dict(),
+                       "train_config": self.cfg.to_dict(), "vocab": {"codebook_size": self.vocab.codebook_size,
+                                                                     "n_special": self.vocab.n_special},
+                       "corpus": {"data": _absolute(self.corpus.data), "tokens_per_image": self.corpus.tokens_per_image,
+                                  "tokenizer_fingerprint": self.corpus.tokenizer_fingerprint}}
+            self.last_checkpoint = checkpoint.save(self.cfg.out, self.step, payload, self.cfg.keep_checkpoints)
+            self.losslog.flush()
+            self.log(f"saved {self.last_checkpoint}")
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        self.log(f"model {cfg.model}: {self.model.num_parameters():,} parameters, vocabulary {self.vocab.size} "
+                 f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}")
+        val_losses = {}
+        if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
+            val_losses = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
+        loss, tokens_per_s, clock, clock_tokens = None, None, time.perf_counter(), self.tokens
+        while self.step < cfg.steps:
+            loss = self.train_step()
+            last = self.step == cfg.steps
+            if self.step % cfg.log_every == 0 or last:
+                now = time.perf_counter()
+                tokens_per_s = (self.tokens - clock_tokens) / max(now - clock, 1e-9)
+                clock, clock_tokens = now, self.tokens
+                self._record(loss, tokens_per_s)
+            if self.dist.rank == 0 and (self.step % cfg.eval_every == 0 or last):
+                val_losses = self.evaluate()
+            if self.step % cfg.save_every == 0 or last:
+                self.save()
+        return self._finish(loss, val_losses, tokens_per_s)
+
+    def _record(self, loss: float, tokens_per_s: float) -> None:
+        lr = lr_at(self.step - 1, self.cfg)
+        if self.dist.rank == 0:
+            self.losslog.add({"kind": "train", "step": self.step, "loss": loss, "lr": lr, "tokens": self.tokens,
+                              "tokens_per_s": tokens_per_s})
+        self.log(f"step {self.step}/{self.cfg.steps} loss {loss:.4f} lr {lr:.3g} {tokens_per_s:,.0f} tokens/s")
+
+    def _finish(self, loss, val_losses, tokens_per_s) -> TrainResult:
+        self.batches.close()  # stops DataLoader workers now, not at garbage collection
+        if self.dist.rank == 0:
+            self.losslog.flush()
+            curves.plot(self.losslog.records, storage.join(self.cfg.out, curves.CURVE_FILE),
+                        f"{self.cfg.model} on {self.cfg.data}")
+        saved = self.last_checkpoint or checkpoint.latest(self.cfg.out)
+        return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss, val_losses,
+                           {v.source: v.unigram_entropy for v in self.val_sets}, tokens_per_s)
+
+
+def _absolute(uri: str) -> str:
+    """Local paths made absolute, so `generate` finds the data from any working directory."""
+    return uri if storage.is_remote(uri) else os.path.abspath(uri)
+
+
+def train(cfg: TrainConfig, dist: DistInfo = DistInfo(), log: Callable[[str], None] = lambda _: None
+          ) -> TrainResult:
+    """Train (or continue training) into cfg.out; see the module docstring for what OUT then holds."""
+    created = dist.world_size > 1 and not torch_dist.is_initialized()
+    if created:
+        torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        return Trainer(cfg, dist, log).run()
+    finally:
+        if created:
+            torch_dist.destroy_process_group()

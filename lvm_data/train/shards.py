@@ -1,0 +1,186 @@
+"""The trainer's view of a job's sentence shards: which files, which row groups, what vocabulary.
+
+DATA may be a job output folder (its sentences/ is read), a folder of Parquet files, one file, or a
+glob, local or gs://. Every file must carry the sentence metadata (lvm_data.shards.schema) and all
+files must agree on tokenizer fingerprint, codebook size and tokens per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from lvm_data import storage
+from lvm_data.shards import layout
+from lvm_data.shards.schema import read_metadata
+
+VAL_SALT = b"lvm_data.train.validation"
+READ_COLUMNS = ["id", "source", "n_images", "tokens"]
+
+
+class DataError(ValueError):
+    """Shards the trainer cannot use; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    file: int  # index into Corpus.files
+    index: int  # row group within the file
+    rows: int
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The shard files of DATA with their row groups and the vocabulary facts they share."""
+
+    data: str
+    files: tuple[str, ...]
+    groups: tuple[RowGroup, ...]
+    file_sources: tuple[str, ...]
+    codebook_size: int
+    tokens_per_image: int
+    tokenizer_fingerprint: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the file list and row-group sizes: a saved stream position is valid only for this."""
+        text = json.dumps([self.files, [(g.file, g.index, g.rows) for g in self.groups]])
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(set(self.file_sources))
+
+
+@dataclass
+class SentenceBatch:
+    """Rows of one row group: sentence i has tokens[offsets[i]:offsets[i+1]] (uint16)."""
+
+    ids: list[str]
+    sources: list[str]
+    offsets: np.ndarray
+    tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def sentence(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+
+
+def shard_files(data: str) -> list[str]:
+    """Sorted Parquet files named by DATA (see module docstring)."""
+    if re.search(r"[*?\[]", data):
+        files = storage.glob(data)
+    elif data.endswith(".parquet"):
+        files = [data] if storage.exists(data) else []
+    else:
+        sentences = layout.join(data, "sentences")
+        root = sentences if storage.exists(sentences) else data
+        files = storage.list_files(root)
+    files = [f for f in files if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith(".")]
+    if not files:
+        raise DataError(f"{data}: no Parquet sentence files found; pass a job output folder (with sentences/), "
+                        "a folder of .parquet files, one file or a glob")
+    return files
+
+
+def _footer(uri: str) -> tuple[dict[str, str], list[int], list[str]]:
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_file(path) as f:
+        meta = pq.ParquetFile(f).metadata
+    rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    return read_metadata(meta.metadata), rows, meta.schema.to_arrow_schema().names
+
+
+def open_corpus(data: str, threads: int = 8) -> Corpus:
+    """Read every file's footer (in parallel) and check that the files belong together."""
+    files = shard_files(data)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        footers = list(pool.map(_footer, files))
+    first = None
+    groups, file_sources = [], []
+    for i, (uri, (meta, rows, columns)) in enumerate(zip(files, footers, strict=True)):
+        missing = [c for c in READ_COLUMNS if c not in columns]
+        if missing:
+            raise DataError(f"{uri}: not a sentence shard (no column {', '.join(missing)}); "
+                            "point DATA at the job's sentences/")
+        facts = _vocab_facts(uri, meta)
+        if first is None:
+            first = (uri, facts)
+        elif facts != first[1]:
+            raise DataError(f"{uri}: tokenizer facts {facts} differ from {first[0]} {first[1]}; "
+                            "train on shards made with one tokenizer")
+        file_sources.append(meta.get("source") or _source_from_path(uri))
+        groups.extend(RowGroup(i, g, n) for g, n in enumerate(rows) if n > 0)
+    fingerprint, codebook, tpi = first[1]
+    return Corpus(data, tuple(files), tuple(groups), tuple(file_sources), codebook, tpi, fingerprint)
+
+
+def _vocab_facts(uri: str, meta: dict[str, str]) -> tuple[str, int, int]:
+    for key in ("tokenizer_fingerprint", "codebook_size", "tokens_per_image"):
+        if key not in meta:
+            raise DataError(f"{uri}: Parquet metadata lacks lvm_data.{key}; sentence files written by lvm-data "
+                            "carry it (lvm_data.shards.schema.file_metadata)")
+    return meta["tokenizer_fingerprint"], int(meta["codebook_size"]), int(meta["tokens_per_image"])
+
+
+def _source_from_path(uri: str) -> str:
+    match = re.search(r"source=([^/]+)/", uri)
+    return match.group(1) if match else ""
+
+
+def read_group(corpus: Corpus, group: RowGroup) -> SentenceBatch:
+    """The sentences of one row group, checked: codes below the codebook, n_images x tokens_per_image each."""
+    uri = corpus.files[group.file]
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_file(path) as f:
+        table = pq.ParquetFile(f).read_row_group(group.index, columns=READ_COLUMNS)
+    col = table.column("tokens").combine_chunks()
+    offsets = col.offsets.to_numpy().astype(np.int64)
+    tokens = col.flatten().to_numpy(zero_copy_only=False).astype(np.uint16, copy=False)
+    offsets -= offsets[0]
+    ids = table.column("id").to_pylist()
+    batch = SentenceBatch(ids, table.column("source").to_pylist(), offsets, tokens)
+    _check(corpus, uri, group, batch, table.column("n_images").to_numpy())
+    return batch
+
+
+def _check(corpus: Corpus, uri: str, group: RowGroup, batch: SentenceBatch, n_images: np.ndarray) -> None:
+    lengths = np.diff(batch.offsets)
+    bad = np.flatnonzero(lengths != n_images.astype(np.int64) * corpus.tokens_per_image)
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{uri} row group {group.index}: sentence {batch.ids[i]} has {lengths[i]} tokens for "
+                        f"{n_images[i]} images of {corpus.tokens_per_image}; rewrite this shard")
+    if batch.tokens.size and int(batch.tokens.max()) >= corpus.codebook_size:
+        row = int(np.searchsorted(batch.offsets, int(np.argmax(batch.tokens >= corpus.codebook_size)), "right")) - 1
+        raise DataError(f"{uri} row group {group.index}: sentence {batch.ids[row]} holds code "
+                        f"{int(batch.tokens.max())} >= codebook size {corpus.codebook_size}; rewrite this shard")
+
+
+def is_validation(ids: list[str], fraction: float) -> np.ndarray:
+    """Held-out mask by hashing each sentence id: the same ids are held out whatever the seed or order."""
+    if fraction <= 0:
+        return np.zeros(len(ids), dtype=bool)
+    limit = int(fraction * 2**64)
+    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=VAL_SALT).digest(), "little")
+                     < limit for i in ids], dtype=bool)
+
+
+def manifest_tokenizer(data: str) -> str | None:
+    """The tokenizer URI recorded in the job's manifest.json (DATA or the folder above its sentences/)."""
+    roots = [data.rstrip("/")]
+    if "/sentences" in data:
+        roots.append(data.split("/sentences", 1)[0])
+    for root in roots:
+        uri = layout.join(root, layout.MANIFEST)
+        if storage.exists(uri):
+            return json.loads(storage.read_bytes(uri)).get("tokenizer", {}).get("uri")
+    return None

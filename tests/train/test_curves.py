@@ -1,0 +1,27 @@
+import json
+
+from PIL import Image
+
+from lvm_data.train.curves import LossLog, plot
+
+
+def test_a_resumed_log_drops_what_came_after_the_checkpoint(tmp_path):
+    uri = str(tmp_path / "log.jsonl")
+    log = LossLog(uri)
+    for step in (1, 2, 3, 4):
+        log.add({"kind": "train", "step": step, "loss": 5.0 - step})
+    log.flush()
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert [r["step"] for r in LossLog(uri, resume_step=2).records] == [1, 2]
+    assert LossLog(uri).records == []  # a fresh run starts a fresh log
+
+
+def test_plot_draws_train_val_and_entropy(tmp_path):
+    records = [{"kind": "train", "step": s, "loss": 5.0 / s} for s in range(1, 20)]
+    records += [{"kind": "val", "step": s, "source": src, "loss": 4.0 / s, "unigram_entropy": 3.0}
+                for s in (1, 10, 19) for src in ("a", "b")]
+    plot(records, str(tmp_path / "loss.png"), "tiny")
+    image = Image.open(tmp_path / "loss.png")
+    assert image.size == (800, 500)
+    colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert len(colours) > 20  # lines and text, not a blank canvas

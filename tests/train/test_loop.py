@@ -1,0 +1,94 @@
+import json
+import math
+
+import pytest
+
+from lvm_data import storage
+from lvm_data.train import checkpoint
+from lvm_data.train.config import TrainConfig
+from lvm_data.train.loop import lr_at, train
+
+from .synth import random_corpus, structured_corpus
+
+
+def test_lr_warms_up_then_decays_by_cosine_to_min_lr():
+    cfg = TrainConfig(data="d", out="o", steps=100, lr=1e-3, min_lr=1e-4, warmup_steps=10, decay_steps=60)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[35] == pytest.approx(1e-4 + 0.5 * 9e-4)  # halfway through the cosine
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert lrs[60:] == [1e-4] * 40
+
+
+class Interrupted(Exception):
+    pass
+
+
+def records(out):
+    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+            for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_resume_after_an_interruption_continues_the_same_loss_curve(tmp_path):
+    random_corpus(tmp_path / "data", files=2, per_file=12, row_group_size=3, tpi=8)
+    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "whole"), steps=8, batch_size=2, context=32,
+                      lr=1e-3, eval_every=4, save_every=4, log_every=1, val_fraction=0.2)
+    whole = train(cfg)
+
+    def stop_after_first_save(message):
+        if message.startswith("saved") and message.endswith("step-00000004.pt"):
+            raise Interrupted
+
+    broken = cfg.with_(out=str(tmp_path / "broken"))
+    with pytest.raises(Interrupted):
+        train(broken, log=stop_after_first_save)
+    assert checkpoint.latest(broken.out).endswith("step-00000004.pt")
+    messages = []
+    resumed = train(broken, log=messages.append)
+    assert any(m.startswith("resuming from") for m in messages)
+    assert records(tmp_path / "broken") == records(tmp_path / "whole")
+    assert [r["step"] for r in records(tmp_path / "whole") if r["kind"] == "train"] == list(range(1, 9))
+    assert resumed.val_loss == whole.val_loss and resumed.train_loss == whole.train_loss
+    assert (tmp_path / "broken" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    done = train(broken)  # nothing left to train: reports the checkpoint's validation loss, logs nothing new
+    assert done.step == 8 and done.val_loss == whole.val_loss
+    assert records(tmp_path / "broken") == records(tmp_path / "whole")
+
+
+def test_no_resume_refuses_a_folder_with_checkpoints(tmp_path):
+    random_corpus(tmp_path / "data", files=1, per_file=8, tpi=8)
+    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=1, batch_size=1, context=16)
+    train(cfg)
+    with pytest.raises(checkpoint.CheckpointError, match="--no-resume"):
+        train(cfg.with_(resume=False))
+    with pytest.raises(checkpoint.CheckpointError, match="same --model/--context"):
+        train(cfg.with_(context=32))
+
+
+def test_training_on_structured_codes_beats_the_unigram_entropy(tmp_path):
+    structured_corpus(tmp_path / "data", sentences=200, codebook=64, tpi=16, images=4)
+    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=120, batch_size=4, context=128,
+                      lr=3e-3, min_lr=3e-4, eval_every=60, save_every=120, val_fraction=0.1)
+    result = train(cfg)
+    assert set(result.val_loss) == {"still", "still2"}
+    for source, loss in result.val_loss.items():
+        entropy = result.unigram_entropy[source]
+        assert entropy > 0.8 * math.log(64)
+        assert loss < 0.5 * entropy, (source, loss, entropy)
+    val = [r for r in records(tmp_path / "run") if r["kind"] == "val"]
+    assert [r["step"] for r in val] == [0, 0, 60, 60, 120, 120]
+    assert val[0]["loss"] > val[-1]["loss"]
+
+
+def test_data_and_output_on_gcs(tmp_path, gcs):
+    random_corpus(tmp_path / "data", files=1, per_file=10, row_group_size=5, tpi=8)
+    for path in sorted((tmp_path / "data").rglob("*.parquet")):
+        storage.write_bytes(f"{gcs}/job/{path.relative_to(tmp_path / 'data')}", path.read_bytes())
+    cfg = TrainConfig(data=f"{gcs}/job", out=f"{gcs}/run", steps=2, batch_size=2, context=32,
+                      keep_checkpoints=1, val_fraction=0.2)
+    first = train(cfg)
+    assert first.checkpoint == f"{gcs}/run/checkpoints/step-00000002.pt"
+    assert [u.rsplit("/", 1)[1] for u in storage.list_files(f"{gcs}/run")] == [
+        "latest.json", "step-00000002.pt", "log.jsonl", "loss.png"]
+    again = train(cfg.with_(steps=3))
+    assert again.step == 3 and checkpoint.latest(cfg.out).endswith("step-00000003.pt")
