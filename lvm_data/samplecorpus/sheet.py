@@ -1,0 +1,60 @@
+"""The sample's preview: one sentence per source, one row each, so one sheet shows every data type.
+
+Built from the preview library (lvm_data.shards.preview): the same reading, decoding, fingerprint
+check and layout as `lvm-data preview`, but one sentence per source instead of the first N overall
+(those would all come from the alphabetically first sources). A source's sentence is the longest
+of its first CANDIDATES (the first of those on ties): a pairs source then shows a full sentence,
+not the short one that ends its group.
+"""
+
+from __future__ import annotations
+
+from lvm_data import storage
+from lvm_data.shards.preview import (
+    PreviewError,
+    Sheet,
+    SheetRow,
+    decode_row,
+    first_sentences,
+    layout_sheet,
+    tokenizer_uri,
+)
+
+DEFAULT_CELL = 128  # pixels per image: a 16-image row is 2048 pixels wide
+CANDIDATES = 8
+
+
+def source_rows(corpus: str, sources: list[str], tokenizer) -> tuple[list[SheetRow], list[str]]:
+    """(the decoded sentence of each source that has one, in `sources` order; sources without sentences)."""
+    rows, empty = [], []
+    for name in sources:
+        found, fingerprint = first_sentences(corpus, CANDIDATES, name)
+        if not found:
+            empty.append(name)
+            continue
+        if fingerprint and fingerprint != tokenizer.fingerprint:
+            raise PreviewError(f"{corpus}: source {name} was tokenized by fingerprint {fingerprint[:12]}..., not by "
+                               f"{tokenizer.name} ({tokenizer.fingerprint[:12]}...); pass the job's tokenizer")
+        rows.append(decode_row(max(found, key=lambda row: row["n_images"]), tokenizer))
+    return rows, empty
+
+
+def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer=None) -> tuple[Sheet, list[str]]:
+    """(sheet with one row per source that has sentences, sources without any). `tokenizer`: a loaded
+    one, else the one corpus/manifest.json names (loaded on CPU)."""
+    if tokenizer is None:
+        from lvm_data.tokenizer import load
+
+        tokenizer = load(tokenizer_uri(corpus, None), device="cpu")
+    rows, empty = source_rows(corpus, sources, tokenizer)
+    if not rows:
+        raise PreviewError(f"{corpus}: no source has sentences to preview")
+    return layout_sheet(rows, cell), empty
+
+
+def write_source_sheet(corpus: str, destination: str, sources: list[str], cell: int = DEFAULT_CELL,
+                       tokenizer=None) -> tuple[Sheet, list[str]]:
+    """`source_sheet`, written as PNG to `destination` (atomically)."""
+    sheet, empty = source_sheet(corpus, sources, cell, tokenizer)
+    storage.write_bytes(destination, sheet.png())
+    return sheet, empty
