@@ -53,7 +53,7 @@ def tokenizer_inspect(uri: str, device: str, cache_dir: str | None, as_json: boo
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Crops per step.")
 @click.option("--crop", default=128, show_default=True, type=click.IntRange(min=16),
               help="Training crop size in pixels (a multiple of 16).")
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--seed", default=0, show_default=True, help="Seeds initialisation, batches and restarts (by hashing).")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="torch CPU threads.")
 @click.option("--bf16/--no-bf16", default=True, show_default=True,
@@ -192,6 +192,24 @@ def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
     click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(ctx.args), **options))))
 
 
+@main.command("sample", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--out", default="out/sample", show_default=True, help="Folder for the inputs (media/), the job file "
+              "(job.yaml), the corpus (corpus/) and preview.png; run again on it to resume.")
+@click.option("--tokenizer", "tokenizer_uri", default="builtin:tiny", show_default=True,
+              help="Tokenizer for the job, e.g. a folder with LVM's VQGAN checkpoint.")
+@click.option("--progress/--no-progress", default=None, help="Progress display (default: when stderr is a terminal).")
+@click.pass_context
+def sample(ctx: click.Context, out: str, tokenizer_uri: str, progress: bool | None) -> None:
+    """Build the bundled sample corpus from media that installed packages ship: every data type, its job
+    file, the pipeline on the embedded runner, the audit and a preview sheet (what `make sample` runs).
+
+    Beam flags pass through, as for `lvm-data run`.
+    """
+    from pipelines.sample import sample_command
+
+    ctx.exit(sample_command(out, tokenizer_uri, list(ctx.args), progress=progress))
+
+
 @main.command("retry-failed", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("out")
 @click.option("--runner", help="Beam runner (default: the embedded FnApiRunner); other Beam flags pass through.")
@@ -304,6 +322,53 @@ def preview_command(out: str, n: int, destination: str, tokenizer: str | None, s
     except (PreviewError, CheckpointError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {len(sheet.rows)} sentence(s) to {destination}")
+
+
+@main.command("curation-report")
+@click.argument("out")
+@click.option("--dest", help="Folder for report.md, report.json and contact_sheet.png (default: OUT/curation).")
+@click.option("--per-reason", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Removed items shown per reason on the contact sheet.")
+@click.option("--max-files", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Sample files read (chosen by a hash of their path).")
+@click.option("--tokenizer", help="Tokenizer URI to show removed sentences (default: the job's, from "
+              "OUT/manifest.json).")
+def curation_report_command(out: str, dest: str | None, per_reason: int, max_files: int,
+                            tokenizer: str | None) -> None:
+    """What each curation filter removed from job output OUT, per source and reason, with a contact sheet
+    of removed items. `lvm-data run` writes it to OUT/curation/ by itself; this rewrites it."""
+    from lvm_data.curation.report import ReportError, write_report
+    from lvm_data.tokenizer import CheckpointError, load
+
+    try:
+        loaded = load(tokenizer, device="cpu") if tokenizer else None
+        written = write_report(out, dest, loaded, per_reason, max_files)
+    except (ReportError, CheckpointError) as err:
+        raise click.ClickException(str(err)) from err
+    for uri in written:
+        click.echo(f"wrote {uri}")
+
+
+@main.command("curation-hash")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--image-size", default=256, show_default=True, type=click.IntRange(min=16),
+              help="The job's image size (the tokenizer's): perceptual hashes are taken after resizing.")
+@click.option("--resize", default="squash", show_default=True, type=click.Choice(["squash", "center_crop", "pad"]))
+def curation_hash_command(files: tuple[str, ...], image_size: int, resize: str) -> None:
+    """Blocklist entries for image FILES: sha256 and md5 of the bytes, phash and dhash of the image.
+
+    Paste them into a blocklist's `hashes` (or a `hash_files` file); one line per entry, '# FILE' above."""
+    from lvm_data.curation.blocklist import entries_for
+    from lvm_data.outcomes import ItemError
+
+    for uri in files:
+        try:
+            entries = entries_for(uri, image_size, resize)
+        except (ItemError, OSError) as err:
+            raise click.ClickException(f"{uri}: {err}") from err
+        click.echo(f"# {uri}")
+        for entry in entries:
+            click.echo(entry)
 
 
 @contextlib.contextmanager

@@ -132,7 +132,8 @@ def _field_path(path) -> str:
 
 
 def semantic_problems(job: JobConfig) -> list[str]:
-    """Checks the schema cannot express: known formats and templates, unique source names."""
+    """Checks the schema cannot express: known formats and templates, unique source names, usable filters."""
+    from lvm_data.curation.config import filter_problems
     from lvm_data.sentences.registry import TEMPLATES
     from lvm_data.sources.registry import SOURCES
 
@@ -147,7 +148,7 @@ def semantic_problems(job: JobConfig) -> list[str]:
         if src.template not in TEMPLATES:
             problems.append(f"sources[{i}].template: {src.template!r} is not a known template; "
                             f"use one of {', '.join(sorted(TEMPLATES))}")
-    return problems
+    return problems + filter_problems(job)
 
 
 def _source(raw: dict) -> SourceConfig:
@@ -158,7 +159,14 @@ def _source(raw: dict) -> SourceConfig:
         name, options = template["name"], {k: v for k, v in template.items() if k != "name"}
     return SourceConfig(name=raw["name"], format=raw["input"]["format"], input=dict(raw["input"]),
                         template=name, template_options=options,
-                        filters=tuple(dict(f) for f in raw.get("filters", ())))
+                        filters=tuple(_filter(f) for f in raw.get("filters", ())))
+
+
+def _filter(entry: str | dict) -> dict[str, dict]:
+    """A `filters:` entry as {name: options}: `- duplicates` and `- duplicates:` mean `- duplicates: {}`."""
+    if isinstance(entry, str):
+        return {entry: {}}
+    return {name: dict(options or {}) for name, options in entry.items()}
 
 
 def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:

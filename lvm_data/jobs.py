@@ -19,6 +19,8 @@ from lvm_data.config import (
     shard_size_of,
     with_resolved,
 )
+from lvm_data.curation.config import parse_filters, sentence_sources
+from lvm_data.curation.units import UnitCuration
 from lvm_data.media.decode import DecodeSettings
 from lvm_data.plan import ReadUnit, ResumeError, SourcePlan, plan_source, with_committed
 from lvm_data.process import Selection, SourceRuntime, make_runtime
@@ -61,9 +63,17 @@ class RunContext:
     def settings(self) -> DecodeSettings:
         return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels)
 
-    def runtime(self, source: str) -> SourceRuntime:
+    def runtime(self, source: str, index: bool = True) -> SourceRuntime:
+        """The source's reader, template and filters; `index`: use the job's image dedup index."""
         n = self.buckets.get(source, 0)
-        return make_runtime(self.job, self.job.source(source), grouped=n > 0, n_buckets=n)
+        return make_runtime(self.job, self.job.source(source), grouped=n > 0, n_buckets=n, index=index)
+
+    def unit_curation(self, source: str, removed=(), signatures=()) -> UnitCuration | None:
+        """What a unit of `source` commits for curation (None when the source lists no filters)."""
+        filters = parse_filters(self.job.source(source).filters)
+        if not filters.any:
+            return None
+        return UnitCuration(list(removed), list(signatures), pooled=filters.sentences)
 
     def unit_commit(self, source: str, unit: str, spec_digest: str) -> UnitCommit:
         info = ShardInfo(self.tokenizer.fingerprint, self.tokenizer.codebook_size, self.tokenizer.tokens_per_image,
@@ -100,11 +110,13 @@ class Run:
         """(units of plain sources with their estimated items, in plan order; write units of grouped sources).
 
         Grouped sources cannot be split: any item may land in any bucket, so their units go in one wave.
+        Neither can sources in a token-space dedup pool: every sentence of the pool is decided together.
         """
         plain, grouped = [], []
+        pooled = set(sentence_sources(self.context.job))
         for name, plan in self.plans.items():
             wanted = self.selections[name].units
-            if plan.grouped:
+            if plan.grouped or name in pooled:
                 grouped += [(name, u) for u in plan.write_units if u in wanted]
                 continue
             shard = shard_size_of(self.context.job, self.context.job.source(name))

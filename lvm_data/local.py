@@ -1,6 +1,10 @@
 """Execute a planned job in this process, without Beam: the plain loop `lvm-data bench pipeline`
 compares the pipeline with. Same stages, same functions (read_items, prepare, tokenize, finish_unit),
 same output files; units are processed one after the other.
+
+Curation runs the same plain functions in-process: the image dedup index is built first when the job
+needs it (lvm_data.curation.index.build_local), and units of token-space dedup sources are committed
+after every sentence of the pool is tokenized and decided (lvm_data.curation.sentences.decide).
 """
 
 from __future__ import annotations
@@ -8,9 +12,21 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from lvm_data.curation import index as curation_index
+from lvm_data.curation.config import index_sources
+from lvm_data.curation.sentences import (
+    SentenceRemoval,
+    SentenceSig,
+    committed_files,
+    decide,
+    read_committed,
+    sentence_settings,
+    sign_row,
+)
 from lvm_data.jobs import Run
 from lvm_data.process import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
+from lvm_data.shards.reader import list_markers
 from lvm_data.shards.writer import SentenceRow
 
 
@@ -19,6 +35,8 @@ class UnitWork:
     expected: list[str] = field(default_factory=list)
     events: list[ItemEvent] = field(default_factory=list)
     rows: list[SentenceRow] = field(default_factory=list)
+    signatures: list[SentenceSig] = field(default_factory=list)
+    removed: list[SentenceRemoval] = field(default_factory=list)
 
 
 class LocalExecutor:
@@ -32,8 +50,11 @@ class LocalExecutor:
         self.runtimes = {name: self.ctx.runtime(name) for name in run.plans}
         self.work: dict[tuple[str, str], UnitWork] = defaultdict(UnitWork)
         self.digests = dict(run.seeds())
+        self.sentences = sentence_settings(self.ctx.job)
 
     def execute(self) -> list[dict]:
+        if index_sources(self.ctx.job) and self.digests and not curation_index.is_current(self.run):
+            curation_index.build_local(self.run)
         markers, groups = [], defaultdict(list)
         for read_unit in self.run.read_units():
             rt = self.runtimes[read_unit.source]
@@ -45,10 +66,12 @@ class LocalExecutor:
                 else:
                     pendings += self._prepare(rt, [ref])
             self._tokenize(pendings)
-            if not rt.grouped and (read_unit.source, read_unit.unit.id) in self.digests:
-                markers.append(self._commit(read_unit.source, read_unit.unit.id))
+            key = (read_unit.source, read_unit.unit.id)
+            if not rt.grouped and read_unit.source not in self.sentences.sources and key in self.digests:
+                markers.append(self._commit(*key))
         pendings = [p for (src, _), refs in sorted(groups.items()) for p in self._prepare(self.runtimes[src], refs)]
         self._tokenize(pendings)
+        self._decide_sentences()
         done = {(m["source"], m["unit"]) for m in markers}
         return markers + [self._commit(s, u) for (s, u) in self.digests if (s, u) not in done]
 
@@ -62,17 +85,34 @@ class LocalExecutor:
         for p in pendings + [None]:
             if p is None or (batch and frames + p.n_images > self.frames):
                 for t in tokenize(self.tokenizer, batch):
-                    work = self.work[(t.source, t.unit)]
-                    work.events.extend(t.events)
-                    if t.row is not None:
-                        work.rows.append(t.row)
+                    self._collect(t)
                 batch, frames = [], 0
             if p is not None:
                 batch.append(p)
                 frames += p.n_images
 
+    def _collect(self, t) -> None:
+        work = self.work[(t.source, t.unit)]
+        work.events.extend(t.events)
+        if t.row is not None:
+            work.rows.append(t.row)
+            sig = sign_row(self.sentences, t.source, t.unit, t.row)
+            if sig is not None:
+                work.signatures.append(sig)
+
+    def _decide_sentences(self) -> None:
+        """Token-space dedup over this run's pooled sentences and the committed units' signatures."""
+        new = [s for work in self.work.values() for s in work.signatures]
+        if not new:
+            return
+        entries = committed_files(self.ctx.out, list_markers(self.ctx.out), self.sentences)
+        committed = [sig for entry in entries for sig in read_committed(entry)]
+        for removal in decide(new + committed, self.sentences):
+            self.work[(removal.source, removal.unit)].removed.append(removal)
+
     def _commit(self, source: str, unit: str) -> dict:
         work = self.work.pop((source, unit), UnitWork())
         marker, _tallies = finish_unit(self.ctx.unit_commit(source, unit, self.digests[(source, unit)]),
-                                       work.expected, work.events, work.rows, merge=self.run.retry)
+                                       work.expected, work.events, work.rows, merge=self.run.retry,
+                                       curation=self.ctx.unit_curation(source, work.removed, work.signatures))
         return marker

@@ -3,12 +3,14 @@
 Stages and their contracts:
 - `read_items(runtime, read_unit, selection)`: ItemRefs of a unit, each with `unit` set to its write unit;
   a unit the source cannot read at all yields one failed ref, never an exception.
-- `prepare(runtime, settings, refs)`: decode + template.build -> (Pending sentences, ItemEvents for items
-  that failed or were filtered). Nothing escapes: an unexpected exception is an `internal_error` event.
+- `prepare(runtime, settings, refs)`: decode + curation filters (lvm_data.curation.stage) + template.build
+  -> (Pending sentences, ItemEvents for items that failed or were filtered). Nothing escapes: an
+  unexpected exception is an `internal_error` event.
 - `tokenize(tokenizer, pendings)`: encode all frames of a batch at once; a failing batch is split and
   retried per sentence; a sentence that still fails marks its items `tokenize_error`.
-- `finish_unit(commit, expected, events, rows)`: the unit's ledger, files and marker (merged with the
-  unit's existing files for retry-failed).
+- `finish_unit(commit, expected, events, rows, curation=...)`: token-space removals and curation files
+  (lvm_data.curation.units), then the unit's ledger, files and marker (merged with the unit's existing
+  files for retry-failed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lvm_data.config import JobConfig, SourceConfig, source_options
+from lvm_data.curation import units as curation_units
+from lvm_data.curation.config import parse_filters
+from lvm_data.curation.samples import thumbnail
+from lvm_data.curation.stage import Stage
 from lvm_data.items import DecodedItem, ItemRef
 from lvm_data.media.decode import DecodeSettings, decode_item
 from lvm_data.outcomes import ItemError, Outcome, Reason
@@ -48,12 +54,16 @@ class SourceRuntime:
     template: Template
     grouped: bool = False
     n_buckets: int = 0
+    stage: Stage | None = None  # the source's curation filters (None: none configured)
 
 
-def make_runtime(job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_buckets: int = 0) -> SourceRuntime:
+def make_runtime(job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_buckets: int = 0,
+                 index: bool = True) -> SourceRuntime:
+    """`index`: look up the job's image dedup index (False while building it)."""
     context = TemplateContext(seed=job.seed, image_size=job.image_size or 256)
+    stage = Stage.for_source(job.output, src.name, parse_filters(src.filters), index=index)
     return SourceRuntime(src.name, make_source(src.name, source_options(job, src)),
-                         make_template(src.template, src.template_options, context), grouped, n_buckets)
+                         make_template(src.template, src.template_options, context), grouped, n_buckets, stage)
 
 
 @dataclass(frozen=True)
@@ -77,12 +87,13 @@ class Selection:
 
 
 def read_items(rt: SourceRuntime, read_unit: ReadUnit, selection: Selection) -> Iterator[ItemRef]:
-    """The unit's refs that this run wants, each with `unit` = its write unit."""
+    """The unit's refs that this run wants, each with `unit` = its write unit and the dedup index's decision."""
+    mark = rt.stage.marker(read_unit.unit.id) if rt.stage else None
     for ref in itertools.islice(_read_guarded(rt, read_unit), read_unit.max_items):
         if rt.grouped:
             ref = replace(ref, unit=bucket_of(group_key(rt, ref), rt.n_buckets))
         if selection.wants(ref.unit, ref.key):
-            yield ref
+            yield mark(ref) if mark else ref
 
 
 def _read_guarded(rt: SourceRuntime, read_unit: ReadUnit) -> Iterator[ItemRef]:
@@ -135,16 +146,39 @@ def decode_guarded(ref: ItemRef, settings: DecodeSettings) -> DecodedItem | Outc
         return Outcome.failed(Reason.INTERNAL_ERROR, f"{ref.uri}: {_describe(err)}")
 
 
+def screen_item(rt: SourceRuntime, settings: DecodeSettings,
+                ref: ItemRef) -> tuple[DecodedItem | None, list[ItemEvent]]:
+    """Decode one ref through its source's curation stage: the item to build (None: removed or failed)
+    and its events. A removal decided before decoding skips the decode unless it is a report sample."""
+    early = rt.stage.before_decode(ref) if rt.stage else None
+    if early is not None and not early.sample:
+        return None, [ItemEvent(ref.key, ref.uri, early.outcome)]
+    result = decode_guarded(ref, settings)
+    if early is not None:
+        sample = thumbnail(result.frames[0].pixels) if isinstance(result, DecodedItem) and result.frames else None
+        return None, [ItemEvent(ref.key, ref.uri, early.outcome, sample=sample)]
+    if isinstance(result, Outcome):
+        return None, [ItemEvent(ref.key, ref.uri, result)]
+    if rt.stage is None:
+        return result, []
+    try:
+        screened = rt.stage.after_decode(result)
+    except Exception as err:  # noqa: BLE001 - a bug in a filter fails its item, visibly
+        return None, [ItemEvent(ref.key, ref.uri, Outcome.failed(Reason.INTERNAL_ERROR,
+                                                                 f"curation filter: {_describe(err)}"))]
+    return screened.item, screened.events
+
+
 def prepare(rt: SourceRuntime, settings: DecodeSettings, refs: list[ItemRef]) -> tuple[list[Pending], list[ItemEvent]]:
-    """Decode `refs` (one group, sorted by key) and build its sentences; failures become events."""
+    """Decode and filter `refs` (one group, sorted by key) and build its sentences; removals and failures
+    become events."""
     refs = sorted(refs, key=lambda r: r.key)
     events, decoded = [], []
     for ref in refs:
-        result = decode_guarded(ref, settings)
-        if isinstance(result, Outcome):
-            events.append(ItemEvent(ref.key, ref.uri, result))
-        else:
-            decoded.append(result)
+        item, found = screen_item(rt, settings, ref)
+        events += found
+        if item is not None:
+            decoded.append(item)
     if not decoded:
         return [], events
     try:
@@ -206,20 +240,27 @@ def _describe(err: Exception) -> str:
 
 
 def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent], rows: list[SentenceRow],
-                merge: bool = False) -> tuple[dict, Counter]:
+                merge: bool = False, curation: curation_units.UnitCuration | None = None) -> tuple[dict, Counter]:
     """Resolve the unit's ledger and commit it; with `merge`, keep the unit's existing rows for keys not redone.
+    `curation` (sources with filters): token-space removals and the curation files, counted in the marker.
 
     Returns the marker and this run's ledger tallies as `<status>_<reason>` -> rows (for counters).
     """
+    counts = None
+    if curation is not None:
+        curated = curation_units.apply(commit, events, rows, curation, merge)
+        rows, events, counts = curated.rows, curated.events, curated.counts
     ledger = resolve_unit(commit.source, commit.unit, expected, events)
     tallies = Counter(f"{r.status}_{r.reason}" for r in ledger)
     if merge:
         marker = read_marker(commit.out, commit.source, commit.unit)
         if marker is not None:
+            if counts is not None:
+                counts = curation_units.merged_counts(marker["counts"].get("curation"), counts)
             old_sentences, old_ledger = read_unit_files(commit.out, marker)
             redone = {r.key for r in ledger}
             ledger = [r for r in ledger_rows(old_ledger) if r.key not in redone] + ledger
             old_rows = sentence_rows(old_sentences)
             old_ids = {r.id for r in old_rows}
             rows = old_rows + [r for r in rows if r.id not in old_ids]
-    return commit_unit(commit, rows, ledger), tallies
+    return commit_unit(commit, rows, ledger, curation=counts), tallies

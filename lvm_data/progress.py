@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from lvm_data import storage
 from lvm_data.config import shard_size_of
+from lvm_data.curation.index import plan_lines as curation_plan_lines
 from lvm_data.jobs import Run
 from lvm_data.shards import layout
 from lvm_data.shards.reader import visible_files
@@ -45,6 +46,7 @@ def plan_lines(run: Run) -> list[str]:
             lines.append(f"  unit {read_unit.unit.id}: {'?' if count is None else count} items{done}")
         if len(plan.read_units) > SHOW_UNITS:
             lines.append(f"  ... {len(plan.read_units) - SHOW_UNITS} more units")
+    lines += curation_plan_lines(run)
     tokens = total_items * tok.tokens_per_image
     lines.append(f"estimate (one image per item): {total_items} images -> {tokens} tokens, "
                  f"~{tokens * BYTES_PER_TOKEN / 1e6:.1f} MB of sentence files at {BYTES_PER_TOKEN} bytes/token")

@@ -4,6 +4,10 @@
                                          +-> GroupItems -> DecodeBuildGroups --+
   PendingUnits + ReadItems[expected] + events + rows -> JoinByUnit -> WriteUnits (files, ledger, marker)
 
+Curation (pipelines/curation.py): DecodeBuild runs each source's filters between decode and build; a
+job with image dedup first builds its index (a pipeline of its own, once per output); token-space
+dedup adds sentence removals and signatures to JoinByUnit.
+
 Every step has a stable label; counters mirror the ledger: `lvm_data.<stage>` / `<status>_<reason>`.
 """
 
@@ -19,6 +23,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from lvm_data import tokenizer as lvm_tokenizer
 from lvm_data.config import JobConfig
+from lvm_data.curation.config import parse_filters
+from lvm_data.curation.report import write_report
 from lvm_data.items import ItemRef
 from lvm_data.jobs import (
     FIRST_WAVE_ITEMS,
@@ -31,6 +37,7 @@ from lvm_data.jobs import (
     save_job_file,
 )
 from lvm_data.process import finish_unit, group_key, prepare, read_items
+from pipelines.curation import ensure_index, sentence_dedup
 from pipelines.inference import TokenizerHandler
 
 EMBEDDED = ("FnApiRunner", "DirectRunner")
@@ -103,8 +110,10 @@ class WriteUnit(beam.DoFn):
         seeds = list(parts["seed"])
         if not seeds:
             raise RuntimeError(f"unit {source}/{unit} received items but was not planned for this run (bug)")
+        curation = self.ctx.unit_curation(source, parts.get("removed", ()), parts.get("signatures", ()))
         marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, seeds[0]), list(parts["expected"]),
-                                      list(parts["events"]), list(parts["rows"]), merge=self.merge)
+                                      list(parts["events"]), list(parts["rows"]), merge=self.merge,
+                                      curation=curation)
         _count("write", "units")
         for name, n in sorted(tallies.items()):
             _count("ledger", name, n)
@@ -130,7 +139,8 @@ def build(p: beam.Pipeline, run: Run):
     rows = tokenized | "UnitRows" >> beam.FlatMap(unit_rows)
     events = ((singles.events, groups.events, tokenized | "UnitEvents" >> beam.FlatMap(unit_events))
               | "AllEvents" >> beam.Flatten())
-    return ({"seed": seeds, "expected": items.expected, "events": events, "rows": rows}
+    curated = sentence_dedup(p, run, tokenized)
+    return ({"seed": seeds, "expected": items.expected, "events": events, "rows": rows, **curated}
             | "JoinByUnit" >> beam.CoGroupByKey()
             | "WriteUnits" >> beam.ParDo(WriteUnit(ctx, merge=run.retry)))
 
@@ -159,9 +169,10 @@ def execute(run: Run, beam_args: list[str], wave_seconds: float = WAVE_SECONDS, 
     On the embedded runner the pending units run in waves, one pipeline each, sized to take about
     `wave_seconds` from the measured rate: a GroupByKey stage only starts when everything before it is
     done, so waves are what lets units commit (and progress, and a kill lose little) during a long job.
-    Other runners get the whole job as one pipeline.
+    Other runners get the whole job as one pipeline. A job with image dedup builds its index first.
     """
     runner, options, label = pipeline_options(beam_args)
+    ensure_index(run, runner, options, label)
     if isinstance(runner, str):
         _run_pipeline(run, runner, options)
         return label
@@ -188,8 +199,10 @@ def run_job(job: JobConfig, job_text: str | None, beam_args: list[str], *, retry
 
     `watch(run)`, when given, returns a context manager active while the pipeline runs (progress).
     With nothing left to do (every unit committed) no pipeline starts; the manifest is rewritten.
+    A job with filters also gets its curation report in OUT/curation/ (lvm_data.curation.report).
     """
-    run = open_run(job, lvm_tokenizer.load(job.tokenizer, device="cpu", dtype=job.dtype), retry=retry)
+    tokenizer = lvm_tokenizer.load(job.tokenizer, device="cpu", dtype=job.dtype)
+    run = open_run(job, tokenizer, retry=retry)
     if job_text is not None:
         save_job_file(job.output, job_text)
     remove_stale_temporaries(job.output)
@@ -197,7 +210,10 @@ def run_job(job: JobConfig, job_text: str | None, beam_args: list[str], *, retry
     if run.seeds():
         with watch(run) if watch else contextlib.nullcontext():
             label = execute(run, beam_args)
-    return finish_run(run, label)
+    manifest = finish_run(run, label)
+    if any(parse_filters(s.filters).any for s in job.sources):
+        write_report(job.output, tokenizer=tokenizer)
+    return manifest
 
 
 def plan_only(job: JobConfig) -> Run:

@@ -63,12 +63,23 @@ def sections(result: AuditResult) -> list[Section]:
                          f"{t.sentences:,}"] for t in result.tokenizers]))
     out.append(Section("Sentence lengths", [], ["images", "sentences"],
                        [[str(k), f"{v:,}"] for k, v in sorted(result.lengths.items())], charts.LENGTHS))
+    out += _curation_sections(result)
     out += [_codebook_section(result), _mixture_section(result), *_violation_sections(result)]
     if result.notes:
         out.append(Section("Notes", list(result.notes)))
     verdict = "OK: no violations" if result.ok else f"FAILED: {result.findings.total:,} violations"
     out.append(Section("Result", [verdict]))
     return out
+
+
+def _curation_sections(result: AuditResult) -> list[Section]:
+    """What each source's curation filters removed (from its units' markers), when any source has filters."""
+    if not result.curation:
+        return []
+    rows = [[source, ", ".join(f"{k} {v:,}" for k, v in removed.items()) or "nothing"]
+            for source, removed in result.curation.items()]
+    return [Section("Curation removals", ["items, clips or sentences removed by each filter reason (see "
+                                          "`lvm-data curation-report OUT` for samples)"], ["source", "removed"], rows)]
 
 
 def _codebook_section(result: AuditResult) -> Section:

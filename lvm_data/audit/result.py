@@ -97,6 +97,16 @@ def ledger_rows(ledgers: list[LedgerScan]) -> list[LedgerRow]:
     return rows + [row(ALL, [s for scans in by_source.values() for s in scans])] if rows else []
 
 
+def curation_rows(records) -> dict[str, dict[str, int]]:
+    """Per source, what its units' curation filters removed (unit markers' counts.curation), by reason."""
+    out: dict[str, Counter] = {}
+    for record in records:
+        removed = record["counts"].get("curation", {}).get("removed")
+        if removed is not None:
+            out.setdefault(record["source"], Counter()).update(removed)
+    return {source: dict(sorted(c.items())) for source, c in sorted(out.items())}
+
+
 @dataclass
 class IoStats:
     files: int = 0
@@ -122,6 +132,7 @@ class AuditResult:
     findings: Findings
     io: IoStats
     notes: list[str] = field(default_factory=list)
+    curation: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> removed per reason (markers)
     codebook: CodebookStats | None = None
     target: Target | None = None
     mixture: list[MixtureRow] | None = None
@@ -141,6 +152,7 @@ class AuditResult:
             "sentence_lengths": {str(k): v for k, v in sorted(self.lengths.items())},
             "violations": {"total": self.findings.total, "kinds": self.findings.to_dict()},
             "notes": self.notes,
+            "curation": self.curation,
             "codebook": self.codebook.to_dict() if self.codebook else None,
             "mixture": None if self.mixture is None else {
                 "target": self.target.name, "location": self.target.location, "tolerance": self.target.tolerance,

@@ -24,7 +24,7 @@ from lvm_data.audit.files import Output, list_output
 from lvm_data.audit.hashing import ColumnHashes
 from lvm_data.audit.ledger import LedgerScan, scan_ledger_file
 from lvm_data.audit.mixture import Target, compare
-from lvm_data.audit.result import AuditResult, IoStats, count_rows, ledger_rows
+from lvm_data.audit.result import AuditResult, IoStats, count_rows, curation_rows, ledger_rows
 from lvm_data.audit.sentences import SentenceScan, scan_sentence_file
 from lvm_data.audit.violations import Findings
 from lvm_data.shards import layout
@@ -115,7 +115,8 @@ def _result(outputs: list[Output], scanned: list[_Scanned], config: AuditConfig,
     return AuditResult(paths=[o.root for o in outputs], deep=config.deep, groups=groups, sources=sources,
                        total=total, ledger=ledger_rows([s for x in scanned for s in x.ledgers]),
                        tokenizers=tokenizer_rows, lengths=dict(sum((s.lengths for s in sentences), Counter())),
-                       findings=findings, io=io, notes=notes, target=config.target)
+                       findings=findings, io=io, notes=notes, target=config.target,
+                       curation=curation_rows(r for x in scanned for r in x.commits.records.values()))
 
 
 def _check_output(x: _Scanned, config: AuditConfig, findings: Findings, notes: list[str]) -> int:

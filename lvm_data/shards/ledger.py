@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,12 +25,14 @@ _STATUS_ORDER = {Status.FAILED: 0, Status.FILTERED: 1, Status.OK: 2}
 
 @dataclass(frozen=True)
 class ItemEvent:
-    """Something that happened to item `key` (read from `uri`); `sentence_id` is set for ok events."""
+    """Something that happened to item `key` (read from `uri`); `sentence_id` is set for ok events.
+    `sample` is a JPEG thumbnail of what a curation filter removed (for the report), when it has one."""
 
     key: str
     uri: str
     outcome: Outcome
     sentence_id: str = ""
+    sample: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,18 @@ class ManifestError(RuntimeError):
 
 
 def sum_counts(markers: list[dict]) -> dict:
-    """The unit schema's counts summed over markers (reasons summed per code)."""
+    """The unit schema's counts summed over markers (reasons, and curation removals, summed per code)."""
     total = {name: 0 for name in COUNT_FIELDS}
     reasons: Counter = Counter()
+    removed: Counter | None = None
     for marker in markers:
         for name in COUNT_FIELDS:
             total[name] += int(marker["counts"][name])
         reasons.update(marker["counts"]["reasons"])
-    return {**total, "reasons": dict(sorted(reasons.items()))}
+        if "curation" in marker["counts"]:  # units of sources with filters
+            removed = (removed or Counter()) + Counter(marker["counts"]["curation"]["removed"])
+    total = {**total, "reasons": dict(sorted(reasons.items()))}
+    return total if removed is None else {**total, "curation": {"removed": dict(sorted(removed.items()))}}
 
 
 def source_totals(markers: list[dict], sources: list[str]) -> dict[str, dict]:
@@ -75,4 +79,8 @@ def format_totals(manifest: dict) -> str:
         bad = {r: n for r, n in t["reasons"].items() if r != "ok"}
         if bad:
             lines.append("    " + ", ".join(f"{r}={n}" for r, n in sorted(bad.items())))
+        removed = t.get("curation", {}).get("removed")
+        if removed:
+            lines.append("    curation removed (items, clips or sentences): " +
+                         ", ".join(f"{r}={n}" for r, n in sorted(removed.items())))
     return "\n".join(lines)

@@ -154,8 +154,10 @@ class UnitCommit:
     info: ShardInfo
 
 
-def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow]) -> dict:
-    """Write the sentence file, the ledger file, then the marker; returns the marker."""
+def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow],
+                curation: dict | None = None) -> dict:
+    """Write the sentence file, the ledger file, then the marker; returns the marker.
+    `curation`: what the unit's filters removed (lvm_data.curation.units), kept in the marker's counts."""
     sentences = sentence_table(rows, commit.info, commit.source, commit.unit)
     problems = check_sentence_table(sentences, commit.info.codebook_size, commit.info.tokens_per_image)
     ledger_tbl = ledger_table(ledger).replace_schema_metadata(
@@ -171,7 +173,7 @@ def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[Ledger
     marker = {"source": commit.source, "unit": commit.unit, "items_digest": digest(sorted(r.key for r in ledger)),
               "spec_digest": commit.spec_digest, "config_hash": commit.info.job_config_hash,
               "sentences_file": sentences_rel, "ledger_file": ledger_rel, "sentences_bytes": sentences_bytes,
-              "ledger_bytes": ledger_bytes, "counts": unit_counts(rows, ledger),
+              "ledger_bytes": ledger_bytes, "counts": unit_counts(rows, ledger, curation),
               "devices": sorted({r.device for r in rows if r.device}),
               "committed": datetime.now(UTC).isoformat(timespec="seconds")}
     errors = schema_errors("unit", marker)
@@ -183,7 +185,8 @@ def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[Ledger
     return marker
 
 
-def unit_counts(rows: list[SentenceRow], ledger: list[LedgerRow]) -> dict:
-    """The unit schema's counts: ledger statuses and reasons, sentences, images, tokens."""
-    return {**count_rows(ledger), "sentences": len(rows), "images": int(sum(r.n_images for r in rows)),
-            "tokens": int(sum(len(r.tokens) for r in rows))}
+def unit_counts(rows: list[SentenceRow], ledger: list[LedgerRow], curation: dict | None = None) -> dict:
+    """The unit schema's counts: ledger statuses and reasons, sentences, images, tokens (and curation)."""
+    counts = {**count_rows(ledger), "sentences": len(rows), "images": int(sum(r.n_images for r in rows)),
+              "tokens": int(sum(len(r.tokens) for r in rows))}
+    return counts if curation is None else {**counts, "curation": curation}

@@ -31,6 +31,18 @@ def test_totals_per_source_and_overall(tmp_path):
     assert "not_media=1" in text and "truncated=2" in text
 
 
+def test_curation_removals_are_summed_where_units_have_them(tmp_path):
+    filtered = marker("a", "1", 1, 0, {"ok": 1})
+    filtered["counts"]["curation"] = {"removed": {"static_clip": 3, "too_small": 1}}
+    also = marker("a", "2", 1, 0, {"ok": 1})
+    also["counts"]["curation"] = {"removed": {"static_clip": 1}}
+    doc = manifest([filtered, also, marker("b", "1", 1, 0, {"ok": 1})])
+    assert doc["sources"]["a"]["curation"] == {"removed": {"static_clip": 4, "too_small": 1}}
+    assert "curation" not in doc["sources"]["b"] and doc["totals"]["curation"]["removed"]["static_clip"] == 4
+    write_manifest(str(tmp_path), doc)  # valid against the schemas
+    assert "curation removed (items, clips or sentences): static_clip=4, too_small=1" in format_totals(doc)
+
+
 def test_source_without_units_still_has_a_row():
     assert manifest([])["sources"]["b"] == {"inputs": 0, "ok": 0, "filtered": 0, "failed": 0, "reasons": {},
                                             "sentences": 0, "images": 0, "tokens": 0, "units": 0,

@@ -1,0 +1,235 @@
+"""Curation in Beam: the job-wide image dedup index, and token-space dedup inside the main job.
+
+Both are thin wiring of lvm_data.curation's plain functions:
+
+  index:     ReadUnits -> SignItems -> ExactDedup (GroupByKey digest) -> NearDedup (GroupByKey band bucket,
+             CombinePerKey nearest earlier id) -> removals per (source, read unit) -> files -> index.json
+  sentences: Tokenized rows (+ committed units' signatures) -> ExactDedup -> NearDedup -> removals and
+             signatures keyed by (source, unit), joined into the main job's JoinByUnit
+
+No step compares all pairs: candidates meet only in a digest group or a band bucket. The survivor is
+the smaller id (lvm_data.curation.survivors), so results do not depend on worker count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from lvm_data.curation import banding, minhash, store
+from lvm_data.curation import index as image_index
+from lvm_data.curation import sentences as token_space
+from lvm_data.curation.config import index_sources
+from lvm_data.jobs import Run
+from lvm_data.process import Selection
+from lvm_data.shards.reader import list_markers
+
+
+def _count(stage: str, name: str, n: int = 1) -> None:
+    Metrics.counter(f"lvm_data.{stage}", name).inc(n)
+
+
+class FirstSurvives(beam.DoFn):
+    """(digest, records) -> the first record ('kept'), and (loser, survivor) for the others."""
+
+    def process(self, element):
+        _digest, records = element
+        records = sorted(records, key=lambda r: r.id)
+        yield beam.pvalue.TaggedOutput("kept", records[0])
+        for loser in records[1:]:
+            yield loser, records[0]
+
+
+class ByDigest(beam.DoFn):
+    """A record -> 'keyed': (digest, record), or the record itself when it is not in the exact pool."""
+
+    def process(self, record):
+        if record.digest is None:
+            yield record
+        else:
+            yield beam.pvalue.TaggedOutput("keyed", (record.digest, record))
+
+
+class ExactDedup(beam.PTransform):
+    """Records with `.id` and `.digest` (None: not in the exact pool) -> main: (loser, survivor); 'kept'."""
+
+    def expand(self, records):
+        split = records | "ByDigest" >> beam.ParDo(ByDigest()).with_outputs("keyed", main="outside")
+        groups = (split.keyed | "GroupDigests" >> beam.GroupByKey()
+                  | "FirstSurvives" >> beam.ParDo(FirstSurvives()).with_outputs("kept", main="removed"))
+        kept = (groups.kept, split.outside) | "Kept" >> beam.Flatten()
+        return {"removed": groups.removed, "kept": kept}
+
+
+def _nearest(votes):
+    """A loser's vote: the nearest earlier id (then the first); the records ride along for the detail."""
+    return min(votes, key=lambda v: (v[0], v[1].id))
+
+
+class NearDedup(beam.PTransform):
+    """Records -> (loser, survivor, distance) for every record with an earlier near duplicate.
+
+    `buckets(record)` yields ((band, bucket), (record, is_probe)); `pairs(band, homes, probes)` yields
+    (id_a, id_b, distance) with id_a < id_b, given (id, record) lists.
+    """
+
+    def __init__(self, buckets, pairs):
+        super().__init__()
+        self.buckets, self.pairs = buckets, pairs
+
+    def _votes(self, element):
+        (band, _bucket), members = element
+        homes = [(r.id, r) for r, probe in members if not probe]
+        probes = [(r.id, r) for r, probe in members if probe]
+        records = dict(homes + probes)
+        for a, b, distance in self.pairs(band, homes, probes):
+            yield b, (distance, records[a], records[b])  # a < b: b is the loser, a its candidate survivor
+
+    def expand(self, records):
+        return (records | "Buckets" >> beam.FlatMap(self.buckets)
+                | "GroupBuckets" >> beam.GroupByKey()
+                | "Pairs" >> beam.FlatMap(self._votes)
+                | "Nearest" >> beam.CombinePerKey(_nearest)
+                | "Matches" >> beam.Map(lambda kv: (kv[1][2], kv[1][1], kv[1][0])))
+
+
+class ImageBuckets:
+    """Band entries of a perceptual hash, and the pairs of a bucket (lvm_data.curation.banding)."""
+
+    def __init__(self, spec):
+        self.banding, self.max_distance = spec.banding, spec.max_distance
+
+    def buckets(self, record):
+        for band, bucket, probe in banding.entries(self.banding, record.phash):
+            yield (band, bucket), (record, probe)
+
+    def pairs(self, band, homes, probes):
+        as_hashes = [(i, r.phash) for i, r in homes], [(i, r.phash) for i, r in probes]
+        return banding.bucket_pairs(self.banding, band, *as_hashes, self.max_distance)
+
+
+class SentenceBuckets:
+    """MinHash LSH bands of a sentence signature, and the pairs of a bucket (lvm_data.curation.minhash)."""
+
+    def __init__(self, spec):
+        self.spec = spec.spec
+
+    def buckets(self, record):
+        for band, bucket in minhash.band_keys(record.minhash, self.spec):
+            yield (band, bucket), (record, False)
+
+    def pairs(self, band, homes, probes):
+        members = [(i, r.minhash) for i, r in homes]
+        return [(a, b, 1.0 - s) for a, b, s in minhash.bucket_pairs(band, members, self.spec)]
+
+
+class SignItems(beam.DoFn):
+    """A read unit -> the index candidates among its items (decoded and filtered, hashed)."""
+
+    def __init__(self, run: Run):
+        self.ctx = run.context
+        self.selections = {name: Selection(frozenset(plan.write_units)) for name, plan in run.plans.items()}
+
+    def setup(self):
+        self.settings = self.ctx.settings()
+        self.index = image_index.index_settings(self.ctx.job)
+        self.runtimes = {name: self.ctx.runtime(name, index=False) for name in self.index.sources}
+
+    def process(self, read_unit):
+        rt = self.runtimes[read_unit.source]
+        for signature in image_index.sign_unit(rt, self.settings, self.index, read_unit,
+                                               self.selections[read_unit.source]):
+            _count("index", "candidates")
+            yield signature
+
+
+def _near_image_removal(match, kind: str):
+    return image_index.near_removal(*match, kind)
+
+
+def _write_unit(element, out: str) -> Counter:
+    (source, unit), removals = element
+    removals = sorted(removals)
+    store.write_removals(out, source, unit, [(r.key, r.reason, r.detail) for r in removals])
+    return Counter(r.reason for r in removals)
+
+
+def build_index(p: beam.Pipeline, run: Run, runner: str) -> None:
+    """Add the index's steps to `p`: candidates, exact and near duplicates, removal files, then index.json."""
+    ctx = run.context
+    settings = image_index.index_settings(ctx.job)
+    units = [r for name in settings.sources for r in run.plans[name].read_units]
+    candidates = (p | "IndexUnits" >> beam.Create(units) | "SpreadIndexUnits" >> beam.Reshuffle()
+                  | "SignItems" >> beam.ParDo(SignItems(run)))
+    exact = candidates | "ExactDuplicates" >> ExactDedup()
+    removals = [exact["removed"] | "ExactRemovals" >> beam.MapTuple(image_index.exact_removal)]
+    near = settings.near_duplicates
+    if near is not None:
+        buckets = ImageBuckets(near)
+        removals.append(exact["kept"] | "InNearPool" >> beam.Filter(lambda r: r.phash is not None)
+                        | "NearDuplicates" >> NearDedup(buckets.buckets, buckets.pairs)
+                        | "NearRemovals" >> beam.Map(_near_image_removal, kind=near.hash))
+    counts = (removals | "AllRemovals" >> beam.Flatten()
+              | "ByReadUnit" >> beam.Map(lambda r: ((r.source, r.read_unit), r)) | "GroupRemovals" >> beam.GroupByKey()
+              | "WriteRemovals" >> beam.Map(_write_unit, out=ctx.out)
+              | "SumRemovals" >> beam.CombineGlobally(lambda cs: sum(cs, Counter())))
+    total = candidates | "CountCandidates" >> beam.combiners.Count.Globally()
+    _ = counts | "WriteIndexMarker" >> beam.Map(_write_marker, run=run, settings=settings, runner=runner,
+                                                candidates=beam.pvalue.AsSingleton(total))
+
+
+def _write_marker(removed: Counter, run: Run, settings, runner: str, candidates: int) -> None:
+    ctx = run.context
+    store.write_index_marker(ctx.out, image_index.marker_document(run, settings, candidates, dict(removed), runner))
+
+
+def ensure_index(run: Run, runner, options, label: str) -> bool:
+    """Build the job's image dedup index in OUT when it needs one and has none for this configuration."""
+    ctx = run.context
+    if not index_sources(ctx.job) or not run.seeds() or image_index.is_current(run):
+        return False
+    store.clear_index(ctx.out)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        build_index(p, run, label)
+    return True
+
+
+def _sign_tokenized(tokenized, settings):
+    row = tokenized.row
+    if row is not None:
+        signature = token_space.sign_row(settings, tokenized.source, tokenized.unit, row)
+        if signature is not None:
+            yield signature
+
+
+def sentence_dedup(p: beam.Pipeline, run: Run, tokenized) -> dict:
+    """{'removed', 'signatures'} keyed by (source, unit) for JoinByUnit (empty when no pooled unit runs)."""
+    ctx = run.context
+    settings = token_space.sentence_settings(ctx.job)
+    if not any(run.selections[name].units for name in settings.sources):
+        return {"removed": p | "NoSentenceRemovals" >> beam.Create([]),
+                "signatures": p | "NoSentenceSignatures" >> beam.Create([])}
+    new = tokenized | "SignSentences" >> beam.FlatMap(_sign_tokenized, settings=settings)
+    committed = (p | "CommittedSignatureFiles" >> beam.Create(
+        token_space.committed_files(ctx.out, list_markers(ctx.out), settings))
+        | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed))
+    exact = (new, committed) | "AllSignatures" >> beam.Flatten() | "ExactSentences" >> ExactDedup()
+    removals = [exact["removed"] | "ExactSentencesPending" >> beam.Filter(_not_committed)
+                | "ExactSentenceRemovals" >> beam.MapTuple(token_space.exact_removal)]
+    if settings.near_duplicate_sentences is not None:
+        buckets = SentenceBuckets(settings.near_duplicate_sentences)
+        removals.append(exact["kept"] | "InNearSentencePool" >> beam.Filter(lambda s: s.minhash is not None)
+                        | "NearSentences" >> NearDedup(buckets.buckets, buckets.pairs)
+                        | "NearSentencesPending" >> beam.Filter(_not_committed)
+                        | "NearSentenceRemovals" >> beam.MapTuple(token_space.near_removal))
+    removed = (removals | "AllSentenceRemovals" >> beam.Flatten()
+               | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r)))
+    signatures = new | "SignaturesByUnit" >> beam.Map(lambda s: ((s.source, s.unit), s))
+    return {"removed": removed, "signatures": signatures}
+
+
+def _not_committed(match) -> bool:
+    """A committed unit's sentence takes part in decisions but is never removed again."""
+    return not match[0].committed
