@@ -7,16 +7,16 @@ ledger schema (schemas/ledger.schema.json); tests and counters use them, never d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     FILTERED = "filtered"
     FAILED = "failed"
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     OK = "ok"
     # failed: the input could not be turned into frames
     READ_ERROR = "read_error"  # the bytes could not be read (missing file, permission, I/O)
@@ -53,15 +53,15 @@ class Outcome:
     detail: str = ""
 
     @classmethod
-    def ok(cls) -> "Outcome":
+    def ok(cls) -> Outcome:
         return cls(Status.OK, Reason.OK)
 
     @classmethod
-    def failed(cls, reason: Reason, detail: str = "") -> "Outcome":
+    def failed(cls, reason: Reason, detail: str = "") -> Outcome:
         return cls(Status.FAILED, reason, detail)
 
     @classmethod
-    def filtered(cls, reason: Reason, detail: str = "") -> "Outcome":
+    def filtered(cls, reason: Reason, detail: str = "") -> Outcome:
         return cls(Status.FILTERED, reason, detail)
 
     @property

@@ -209,9 +209,7 @@ def tokenize(tokenizer, pendings: list[Pending]) -> list[Tokenized]:
             return [_failed(pendings[0], err)]
         return [t for p in pendings for t in tokenize(tokenizer, [p])]
     out, start = [], 0
-    device = str(getattr(tokenizer, "device", ""))
-    if getattr(tokenizer, "dtype", "float32") != "float32":
-        device = f"{device} ({tokenizer.dtype})"  # the manifest says how codes were made
+    device = tokenizer.runs_on()  # the manifest says where and how codes were made
     for p in pendings:
         out.append(_done(p, codes[start:start + p.n_images], device))
         start += p.n_images

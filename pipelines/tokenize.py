@@ -129,7 +129,8 @@ def build(p: beam.Pipeline, run: Run):
              | "SpreadUnits" >> beam.Reshuffle()
              | "ReadItems" >> beam.ParDo(ReadItems(ctx, run.selections)).with_outputs("expected", "grouped",
                                                                                      main="single"))
-    singles = items.single | "DecodeBuild" >> beam.ParDo(DecodeBuild(ctx)).with_outputs("events", main="sentences")
+    singles = (items.single | "SpreadItems" >> beam.Reshuffle()  # decode in parallel, not one thread per unit
+               | "DecodeBuild" >> beam.ParDo(DecodeBuild(ctx)).with_outputs("events", main="sentences"))
     groups = (items.grouped | "GroupItems" >> beam.GroupByKey()
               | "DecodeBuildGroups" >> beam.ParDo(DecodeBuild(ctx)).with_outputs("events", main="sentences"))
     handler = TokenizerHandler(job.tokenizer, device=job.device, dtype=job.dtype, frames_per_batch=job.batch_size,

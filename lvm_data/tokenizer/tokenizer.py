@@ -122,6 +122,11 @@ class Tokenizer:
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    def runs_on(self) -> str:
+        """Where and how codes are made, for the manifest: 'cpu', 'cuda:0 (bfloat16)'. A method, not an
+        attribute, so that it also answers through Beam's cross-process model proxy."""
+        return str(self.device) if self.dtype == "float32" else f"{self.device} ({self.dtype})"
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         images = self._check_images(images)
         out = np.empty((len(images), self.tokens_per_image), dtype=np.uint16)

@@ -38,7 +38,8 @@ def test_minimal_job_gets_defaults():
     job = parse_job_text(MINIMAL)
     assert job.name == "photos" and job.output == "out/photos"
     assert job.tokenizer == DEFAULT_TOKENIZER and job.resize == "squash" and job.image_size is None
-    assert job.seed == 0 and job.shard_size == 1000 and job.dtype == "auto" and job.device == "auto" and job.compile == "auto"
+    assert job.seed == 0 and job.shard_size == 1000
+    assert (job.dtype, job.device, job.compile) == ("auto", "auto", "auto")
     (src,) = job.sources
     assert (src.name, src.format, src.template, src.template_options) == ("web", "images", "single", {})
     assert src.input == {"format": "images", "paths": ["data/photos"]}

@@ -6,7 +6,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from lvm_data.items import Frame
-from lvm_data.process import Pending
+from lvm_data.process import Pending, tokenize
 from lvm_data.sentences.base import Sentence
 from lvm_data.testing import write_tiny_checkpoint
 from lvm_data.tokenizer import load
@@ -29,6 +29,9 @@ class FakeTokenizer:
         if (images == 255).any():
             raise RuntimeError("CUDA out of memory (pretend)")
         return np.repeat(images[:, :1, 0, 0].astype(np.uint16), 4, axis=1)
+
+    def runs_on(self):
+        return "fake"
 
 
 def test_batches_are_weighted_by_frame_count():
@@ -74,3 +77,18 @@ def test_run_inference_in_a_pipeline_with_a_tiny_checkpoint(tmp_path):
         got = (p | beam.Create(elements) | RunInference(TokenizerHandler(folder, device="cpu", frames_per_batch=4))
                | beam.Map(lambda t: (t.row.id, t.row.tokens.tolist())))
         assert_that(got, equal_to(expected))
+
+
+def test_the_device_label_answers_through_beams_model_proxy(tmp_path):
+    """On CUDA the handler shares its model across processes: the rows' device must still be known."""
+    import uuid
+
+    from apache_beam.utils.multi_process_shared import MultiProcessShared
+
+    from lvm_data import tokenizer as lvm_tokenizer
+
+    ckpt = str(write_tiny_checkpoint(tmp_path / "ckpt"))
+    shared = MultiProcessShared(lambda: lvm_tokenizer.load(ckpt, device="cpu"), tag=f"t-{uuid.uuid4().hex}",
+                                always_proxy=True).acquire()
+    (row,) = tokenize(shared, [pending("a", 1, size=32)])
+    assert row.row is not None and row.row.device == "cpu"
