@@ -3,10 +3,8 @@
 against Beam's own Python job service (the Flink and Spark job servers cannot be fetched here)."""
 
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import apache_beam
@@ -86,48 +84,21 @@ def test_gpu_override_reserves_a_gpu_for_the_worker_pool():
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(command: list[str], port: int, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"{command[2]} did not start: {log.read_text()}") from None
-            time.sleep(0.2)
-
-
 @pytest.mark.slow
-def test_external_worker_pool_through_the_submit_script_gives_the_embedded_rows(tmp_path):
+def test_external_worker_pool_through_the_submit_script_gives_the_embedded_rows(tmp_path, services):
     tiny = write_tiny_checkpoint(tmp_path / "tiny")
     files = [str(p) for p in photos("heldout")]
     job = tmp_path / "job.yaml"
     job.write_text(job_text("ext", tmp_path / "external", tiny, [images_source("photos", files)], shard_size=2))
-    job_port, pool_port = free_port(), free_port()
     bin_dir = str(Path(sys.executable).parent)
-    services = [start([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port",
-                       str(job_port)], job_port, tmp_path / "jobs.log"),
-                start([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port",
-                       str(pool_port)], pool_port, tmp_path / "pool.log")]  # workers: `python` on PATH (the venv)
-    try:
-        result = subprocess.run(["bash", str(DEPLOY / "portable" / "run.sh"), str(job), "--no-progress"],
-                                env={"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_ENDPOINT": f"localhost:{job_port}",
-                                     "WORKER_POOL": f"localhost:{pool_port}"},
-                                capture_output=True, text=True, timeout=300)
-    finally:
-        for proc in services:
-            proc.terminate()
-            proc.wait(timeout=10)
+    job_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                                      "--port", str(port)], "jobs")
+    pool_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                                       "--service_port", str(port)], "pool")  # workers: `python` on PATH (the venv)
+    result = subprocess.run(["bash", str(DEPLOY / "portable" / "run.sh"), str(job), "--no-progress"],
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_ENDPOINT": f"localhost:{job_port}",
+                                 "WORKER_POOL": f"localhost:{pool_port}"},
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 items: 3 ok, 0 filtered, 0 failed -> 3 sentences" in result.stdout
     embedded = job_text("ext", tmp_path / "embedded", tiny, [images_source("photos", files)], shard_size=2)

@@ -1,9 +1,5 @@
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,42 +10,6 @@ from lvm_data.tokenizer.remote import parse_hf
 
 from .fake_hub import FakeHub
 from .layouts import MICRO, TINY, random_state, write_diffusers, write_muse
-
-BUCKET = "tokenizer-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator():
-    """A gcp-storage-emulator process of our own, in memory, stopped after the module."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                             "--port", str(port), "--in-memory", "--default-bucket", BUCKET, "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("gcp-storage-emulator did not start") from None
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
-def gcs(gcs_emulator, monkeypatch):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    return gcs_emulator
 
 
 def upload(folder, prefix):
@@ -69,10 +29,10 @@ def copies(monkeypatch):
 def test_gs_checkpoint_is_downloaded_once_and_reused(gcs, tmp_path, micro_weights, micro_images, copies):
     local = write_muse(tmp_path / "src", MICRO, micro_weights, weights="bin")
     (local / "README.md").write_text("not needed")
-    upload(local, f"gs://{BUCKET}/reuse/vqgan")
-    first = load(f"gs://{BUCKET}/reuse/vqgan", device="cpu", cache_dir=tmp_path / "cache")
+    upload(local, f"{gcs}/reuse/vqgan")
+    first = load(f"{gcs}/reuse/vqgan", device="cpu", cache_dir=tmp_path / "cache")
     assert sorted(u.rsplit("/", 1)[1] for u in copies) == ["config.json", "pytorch_model.bin"]
-    second = load(f"gs://{BUCKET}/reuse/vqgan/", device="cpu", cache_dir=tmp_path / "cache")
+    second = load(f"{gcs}/reuse/vqgan/", device="cpu", cache_dir=tmp_path / "cache")
     assert len(copies) == 2  # nothing copied the second time
     assert first.fingerprint == second.fingerprint == load(str(local), device="cpu").fingerprint
     np.testing.assert_array_equal(first.encode(micro_images), second.encode(micro_images))
@@ -80,7 +40,7 @@ def test_gs_checkpoint_is_downloaded_once_and_reused(gcs, tmp_path, micro_weight
 
 
 def test_gs_checkpoint_that_changed_is_downloaded_again(gcs, tmp_path, micro_weights, copies):
-    prefix = f"gs://{BUCKET}/changed/vqgan"
+    prefix = f"{gcs}/changed/vqgan"
     upload(write_muse(tmp_path / "v1", MICRO, micro_weights), prefix)
     before = load(prefix, device="cpu", cache_dir=tmp_path / "cache")
     upload(write_muse(tmp_path / "v2", MICRO, random_state(MICRO, seed=9)), prefix)
@@ -90,7 +50,7 @@ def test_gs_checkpoint_that_changed_is_downloaded_again(gcs, tmp_path, micro_wei
 
 
 def test_interrupted_download_never_looks_complete(gcs, tmp_path, micro_weights, monkeypatch):
-    prefix = f"gs://{BUCKET}/partial/vqgan"
+    prefix = f"{gcs}/partial/vqgan"
     upload(write_muse(tmp_path / "src", MICRO, micro_weights), prefix)
     copy = remote.copy_gcs
 
@@ -109,7 +69,7 @@ def test_interrupted_download_never_looks_complete(gcs, tmp_path, micro_weights,
 
 
 def test_environment_variable_moves_the_cache(gcs, tmp_path, micro_weights, monkeypatch):
-    prefix = f"gs://{BUCKET}/env/vqgan"
+    prefix = f"{gcs}/env/vqgan"
     upload(write_muse(tmp_path / "src", MICRO, micro_weights), prefix)
     monkeypatch.setenv("LVM_DATA_CACHE", str(tmp_path / "env-cache"))
     load(prefix, device="cpu")
@@ -118,13 +78,13 @@ def test_environment_variable_moves_the_cache(gcs, tmp_path, micro_weights, monk
 
 
 def test_gs_locations_that_hold_no_checkpoint(gcs, tmp_path, micro_weights):
-    with pytest.raises(CheckpointError, match=rf"gs://{BUCKET}/nothing: nothing under this prefix"):
-        load(f"gs://{BUCKET}/nothing", cache_dir=tmp_path)
-    storage.write_bytes(f"gs://{BUCKET}/notes/readme.md", b"hello")
+    with pytest.raises(CheckpointError, match=rf"{gcs}/nothing: nothing under this prefix"):
+        load(f"{gcs}/nothing", cache_dir=tmp_path)
+    storage.write_bytes(f"{gcs}/notes/readme.md", b"hello")
     with pytest.raises(CheckpointError, match=r"no checkpoint files .* found readme.md"):
-        load(f"gs://{BUCKET}/notes", cache_dir=tmp_path)
+        load(f"{gcs}/notes", cache_dir=tmp_path)
     with pytest.raises(CheckpointError, match="a single file; point at the folder"):
-        load(f"gs://{BUCKET}/notes/readme.md", cache_dir=tmp_path)
+        load(f"{gcs}/notes/readme.md", cache_dir=tmp_path)
 
 
 # ---- hf:// ----
