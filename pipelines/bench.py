@@ -14,7 +14,6 @@ pipeline's steady rate, without its start-up (model load, compile, worker proces
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import sys
@@ -40,7 +39,7 @@ from lvm_data.shards.reader import read_sentences
 from lvm_data.shards.writer import SentenceRow, ShardInfo, sentence_table, write_parquet_atomic
 from lvm_data.testing import images_source, job_text
 from lvm_data.tokenizer.bench import NAMED_CONFIGS, random_checkpoint
-from lvm_data.tokenizer.tokenizer import resolve_device
+from lvm_data.tokenizer.tokenizer import float32_precision, resolve_device
 from pipelines.tokenize import execute, run_job
 
 
@@ -207,16 +206,9 @@ def time_batches(encode, frames: np.ndarray, batch: int, warmup: int, device: to
     return clock() - start, codes
 
 
-@contextlib.contextmanager
 def tf32_allowed():
     """TF32 float32 matmuls and convolutions while the block runs (the setting LVM's eager fp32 figure implies)."""
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    saved = (matmul.fp32_precision, conv.fp32_precision)
-    matmul.fp32_precision = conv.fp32_precision = "tf32"
-    try:
-        yield
-    finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
+    return float32_precision("tf32")
 
 
 @torch.inference_mode()

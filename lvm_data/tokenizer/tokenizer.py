@@ -44,22 +44,25 @@ def resolve_device(device: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def ieee_float32(device: torch.device):
-    """float32 matmuls and convolutions without TF32 on CUDA while the block runs, then the caller's setting.
-
-    cuDNN convolutions use TF32 by default on Ampere and later; that moves latents by ~1e-3, enough to
-    change codes, and the reference codes are IEEE float32. The switch is process-wide while it lasts.
-    """
-    if device.type != "cuda":
-        yield
-        return
+def float32_precision(mode: str):
+    """CUDA float32 matmul and convolution precision ('ieee' or 'tf32') while the block runs, then the
+    caller's setting. Process-wide while it lasts (torch has no per-call switch)."""
     matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
     saved = (matmul.fp32_precision, conv.fp32_precision)
-    matmul.fp32_precision = conv.fp32_precision = "ieee"
+    matmul.fp32_precision = conv.fp32_precision = mode
     try:
         yield
     finally:
         matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def ieee_float32(device: torch.device):
+    """float32 without TF32 on CUDA while the block runs.
+
+    cuDNN convolutions use TF32 by default on Ampere and later; that moves latents by ~1e-3, enough to
+    change codes, and the reference codes are IEEE float32.
+    """
+    return float32_precision("ieee") if device.type == "cuda" else contextlib.nullcontext()
 
 
 class Tokenizer:
