@@ -19,10 +19,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(command: list[str], port: int, log: Path, timeout: float = 60) -> subprocess.Popen:
+def start_service(command: list[str], port: int, log: Path, timeout: float = 60,
+                  env: dict | None = None) -> subprocess.Popen:
     """Start `command` and wait until it accepts connections on `port`; its output goes to `log`."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -46,13 +47,13 @@ def stop_service(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def services(tmp_path):
-    """`services(command_for_port, name) -> port` starts a service on a free port for this test, logging to
-    tmp_path/NAME.log; all are stopped when the test ends."""
+    """`services(command_for_port, name, env) -> port` starts a service on a free port for this test, logging
+    to tmp_path/NAME.log; all are stopped when the test ends."""
     started = []
 
-    def start(command_for_port, name: str) -> int:
+    def start(command_for_port, name: str, env: dict | None = None) -> int:
         port = free_port()
-        started.append(start_service(command_for_port(port), port, tmp_path / f"{name}.log"))
+        started.append(start_service(command_for_port(port), port, tmp_path / f"{name}.log", env=env))
         return port
 
     yield start

@@ -2,6 +2,7 @@
 (versions, worker pool, artifact staging, shared paths), and the EXTERNAL worker-pool path end to end
 against Beam's own Python job service (the Flink and Spark job servers cannot be fetched here)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -93,8 +94,9 @@ def test_external_worker_pool_through_the_submit_script_gives_the_embedded_rows(
     bin_dir = str(Path(sys.executable).parent)
     job_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
                                       "--port", str(port)], "jobs")
+    venv_first = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     pool_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                       "--service_port", str(port)], "pool")  # workers: `python` on PATH (the venv)
+                                       "--service_port", str(port)], "pool", venv_first)  # workers: `python` on PATH
     result = subprocess.run(["bash", str(DEPLOY / "portable" / "run.sh"), str(job), "--no-progress"],
                             env={"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_ENDPOINT": f"localhost:{job_port}",
                                  "WORKER_POOL": f"localhost:{pool_port}"},
