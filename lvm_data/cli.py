@@ -49,13 +49,14 @@ def tokenizer_inspect(uri: str, device: str, cache_dir: str | None, as_json: boo
 @tokenizer.command("train")
 @click.option("--out", required=True, help="Folder to write config.json, model.safetensors, CARD.md and "
               "training_log.json to (the shipped one: lvm_data/tokenizer/builtin/tiny).")
-@click.option("--steps", default=4000, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Crops per step.")
+@click.option("--steps", default=2500, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Crops per step.")
 @click.option("--crop", default=128, show_default=True, type=click.IntRange(min=16),
               help="Training crop size in pixels (a multiple of 16).")
 @click.option("--lr", default=5e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--seed", default=0, show_default=True, help="Seeds initialisation, batches and restarts (by hashing).")
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="torch CPU threads.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1),
+              help="torch CPU threads (on a machine other jobs load, 1 is steadier: spinning OpenMP threads stall).")
 @click.option("--bf16/--no-bf16", default=True, show_default=True,
               help="bfloat16 autocast while training (fast on CPUs with AMX/AVX512-BF16); weights stay float32.")
 def tokenizer_train(out: str, threads: int, **options) -> None:
@@ -78,9 +79,10 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
         raise click.BadParameter(str(err)) from err
 
     def log(row: dict) -> None:
+        rank = f" latent-rank {row['latent_rank']:.1f}" if "latent_rank" in row else ""
         extra = f" heldout-frames {row['heldout_frames_psnr']:.2f} dB" if "heldout_frames_psnr" in row else ""
-        click.echo(f"step {row['step']} {row['phase']} loss {row['loss']:.4f} crops {row['psnr']:.2f} dB "
-                   f"rank {row['latent_rank']:.1f} codes {row['codes_used']} restarts {row['restarts']} {row['seconds']:.0f}s{extra}", err=True)
+        click.echo(f"step {row['step']} {row['phase']} loss {row['loss']:.4f} crops {row['psnr']:.2f} dB{rank} "
+                   f"codes {row['codes_used']} restarts {row['restarts']} {row['seconds']:.0f}s{extra}", err=True)
 
     report = build_builtin(config, Path(out), log=log)
     for name, value in report.heldout_psnr.items():
