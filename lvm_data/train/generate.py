@@ -20,7 +20,15 @@ from lvm_data.sentences.base import derive_seed
 from lvm_data.train import checkpoint
 from lvm_data.train.config import Vocab, pick_device
 from lvm_data.train.model import LLaMA
-from lvm_data.train.shards import Corpus, DataError, is_validation, manifest_tokenizer, open_corpus, read_group
+from lvm_data.train.shards import (
+    Corpus,
+    DataError,
+    is_validation,
+    manifest_tokenizer,
+    open_corpus,
+    read_group,
+    small_source_holdouts,
+)
 
 
 @dataclass(frozen=True)
@@ -50,14 +58,15 @@ class GenerateResult:
     sheet: str
 
 
-def pick_sentence(corpus: Corpus, fraction: float, min_images: int, index: int) -> tuple[str, str, bool, np.ndarray]:
+def pick_sentence(corpus: Corpus, fraction: float, min_images: int, index: int,
+                  extra: tuple[str, ...] = ()) -> tuple[str, str, bool, np.ndarray]:
     """The index-th held-out sentence with at least `min_images` images (id, source, held_out, codes);
     training sentences are used only when no held-out one qualifies (held_out is then False)."""
     for held_out in (True, False):
         seen = 0
         for group in corpus.groups:
             batch = read_group(corpus, group)
-            mask = is_validation(batch.ids, fraction)
+            mask = is_validation(batch.ids, fraction, extra)
             for i in range(len(batch)):
                 codes = batch.sentence(i)
                 if mask[i] == held_out and len(codes) >= min_images * corpus.tokens_per_image:
@@ -131,7 +140,8 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     tok = _tokenizer(cfg, data, corpus, device)
     tpi = corpus.tokens_per_image
     fraction = payload["train_config"]["val_fraction"]
-    sid, source, held_out, codes = pick_sentence(corpus, fraction, cfg.prompt_images, cfg.index)
+    extra = small_source_holdouts(corpus, fraction)
+    sid, source, held_out, codes = pick_sentence(corpus, fraction, cfg.prompt_images, cfg.index, extra)
     prompt = codes[:cfg.prompt_images * tpi]
     keep = max(tpi, model.config.context - tpi)
     generated = continue_codes(model, vocab, prompt, cfg.generate * tpi, cfg, keep).reshape(-1, tpi)

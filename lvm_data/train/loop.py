@@ -24,7 +24,7 @@ from lvm_data import storage
 from lvm_data.train import checkpoint, curves, validation
 from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device
 from lvm_data.train.model import LLaMA, init_weights, token_loss
-from lvm_data.train.shards import Corpus, open_corpus
+from lvm_data.train.shards import Corpus, open_corpus, small_source_holdouts
 from lvm_data.train.stream import StreamLoader, StreamSpec
 
 
@@ -86,12 +86,18 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.step, self.tokens = 0, 0
         saved = self._restore()
-        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, cfg.val_fraction, dist.rank,
+        val_extra = small_source_holdouts(self.corpus, cfg.val_fraction)
+        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, cfg.val_fraction, val_extra, dist.rank,
                           dist.world_size, cfg.num_workers)
         self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
         self.batches = iter(self.loader)
         self.val_sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction,
-                                         cfg.val_tokens) if dist.rank == 0 else []
+                                         cfg.val_tokens, val_extra) if dist.rank == 0 else []
+        if self.val_sets:
+            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} id hash "
+                     "left without any)") if val_extra else ""
+            self.log(f"validation: {sum(v.sentences for v in self.val_sets)} held-out sentences from "
+                     f"{len(self.val_sets)} of {len(self.corpus.sources)} sources{extra}")
         self.losslog = curves.LossLog(storage.join(cfg.out, curves.LOG_FILE), self.step if saved else None)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                                            else None) if dist.world_size > 1 else None)

@@ -22,6 +22,7 @@ from lvm_data.shards.schema import read_metadata
 
 VAL_SALT = b"lvm_data.train.validation"
 READ_COLUMNS = ["id", "source", "n_images", "tokens"]
+SMALL_SOURCE_ROWS = 100_000
 
 
 class DataError(ValueError):
@@ -165,13 +166,46 @@ def _check(corpus: Corpus, uri: str, group: RowGroup, batch: SentenceBatch, n_im
                         f"{int(batch.tokens.max())} >= codebook size {corpus.codebook_size}; rewrite this shard")
 
 
-def is_validation(ids: list[str], fraction: float) -> np.ndarray:
-    """Held-out mask by hashing each sentence id: the same ids are held out whatever the seed or order."""
+def _id_hash(sentence_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(sentence_id.encode(), digest_size=8, key=VAL_SALT).digest(), "little")
+
+
+def is_validation(ids: list[str], fraction: float, extra: tuple[str, ...] = ()) -> np.ndarray:
+    """Held-out mask by hashing each sentence id, plus the ids in `extra` (see `small_source_holdouts`):
+    the same ids are held out whatever the seed or order."""
     if fraction <= 0:
         return np.zeros(len(ids), dtype=bool)
     limit = int(fraction * 2**64)
-    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=VAL_SALT).digest(), "little")
-                     < limit for i in ids], dtype=bool)
+    wanted = set(extra)
+    return np.array([_id_hash(i) < limit or i in wanted for i in ids], dtype=bool)
+
+
+def small_source_holdouts(corpus: Corpus, fraction: float) -> tuple[str, ...]:
+    """One sentence id for each source of 2 to SMALL_SOURCE_ROWS sentences that the hash holds none of.
+
+    With the default 5 % a source of a few sentences usually gets no validation row, and then no
+    validation loss; this holds out its sentence with the smallest hash. Larger sources are left to
+    the hash (at 100,000 rows the chance that it holds none out is nil), so only small files are read.
+    """
+    if fraction <= 0:
+        return ()
+    rows: dict[str, int] = {}
+    for group in corpus.groups:
+        rows[corpus.file_sources[group.file]] = rows.get(corpus.file_sources[group.file], 0) + group.rows
+    small = {source for source, n in rows.items() if n <= SMALL_SOURCE_ROWS}
+    ids_by_source: dict[str, list[str]] = {}
+    for i, uri in enumerate(corpus.files):
+        if corpus.file_sources[i] in small:
+            fs, path = storage.filesystem(uri)
+            with fs.open_input_file(path) as f:
+                table = pq.read_table(f, columns=["id", "source"])
+            for sid, source in zip(table.column("id").to_pylist(), table.column("source").to_pylist(), strict=True):
+                ids_by_source.setdefault(source, []).append(sid)
+    extra = []
+    for _source, ids in sorted(ids_by_source.items()):
+        if len(ids) >= 2 and not is_validation(ids, fraction).any():
+            extra.append(min(ids, key=_id_hash))
+    return tuple(sorted(extra))
 
 
 def manifest_tokenizer(data: str) -> str | None:

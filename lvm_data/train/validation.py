@@ -38,7 +38,8 @@ def unigram_entropy(codes: np.ndarray, codebook_size: int) -> float:
     return float(-(p * np.log(p)).sum()) if counts.sum() else math.nan
 
 
-def collect(corpus: Corpus, fraction: float, max_tokens: int) -> dict[str, list[np.ndarray]]:
+def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
+            ) -> dict[str, list[np.ndarray]]:
     """Held-out sentences per source, reading row groups in file order until each source has max_tokens."""
     found: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
@@ -48,7 +49,7 @@ def collect(corpus: Corpus, fraction: float, max_tokens: int) -> dict[str, list[
         if file_source and file_source in full:
             continue
         batch = read_group(corpus, group)
-        for i in np.flatnonzero(is_validation(batch.ids, fraction)):
+        for i in np.flatnonzero(is_validation(batch.ids, fraction, extra)):
             source = batch.sources[i]
             if source in full:
                 continue
@@ -73,10 +74,11 @@ def pack_rows(sentences: list[np.ndarray], vocab: Vocab, context: int) -> tuple[
     return inputs, targets
 
 
-def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_tokens: int) -> list[ValidationSet]:
+def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_tokens: int,
+          extra: tuple[str, ...] = ()) -> list[ValidationSet]:
     """One `ValidationSet` per source that has held-out sentences, sorted by source."""
     sets = []
-    for source, sentences in sorted(collect(corpus, fraction, max_tokens).items()):
+    for source, sentences in sorted(collect(corpus, fraction, max_tokens, extra).items()):
         inputs, targets = pack_rows(sentences, vocab, context)
         codes = np.concatenate(sentences)
         sets.append(ValidationSet(source, inputs, targets, len(sentences), int((targets >= 0).sum()),

@@ -93,3 +93,15 @@ def test_a_position_from_other_shards_or_settings_is_refused(tmp_path):
         StreamLoader(corpus, V, StreamSpec(context=20, batch_size=4), state=state)
     with pytest.raises(DataError, match="differ from those the checkpoint"):
         StreamLoader(corpus, V, spec, state={**state, "corpus": "0" * 32})
+
+
+def test_extra_held_out_ids_never_enter_the_stream(tmp_path):
+    ids = random_corpus(tmp_path, files=1, per_file=12, codebook=64, tpi=8)
+    corpus = open_corpus(str(tmp_path))
+    extra = (ids["alpha"][3], ids["beta"][0])
+    spec = StreamSpec(context=16, batch_size=2, val_fraction=0.01, val_extra=extra)
+    seen = [sid for sid, _codes, position in itertools.takewhile(
+        lambda item: item[2].epoch == 0, iter_sentences(corpus, spec, 0))]
+    every = ids["alpha"] + ids["beta"]
+    hashed = {i for i, held in zip(every, is_validation(every, 0.01), strict=True) if held}
+    assert sorted(seen) == sorted(set(every) - set(extra) - hashed)

@@ -7,7 +7,7 @@ import torch
 from lvm_data.train import validation
 from lvm_data.train.config import IGNORE_INDEX, Vocab, model_config
 from lvm_data.train.model import LLaMA, init_weights
-from lvm_data.train.shards import is_validation, open_corpus
+from lvm_data.train.shards import is_validation, open_corpus, small_source_holdouts
 
 from .synth import random_corpus
 
@@ -53,3 +53,19 @@ def test_a_model_that_ignores_its_input_scores_log_vocabulary(tmp_path):
     assert set(losses) == {"alpha", "beta"}
     assert all(loss == pytest.approx(math.log(V.size), abs=1e-5) for loss in losses.values())
     assert model.training
+
+
+def test_every_source_with_two_sentences_gets_a_validation_loss(tmp_path):
+    # 3 sentences per source at 5 %: the hash alone holds out nothing from most sources
+    ids = random_corpus(tmp_path, sources=("a", "b", "c", "d"), files=1, per_file=3, codebook=64, tpi=8)
+    random_corpus(tmp_path, sources=("single",), files=1, per_file=1, codebook=64, tpi=8, seed=1)
+    corpus = open_corpus(str(tmp_path))
+    hashed = {s for s, source_ids in ids.items() if is_validation(source_ids, 0.05).any()}
+    assert hashed != {"a", "b", "c", "d"}  # else this test shows nothing
+    extra = small_source_holdouts(corpus, 0.05)
+    assert len(extra) == 4 - len(hashed)
+    sets = validation.build(corpus, V, context=32, fraction=0.05, max_tokens=10**6, extra=extra)
+    assert [s.source for s in sets] == ["a", "b", "c", "d"]  # a 1-sentence source keeps it for training
+    assert all(s.sentences == 1 for s in sets)
+    assert small_source_holdouts(corpus, 0.05) == extra  # the same ids every time
+    assert small_source_holdouts(corpus, 0.0) == ()
