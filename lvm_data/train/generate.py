@@ -20,15 +20,7 @@ from lvm_data.sentences.base import derive_seed
 from lvm_data.train import checkpoint
 from lvm_data.train.config import Vocab, pick_device
 from lvm_data.train.model import LLaMA
-from lvm_data.train.shards import (
-    Corpus,
-    DataError,
-    is_validation,
-    manifest_tokenizer,
-    open_corpus,
-    read_group,
-    small_source_holdouts,
-)
+from lvm_data.train.shards import Corpus, DataError, is_validation, manifest_tokenizer, open_corpus, read_group
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     tok = _tokenizer(cfg, data, corpus, device)
     tpi = corpus.tokens_per_image
     fraction = payload["train_config"]["val_fraction"]
-    extra = small_source_holdouts(corpus, fraction)
+    extra = tuple(payload["data"][0]["spec"].get("val_extra", ()))  # the ids training held out
     sid, source, held_out, codes = pick_sentence(corpus, fraction, cfg.prompt_images, cfg.index, extra)
     prompt = codes[:cfg.prompt_images * tpi]
     keep = max(tpi, model.config.context - tpi)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -189,9 +190,9 @@ def small_source_holdouts(corpus: Corpus, fraction: float) -> tuple[str, ...]:
     """
     if fraction <= 0:
         return ()
-    rows: dict[str, int] = {}
+    rows: Counter[str] = Counter()
     for group in corpus.groups:
-        rows[corpus.file_sources[group.file]] = rows.get(corpus.file_sources[group.file], 0) + group.rows
+        rows[corpus.file_sources[group.file]] += group.rows
     small = {source for source, n in rows.items() if n <= SMALL_SOURCE_ROWS}
     ids_by_source: dict[str, list[str]] = {}
     for i, uri in enumerate(corpus.files):
