@@ -132,5 +132,6 @@ def _print_next(out: str, seconds: dict[str, float]) -> None:
                "Next:\n"
                f"  lvm-data audit {q(o + '/' + CORPUS)} --deep --report {q(o + '/report')}   # + charts, HTML\n"
                f"  lvm-data preview {q(o + '/' + CORPUS)} --source videos --n 4 --out {q(o + '/videos.png')}\n"
-               f"  lvm-data train {q(o + '/' + CORPUS)} --model tiny --steps 300 --out {q(o + '/train')}\n"
+               f"  lvm-data train {q(o + '/' + CORPUS)} --model tiny --steps 200 --lr 3e-3 --min-lr 3e-4 "
+               f"--eval-every 50 --out {q(o + '/train')}   # about 4 minutes on 2 CPU cores\n"
                f"  lvm-data run {q(o + '/job.yaml')}   # again: every unit is committed, nothing is redone")

@@ -1,7 +1,8 @@
 """The loss log (JSONL, one record per line) and its PNG loss curve.
 
 Records: {"kind": "train", "step", "loss", "lr", "tokens", "tokens_per_s"} and
-{"kind": "val", "step", "source", "loss", "unigram_entropy", "codes"}; losses in nats per token.
+{"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "codes", "images", "seen_images"};
+losses in nats per token (lvm_data.train.validation says what each one means).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class LossLog:
 
 
 def plot(records: list[dict], uri: str, title: str = "") -> None:
-    """Training loss, validation loss per source, and each source's unigram entropy (dashed)."""
+    """Training loss; per source the validation loss, the loss on its unseen images (dotted, when some
+    held-out images also occur in training) and the unigram baseline (dashed)."""
     fig = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -55,8 +57,11 @@ def plot(records: list[dict], uri: str, title: str = "") -> None:
         color = f"C{i}"
         ax.plot([r["step"] for r in mine], [r["loss"] for r in mine], "o-", color=color, ms=3,
                 label=f"val {source}")
-        ax.axhline(mine[-1]["unigram_entropy"], color=color, ls="--", lw=1,
-                   label=f"unigram entropy {source}")
+        partly_seen = [r for r in mine if r.get("seen_images") and r.get("unseen_loss") is not None]
+        if partly_seen:
+            ax.plot([r["step"] for r in partly_seen], [r["unseen_loss"] for r in partly_seen], ":", color=color,
+                    label=f"val {source}, unseen images")
+        ax.axhline(mine[-1]["unigram_loss"], color=color, ls="--", lw=1, label=f"unigram {source}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(title)

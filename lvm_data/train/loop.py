@@ -1,7 +1,8 @@
 """`train(config)`: AdamW with warmup and cosine decay on packed rows, checkpoints and exact resume.
 
 Contract: after `train` returns, OUT holds checkpoints/ (model, optimiser, step, RNG, data positions),
-log.jsonl (train loss, lr, tokens/s; validation loss and unigram entropy per source) and loss.png.
+log.jsonl (train loss, lr, tokens/s; per source the validation loss, its unseen images' loss and the unigram
+baseline) and loss.png.
 Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
 uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU. Several ranks
 (torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
@@ -48,7 +49,8 @@ class TrainResult:
     checkpoint: str | None
     train_loss: float | None
     val_loss: dict[str, float] = field(default_factory=dict)
-    unigram_entropy: dict[str, float] = field(default_factory=dict)
+    unigram_loss: dict[str, float] = field(default_factory=dict)  # the context-free baseline per source
+    unseen_loss: dict[str, float | None] = field(default_factory=dict)  # on held-out images not in training
     tokens_per_s: float | None = None
 
 
@@ -91,18 +93,27 @@ class Trainer:
                           dist.world_size, cfg.num_workers)
         self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
         self.batches = iter(self.loader)
-        self.val_sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction,
-                                         cfg.val_tokens, val_extra) if dist.rank == 0 else []
-        if self.val_sets:
-            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} id hash "
-                     "left without any)") if val_extra else ""
-            self.log(f"validation: {sum(v.sentences for v in self.val_sets)} held-out sentences from "
-                     f"{len(self.val_sets)} of {len(self.corpus.sources)} sources{extra}")
+        self.val_sets = self._validation_sets(val_extra) if dist.rank == 0 else []
         self.losslog = curves.LossLog(storage.join(cfg.out, curves.LOG_FILE), self.step if saved else None)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
                                            else None) if dist.world_size > 1 else None)
         self.forward = torch.compile(self.ddp or self.model) if cfg.compile else (self.ddp or self.model)
         self.last_checkpoint: str | None = None
+
+    def _validation_sets(self, val_extra: tuple[str, ...]) -> list[validation.ValidationSet]:
+        cfg = self.cfg
+        training = validation.scan_training(self.corpus, cfg.val_fraction, val_extra)
+        sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens,
+                                val_extra, training)
+        scanned = "all" if training.complete else "a sample"
+        self.log(f"training codes: {training.tokens:,} in {training.sentences:,} sentences ({scanned}), unigram "
+                 f"entropy {training.entropy():.4f} nats")
+        if sets:
+            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} id hash "
+                     "left without any)") if val_extra else ""
+            self.log(f"validation: {sum(v.sentences for v in sets)} held-out sentences from "
+                     f"{len(sets)} of {len(self.corpus.sources)} sources{extra}")
+        return sets
 
     def autocast(self):
         if self.device.type == "cuda":
@@ -154,16 +165,17 @@ class Trainer:
             torch_dist.all_reduce(total, op=torch_dist.ReduceOp.AVG)
         return float(total)
 
-    def evaluate(self, record: bool = True) -> dict[str, float]:
-        losses = validation.evaluate(self.model, self.val_sets, self.cfg.batch_size, self.autocast)
+    def evaluate(self, record: bool = True) -> dict[str, validation.Score]:
+        scores = validation.evaluate(self.model, self.val_sets, self.cfg.batch_size, self.autocast)
         for vset in self.val_sets:
-            loss = losses[vset.source]
+            score = scores[vset.source]
             if record:
-                self.losslog.add({"kind": "val", "step": self.step, "source": vset.source, "loss": loss,
-                                  "unigram_entropy": vset.unigram_entropy, "codes": vset.codes})
-            self.log(f"val step {self.step} [{vset.source}] loss {loss:.4f} nats/token "
-                     f"(unigram entropy of its codes {vset.unigram_entropy:.4f}, {vset.codes:,} codes)")
-        return losses
+                self.losslog.add({"kind": "val", "step": self.step, "source": vset.source, "loss": score.loss,
+                                  "unseen_loss": score.unseen_loss, "unigram_loss": vset.unigram_loss,
+                                  "codes": vset.codes, "images": vset.images, "seen_images": vset.seen_images})
+            self.log(f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
+                     f"{vset.unigram_loss:.4f}; {_unseen_phrase(vset, score)}")
+        return scores
 
     def save(self) -> None:
         positions = self.loader.state_dict()
@@ -190,9 +202,9 @@ class Trainer:
         cfg = self.cfg
         self.log(f"model {cfg.model}: {self.model.num_parameters():,} parameters, vocabulary {self.vocab.size} "
                  f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}")
-        val_losses = {}
+        val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
-            val_losses = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
+            val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
         loss, tokens_per_s, clock, clock_tokens = None, None, time.perf_counter(), self.tokens
         while self.step < cfg.steps:
             loss = self.train_step()
@@ -203,10 +215,10 @@ class Trainer:
                 clock, clock_tokens = now, self.tokens
                 self._record(loss, tokens_per_s)
             if self.dist.rank == 0 and (self.step % cfg.eval_every == 0 or last):
-                val_losses = self.evaluate()
+                val_scores = self.evaluate()
             if self.step % cfg.save_every == 0 or last:
                 self.save()
-        return self._finish(loss, val_losses, tokens_per_s)
+        return self._finish(loss, val_scores, tokens_per_s)
 
     def _record(self, loss: float, tokens_per_s: float) -> None:
         lr = lr_at(self.step - 1, self.cfg)
@@ -215,15 +227,28 @@ class Trainer:
                               "tokens_per_s": tokens_per_s})
         self.log(f"step {self.step}/{self.cfg.steps} loss {loss:.4f} lr {lr:.3g} {tokens_per_s:,.0f} tokens/s")
 
-    def _finish(self, loss, val_losses, tokens_per_s) -> TrainResult:
+    def _finish(self, loss, val_scores, tokens_per_s) -> TrainResult:
         self.batches.close()  # stops DataLoader workers now, not at garbage collection
         if self.dist.rank == 0:
             self.losslog.flush()
             curves.plot(self.losslog.records, storage.join(self.cfg.out, curves.CURVE_FILE),
                         f"{self.cfg.model} on {self.cfg.data}")
         saved = self.last_checkpoint or checkpoint.latest(self.cfg.out)
-        return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss, val_losses,
-                           {v.source: v.unigram_entropy for v in self.val_sets}, tokens_per_s)
+        return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss,
+                           {source: score.loss for source, score in val_scores.items()},
+                           {v.source: v.unigram_loss for v in self.val_sets},
+                           {source: score.unseen_loss for source, score in val_scores.items()}, tokens_per_s)
+
+
+def _unseen_phrase(vset: validation.ValidationSet, score: validation.Score) -> str:
+    unseen = vset.images - vset.seen_images
+    if not vset.seen_images:
+        return f"none of its {vset.images} images occur in training"
+    if not unseen:
+        images = "its one image also occurs" if vset.images == 1 else f"all {vset.images} of its images also occur"
+        return f"{images} in training (memory, not generalisation)"
+    return f"{vset.seen_images} of its {vset.images} images also occur in training; on the {unseen} unseen: " \
+           f"{score.unseen_loss:.4f}"
 
 
 def _absolute(uri: str) -> str:

@@ -1,41 +1,115 @@
-"""Held-out sentences per source, their unigram code entropy, and the model's loss on them.
+"""Held-out sentences per source, the unigram baseline they are judged against, and the model's loss on them.
 
-The validation loss counts only targets that are codes (not BOS/EOS/PAD), in nats per token, so it
-compares directly with the unigram entropy of the same codes: the loss of the best model that ignores
-context. A loss well below it means the model uses the context.
+Losses count only targets that are codes (not BOS/EOS/PAD), in nats per token. The baseline is the
+unigram loss: the held-out codes' cross-entropy under the training codes' frequencies (plus 1/2,
+Jeffreys), which is what the best model that ignores context scores on them. A validation loss well
+below it means the model uses the context. (The held-out codes' own plug-in entropy is no such bar:
+a few thousand codes of an 8192-code book read nats lower than any unigram model can score.)
+
+Held-out sentences are new sentences, not always new images: when a corpus reuses an image (the
+sample corpus derives edges, segmentation and inpainting from the same photos) a held-out image may
+also occur in training, and its loss then measures memory. So each set knows which of its images
+occur in the training rows scanned, and the loss on the others, the unseen images, is reported apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from lvm_data.sentences.base import rng_for
 from lvm_data.train.config import IGNORE_INDEX, Vocab
 from lvm_data.train.model import LLaMA, token_loss
 from lvm_data.train.shards import Corpus, is_validation, read_group
 
+BASELINE_TOKENS = 16 * 2**20  # training codes scanned for the unigram baseline and the seen-image check
+
+
+@dataclass(frozen=True)
+class TrainingCodes:
+    """What a scan of the training rows found: code counts and a digest of every image."""
+
+    counts: np.ndarray  # (codebook_size,) int64
+    images: frozenset[bytes]
+    sentences: int
+    complete: bool  # every training sentence was scanned
+
+    @property
+    def tokens(self) -> int:
+        return int(self.counts.sum())
+
+    def log_probs(self) -> np.ndarray:
+        """Unigram log-probabilities, frequencies plus 1/2 (a code never seen still gets a finite loss)."""
+        return np.log((self.counts + 0.5) / (self.counts.sum() + 0.5 * len(self.counts)))
+
+    def entropy(self) -> float:
+        return unigram_entropy_of_counts(self.counts)
+
 
 @dataclass
 class ValidationSet:
-    """One source's held-out rows: inputs/targets (N, context) int64; `codes` counts scored targets."""
+    """One source's held-out rows: inputs/targets (N, context) int64; `unseen` marks targets whose
+    image does not occur in the scanned training rows; `codes` counts scored targets."""
 
     source: str
     inputs: torch.Tensor
     targets: torch.Tensor
+    unseen: torch.Tensor
     sentences: int
     codes: int
-    unigram_entropy: float
+    images: int
+    seen_images: int
+    unigram_loss: float
+
+
+@dataclass(frozen=True)
+class Score:
+    """A source's validation loss, and the loss on its unseen images alone (None when it has none)."""
+
+    loss: float
+    unseen_loss: float | None
+
+
+def unigram_entropy_of_counts(counts: np.ndarray) -> float:
+    """Plug-in entropy (nats) of code counts: -sum p log p over codes that occur."""
+    total = counts.sum()
+    p = counts[counts > 0] / total if total else counts[:0]
+    return float(-(p * np.log(p)).sum()) if total else math.nan
 
 
 def unigram_entropy(codes: np.ndarray, codebook_size: int) -> float:
-    """Plug-in entropy (nats) of the code frequencies: -sum p log p over codes that occur."""
-    counts = np.bincount(codes.astype(np.int64), minlength=codebook_size)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum()) if counts.sum() else math.nan
+    return unigram_entropy_of_counts(np.bincount(codes.astype(np.int64), minlength=codebook_size))
+
+
+def image_digests(codes: np.ndarray, tokens_per_image: int) -> list[bytes]:
+    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+            for image in codes.astype(np.uint16).reshape(-1, tokens_per_image)]
+
+
+def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
+                  max_tokens: int = BASELINE_TOKENS) -> TrainingCodes:
+    """Code counts and image digests of the training rows, reading row groups in a fixed shuffled
+    order (a spread sample, not the first files) until `max_tokens` codes."""
+    counts = np.zeros(corpus.codebook_size, dtype=np.int64)
+    images: set[bytes] = set()
+    sentences, complete = 0, True
+    order = rng_for(0, "lvm_data.train.baseline").permutation(len(corpus.groups))
+    for n, j in enumerate(order):
+        if counts.sum() >= max_tokens:
+            complete = n == len(order)
+            break
+        batch = read_group(corpus, corpus.groups[j])
+        for i in np.flatnonzero(~is_validation(batch.ids, fraction, extra)):
+            codes = batch.sentence(int(i))
+            counts += np.bincount(codes, minlength=corpus.codebook_size)
+            images.update(image_digests(codes, corpus.tokens_per_image))
+            sentences += 1
+    return TrainingCodes(counts, frozenset(images), sentences, complete)
 
 
 def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
@@ -62,46 +136,70 @@ def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, 
     return found
 
 
+def _packed(parts: list[np.ndarray], before: int, after: int, fill: int, context: int) -> np.ndarray:
+    """`before` part `after` back to back, cut into rows of context + 1 that overlap by one; the last is filled."""
+    stream = np.concatenate([np.concatenate([[before], p.astype(np.int64), [after]]) for p in parts])
+    n_rows = max(1, math.ceil((len(stream) - 1) / context))
+    padded = np.full(n_rows * context + 1, fill, dtype=np.int64)
+    padded[:len(stream)] = stream
+    return np.stack([padded[i * context:i * context + context + 1] for i in range(n_rows)])
+
+
 def pack_rows(sentences: list[np.ndarray], vocab: Vocab, context: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pack as the stream does; the last row is padded; targets that are not codes are ignored."""
-    stream = np.concatenate([np.concatenate([[vocab.bos], s.astype(np.int64), [vocab.eos]]) for s in sentences])
-    n_rows = max(1, math.ceil((len(stream) - 1) / context))
-    padded = np.full(n_rows * context + 1, vocab.pad, dtype=np.int64)
-    padded[:len(stream)] = stream
-    rows = np.stack([padded[i * context:i * context + context + 1] for i in range(n_rows)])
+    rows = _packed(sentences, vocab.bos, vocab.eos, vocab.pad, context)
     inputs, targets = torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(rows[:, 1:].copy())
     targets[targets >= vocab.codebook_size] = IGNORE_INDEX
     return inputs, targets
 
 
+def unseen_mask(sentences: list[np.ndarray], training: TrainingCodes, tokens_per_image: int,
+                context: int) -> torch.Tensor:
+    """Aligned with `pack_rows`' targets: True where the target code's image is not among the training images."""
+    flags = [np.repeat([d not in training.images for d in image_digests(s, tokens_per_image)], tokens_per_image)
+             for s in sentences]
+    rows = _packed(flags, 0, 0, 0, context)
+    return torch.from_numpy(rows[:, 1:].astype(bool))
+
+
 def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_tokens: int,
-          extra: tuple[str, ...] = ()) -> list[ValidationSet]:
+          extra: tuple[str, ...] = (), training: TrainingCodes | None = None) -> list[ValidationSet]:
     """One `ValidationSet` per source that has held-out sentences, sorted by source."""
+    training = training if training is not None else scan_training(corpus, fraction, extra)
+    log_p = training.log_probs()
+    tpi = corpus.tokens_per_image
     sets = []
     for source, sentences in sorted(collect(corpus, fraction, max_tokens, extra).items()):
         inputs, targets = pack_rows(sentences, vocab, context)
-        codes = np.concatenate(sentences)
-        sets.append(ValidationSet(source, inputs, targets, len(sentences), int((targets >= 0).sum()),
-                                  unigram_entropy(codes, vocab.codebook_size)))
+        unseen = unseen_mask(sentences, training, tpi, context)
+        codes = np.concatenate(sentences).astype(np.int64)
+        images = len(codes) // tpi
+        seen = sum(d in training.images for s in sentences for d in image_digests(s, tpi))
+        sets.append(ValidationSet(source, inputs, targets, unseen, len(sentences), int((targets >= 0).sum()),
+                                  images, seen, float(-log_p[codes].mean())))
     return sets
 
 
 @torch.no_grad()
 def evaluate(model: LLaMA, sets: list[ValidationSet], batch_size: int, autocast=contextlib.nullcontext
-             ) -> dict[str, float]:
-    """Mean code loss (nats per token) per source. The model is put back in the mode it was in."""
+             ) -> dict[str, Score]:
+    """Mean code loss (nats per token) per source, over all its targets and over its unseen images'.
+    The model is put back in the mode it was in."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    losses = {}
+    scores = {}
     for vset in sets:
-        total = 0.0
+        total, unseen_total = 0.0, 0.0
         for start in range(0, len(vset.inputs), batch_size):
             inputs = vset.inputs[start:start + batch_size].to(device)
             targets = vset.targets[start:start + batch_size].to(device)
             with autocast():
                 logits = model(inputs)
-            total += float(token_loss(logits, targets, reduction="sum"))
-        losses[vset.source] = total / max(1, vset.codes)
+            losses = token_loss(logits, targets, reduction="none")  # 0 where ignored
+            total += float(losses.sum())
+            unseen_total += float(losses[vset.unseen[start:start + batch_size].flatten().to(device)].sum())
+        unseen_codes = int(((vset.targets >= 0) & vset.unseen).sum())
+        scores[vset.source] = Score(total / max(1, vset.codes), unseen_total / unseen_codes if unseen_codes else None)
     model.train(was_training)
-    return losses
+    return scores

@@ -20,7 +20,7 @@ def test_train_generate_export_from_the_command_line(tmp_path):
                                   "--batch-size", "2", "--context", "128", "--eval-every", "3",
                                   "--val-fraction", "0.3"])
     assert result.exit_code == 0, result.output
-    assert "validation loss" in result.output and "unigram entropy" in result.output and "tokens/s" in result.output
+    assert "validation loss" in result.output and "vs unigram" in result.output and "tokens/s" in result.output
     assert (run / "log.jsonl").exists() and (run / "loss.png").exists()
 
     sheet = tmp_path / "sheet.png"

@@ -16,10 +16,11 @@ def test_a_resumed_log_drops_what_came_after_the_checkpoint(tmp_path):
     assert LossLog(uri).records == []  # a fresh run starts a fresh log
 
 
-def test_plot_draws_train_val_and_entropy(tmp_path):
+def test_plot_draws_train_val_unseen_and_unigram(tmp_path):
     records = [{"kind": "train", "step": s, "loss": 5.0 / s} for s in range(1, 20)]
-    records += [{"kind": "val", "step": s, "source": src, "loss": 4.0 / s, "unigram_entropy": 3.0}
-                for s in (1, 10, 19) for src in ("a", "b")]
+    records += [{"kind": "val", "step": s, "source": src, "loss": 4.0 / s, "unigram_loss": 3.0, "images": 4,
+                 "seen_images": seen, "unseen_loss": 4.5 / s if seen < 4 else None}
+                for s in (1, 10, 19) for src, seen in (("a", 0), ("b", 2), ("c", 4))]
     plot(records, str(tmp_path / "loss.png"), "tiny")
     image = Image.open(tmp_path / "loss.png")
     assert image.size == (800, 500)

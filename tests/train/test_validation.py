@@ -1,17 +1,90 @@
 import math
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from lvm_data.shards import layout
 from lvm_data.train import validation
 from lvm_data.train.config import IGNORE_INDEX, Vocab, model_config
 from lvm_data.train.model import LLaMA, init_weights
 from lvm_data.train.shards import is_validation, open_corpus, small_source_holdouts
 
-from .synth import random_corpus
+from .synth import random_corpus, write_shard
 
 V = Vocab(64)
+
+
+def reused_image_corpus(out, tpi=8, codebook=64):
+    """Source "derived": sentences [shared image k, own image]; source "photos": each shared image alone.
+    Returns (ids of derived, ids of photos)."""
+    rng = np.random.default_rng(3)
+    shared = [rng.integers(0, codebook, tpi) for _ in range(12)]
+    derived = [np.concatenate([img, rng.integers(0, codebook, tpi)]) for img in shared]
+    ids = write_shard(out / layout.sentences_file("derived", "00000"), "derived", derived, codebook=codebook, tpi=tpi)
+    photo_ids = write_shard(out / layout.sentences_file("photos", "00000"), "photos", shared, codebook=codebook,
+                            tpi=tpi, first=100)
+    return ids, photo_ids
+
+
+def test_unigram_baseline_is_the_held_out_cross_entropy_under_training_frequencies(tmp_path):
+    random_corpus(tmp_path, files=1, per_file=30, codebook=64, tpi=8)
+    corpus = open_corpus(str(tmp_path))
+    training = validation.scan_training(corpus, 0.2)
+    counts = np.zeros(64)
+    held: dict[str, list] = {}
+    for path in sorted(tmp_path.rglob("*.parquet")):
+        table = pq.read_table(path)
+        for sid, source, tokens in zip(*(table.column(c).to_pylist() for c in ("id", "source", "tokens")),
+                                       strict=True):
+            if is_validation([sid], 0.2)[0]:
+                held.setdefault(source, []).extend(tokens)
+            else:
+                counts += np.bincount(tokens, minlength=64)
+    assert training.complete and training.tokens == counts.sum()
+    p = (counts + 0.5) / (counts.sum() + 32)
+    sets = validation.build(corpus, V, 32, 0.2, 10**6, training=training)
+    for vset in sets:
+        assert vset.unigram_loss == pytest.approx(-np.log(p[held[vset.source]]).mean())
+        assert vset.unigram_loss > validation.unigram_entropy(np.array(held[vset.source]), 64)  # the plug-in is lower
+    assert training.entropy() == pytest.approx(validation.unigram_entropy_of_counts(counts))
+
+
+def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp_path):
+    derived_ids, photo_ids = reused_image_corpus(tmp_path)
+    corpus = open_corpus(str(tmp_path))
+    extra = tuple(derived_ids[:3])  # hold out three derived sentences; their shared images stay in "photos"
+    sets = {s.source: s for s in validation.build(corpus, V, 16, 0.0001, 10**6, extra)}
+    derived = sets["derived"]
+    assert derived.images == 6 and derived.seen_images == 3
+    # targets of each sentence: [shared image: seen][own image: unseen], BOS/EOS ignored
+    scored = derived.targets >= 0
+    assert int((derived.unseen & scored).sum()) == 3 * 8
+    assert derived.inputs.flatten()[1:9].tolist() == [int(c) for c in derived.targets.flatten()[:8]]
+    assert not derived.unseen.flatten()[:8].any() and derived.unseen.flatten()[8:16].all()
+
+    model = LLaMA(model_config("tiny", V, 16))
+    init_weights(model, 1)
+    score = validation.evaluate(model, [derived], batch_size=1)["derived"]
+    with torch.no_grad():
+        per_token = torch.nn.functional.cross_entropy(model(derived.inputs).flatten(0, 1), derived.targets.flatten(),
+                                                      ignore_index=IGNORE_INDEX, reduction="none")
+    unseen = derived.unseen.flatten() & scored.flatten()
+    assert score.loss == pytest.approx(float(per_token.sum()) / derived.codes, rel=1e-5)
+    assert score.unseen_loss == pytest.approx(float(per_token[unseen].mean()), rel=1e-5)
+    assert score.loss != pytest.approx(score.unseen_loss)
+
+
+def test_no_unseen_loss_when_every_held_out_image_was_trained_on(tmp_path):
+    derived_ids, photo_ids = reused_image_corpus(tmp_path)
+    sets = {s.source: s for s in validation.build(open_corpus(str(tmp_path)), V, 16, 0.0001, 10**6,
+                                                  (photo_ids[0],))}
+    photos = sets["photos"]
+    assert photos.images == photos.seen_images == 1  # the derived sentences still hold that image
+    model = LLaMA(model_config("tiny", V, 16))
+    init_weights(model, 1)
+    assert validation.evaluate(model, [photos], batch_size=2)["photos"].unseen_loss is None
 
 
 def test_unigram_entropy_in_nats():
@@ -49,9 +122,10 @@ def test_a_model_that_ignores_its_input_scores_log_vocabulary(tmp_path):
     with torch.no_grad():
         model.lm_head.weight.zero_()  # uniform over the vocabulary
     model.train()
-    losses = validation.evaluate(model, sets, batch_size=2)
-    assert set(losses) == {"alpha", "beta"}
-    assert all(loss == pytest.approx(math.log(V.size), abs=1e-5) for loss in losses.values())
+    scores = validation.evaluate(model, sets, batch_size=2)
+    assert set(scores) == {"alpha", "beta"}
+    assert all(s.loss == pytest.approx(math.log(V.size), abs=1e-5) for s in scores.values())
+    assert all(s.unseen_loss == pytest.approx(s.loss) for s in scores.values())
     assert model.training
 
 
