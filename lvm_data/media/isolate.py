@@ -75,6 +75,11 @@ class IsolatedWorker:
         self._discard(grace_s=1.0)
 
     @property
+    def used(self) -> bool:
+        """Whether the running process has served calls before (its native libraries may carry state)."""
+        return self._process is not None and self._process.poll() is None and self._calls > 0
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 

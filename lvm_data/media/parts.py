@@ -33,7 +33,7 @@ class ClipPart(Part):
     seed: int = 0
     fps: float = 0.0
     timeout_s: float = 300.0
-    backends: tuple = ("decord", "pyav", "opencv")
+    backends: tuple = ("pyav", "opencv", "decord")
 
 
 @dataclass(frozen=True)

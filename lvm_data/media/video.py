@@ -1,11 +1,14 @@
 """Video files -> sampled clips of RGB frames, decoded in an isolated worker process.
 
-Backends are tried in order (default decord, then PyAV, then OpenCV): when one fails to open the
-file or to return every wanted frame, the next one gets the file. A video that fits no clip is
-`too_short` (no fallback: the frame count is a fact of the file). Every backend returns upright RGB:
-decord and OpenCV apply the container's rotation (display matrix) themselves, PyAV frames are
-rotated here by `frame.rotation`; OpenCV's BGR is flipped. Frames are resized to the tokenizer's
-size inside the worker, so only small arrays travel back.
+Backends are tried in order (default PyAV, then OpenCV, then decord): when one fails to open the
+file or to return every wanted frame, the next one gets the file. decord comes last although it seeks
+fastest, and gets only files the others could not open: its reader thread decodes ahead, so on a
+damaged stream whether it fails depends on timing (one test file: 0 of 12 reads failed on an idle
+machine, 9 of 12 under load), and what a file becomes must not depend on the machine's load. A
+video that fits no clip is `too_short` (no fallback: the frame count is a fact of the file). Every
+backend returns upright RGB: decord and OpenCV apply the container's rotation (display matrix)
+themselves, PyAV frames are rotated here by `frame.rotation`; OpenCV's BGR is flipped. Frames are
+resized to the tokenizer's size inside the worker, so only small arrays travel back.
 
 `decode_video` runs `read_clips` through `lvm_data.media.isolate`: a backend that segfaults becomes
 `ItemError(decoder_crash)`, one that hangs `ItemError(timeout)`.
@@ -29,7 +32,9 @@ from lvm_data.media.resize import resize
 from lvm_data.outcomes import ItemError, Reason
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".3gp", ".flv", ".wmv")
-DEFAULT_BACKENDS = ("decord", "pyav", "opencv")
+DEFAULT_BACKENDS = ("pyav", "opencv", "decord")
+TIMING_DEPENDENT = frozenset({"decord"})  # never given a file that another backend opened but could not read
+NOT_INSTALLED = ": not installed "
 DEFAULT_TIMEOUT_S = 300.0
 
 
@@ -78,7 +83,7 @@ def decode_video(data: bytes | None, uri: str, request: VideoRequest, timeout_s:
     """
     worker = worker or worker_for_thread()
     if data is None:
-        return worker.call(read_clips, request, timeout_s=timeout_s, name=uri)
+        return _read_clips_confirmed(worker, request, timeout_s, uri)
     if not data:
         raise ItemError(Reason.EMPTY_FILE, f"{uri}: file is empty")
     suffix = os.path.splitext(uri)[1][:8] or ".mp4"
@@ -88,7 +93,28 @@ def decode_video(data: bytes | None, uri: str, request: VideoRequest, timeout_s:
             f.write(data)
         local = VideoRequest(path, request.name, request.key, request.spec, request.seed, request.size,
                              request.policy, request.backends)
-        return worker.call(read_clips, local, timeout_s=timeout_s, name=uri)
+        return _read_clips_confirmed(worker, local, timeout_s, uri)
+
+
+def _read_clips_confirmed(worker: IsolatedWorker, request: VideoRequest, timeout_s: float, uri: str) -> VideoClips:
+    """`read_clips` in the worker; when a backend failed on the file and the worker had decoded other files
+    before, the call is redone in a fresh process and that answer stands. decord's state after earlier
+    files can fail a damaged file it reads alone, and then another backend's frame count picks other clips:
+    the outcome would depend on which files a worker saw first, so on the worker count."""
+    used = worker.used
+    try:
+        result = worker.call(read_clips, request, timeout_s=timeout_s, name=uri)
+        if not used or not _a_backend_failed(result.errors):
+            return result
+    except ItemError as err:
+        if not used or err.reason not in (Reason.DECODE_ERROR, Reason.NOT_MEDIA):
+            raise
+    worker.close()
+    return worker.call(read_clips, request, timeout_s=timeout_s, name=uri)
+
+
+def _a_backend_failed(errors: list[str]) -> bool:
+    return any(NOT_INSTALLED not in error for error in errors)
 
 
 def read_clips(request: VideoRequest) -> VideoClips:
@@ -98,13 +124,17 @@ def read_clips(request: VideoRequest) -> VideoClips:
     if os.path.getsize(request.path) == 0:
         raise ItemError(Reason.EMPTY_FILE, f"{request.name}: file is empty")
     errors: list[str] = []
+    unreadable = False  # a backend opened the file and failed to read the wanted frames: the data is damaged
     for backend in request.backends:
         opener = BACKENDS[backend] if isinstance(backend, str) else backend
         label = backend if isinstance(backend, str) else getattr(backend, "__name__", "backend")
+        if unreadable and label in TIMING_DEPENDENT:
+            errors.append(f"{label}: not tried on damaged data (whether it reads it depends on timing)")
+            continue
         try:
             opened = opener(request.path)
         except ImportError as err:
-            errors.append(f"{label}: not installed ({err}); pip install {PIP_NAMES.get(label, label)}")
+            errors.append(f"{label}{NOT_INSTALLED}({err}); pip install {PIP_NAMES.get(label, label)}")
             continue
         except Exception as err:  # noqa: BLE001 - any backend failure means: try the next one
             errors.append(f"{label}: cannot open: {type(err).__name__}: {err}")
@@ -118,6 +148,7 @@ def read_clips(request: VideoRequest) -> VideoClips:
             frames = _checked(opened.read(wanted), len(wanted))
         except Exception as err:  # noqa: BLE001
             errors.append(f"{label}: {type(err).__name__}: {err}")
+            unreadable = True
             continue
         resized = {i: resize(f, request.size, request.policy) for i, f in zip(wanted, frames, strict=True)}
         height, width = frames[0].shape[:2]  # as displayed (rotation applied), not as stored

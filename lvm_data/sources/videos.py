@@ -7,8 +7,8 @@ Both sample clips when decoding (lvm_data.media.clips), with the input block's `
 sorted order; an item's key is its URI (the folder's, for frame folders).
 
 videos: files with video extensions under folders (globs keep every match, so a non-video named by
-a glob becomes a ledger row); `timeout_s` per video (default 300) and `backends` (default decord,
-pyav, opencv) for the isolated decoder. frame_folders: every folder that directly holds image
+a glob becomes a ledger row); `timeout_s` per video (default 300) and `backends` (default pyav,
+opencv, decord) for the isolated decoder. frame_folders: every folder that directly holds image
 files is one video, its frames in natural order (frame2 before frame10); `fps` (needed only for
 `spacing_s`).
 """

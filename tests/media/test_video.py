@@ -11,7 +11,7 @@ from lvm_data.media.isolate import IsolatedWorker
 from lvm_data.media.parts import ClipPart
 from lvm_data.media.resize import resize
 from lvm_data.media.samples import videos
-from lvm_data.media.video import VideoRequest, decode_video, read_clips, write_video
+from lvm_data.media.video import Opened, VideoRequest, decode_video, read_clips, write_video
 from lvm_data.outcomes import ItemError, Reason
 
 BACKENDS = ("decord", "pyav", "opencv")
@@ -44,12 +44,33 @@ def failing_backend(path):
     raise RuntimeError("this backend always fails")
 
 
+def unreadable_backend(path):
+    def read(indices):
+        raise OSError("damaged packet")
+
+    return Opened(10, 25.0, read)
+
+
 def crashing_backend(path):
     os.abort()
 
 
 def hanging_backend(path):
     time.sleep(60)
+
+
+_OPENED: list[str] = []  # files this process's history_backend opened
+
+
+def history_backend(path):
+    """A decoder with process state, as decord is: fails a 'damaged' file once it has opened another file."""
+    from lvm_data.media.video import BACKENDS as REAL
+
+    earlier = [p for p in _OPENED if "damaged" not in p]
+    _OPENED.append(path)
+    if "damaged" in path and earlier:
+        raise RuntimeError(f"state left by {earlier[0]}")
+    return REAL["pyav"](path)
 
 
 def test_backends_agree_on_a_real_video():
@@ -125,10 +146,22 @@ def test_a_corrupt_middle_fails_every_backend_with_decode_error(tmp_path, worker
     data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
     (tmp_path / "corrupt.mp4").write_bytes(bytes(data))
     with pytest.raises(ItemError) as err:
-        decode_video(None, str(tmp_path / "corrupt.mp4"), request(tmp_path / "corrupt.mp4", ClipSpec(strides=(8,))),
-                     worker=worker)
+        decode_video(None, str(tmp_path / "corrupt.mp4"),
+                     request(tmp_path / "corrupt.mp4", ClipSpec(strides=(8,))), worker=worker)
     assert err.value.reason is Reason.DECODE_ERROR
     assert all(f"{b}:" in err.value.detail for b in BACKENDS)
+
+
+def test_decord_is_not_given_a_file_another_backend_opened_but_could_not_read(tmp_path):
+    """On damaged data decord's answer depends on timing; files the others cannot even open still reach it."""
+    write_video(str(tmp_path / "v.mp4"), pattern(10))
+    spec = ClipSpec(frames=4, strides=(2,))
+    with pytest.raises(ItemError) as err:
+        read_clips(request(tmp_path / "v.mp4", spec, (unreadable_backend, "decord")))
+    assert "unreadable_backend: OSError" in err.value.detail
+    assert "decord: not tried on damaged data" in err.value.detail
+    result = read_clips(request(tmp_path / "v.mp4", spec, (failing_backend, "decord")))
+    assert result.backend == "decord" and "always fails" in result.errors[0]
 
 
 def test_not_a_video_and_empty_files(tmp_path, worker):
@@ -145,6 +178,24 @@ def test_fallback_to_the_next_backend_is_recorded(tmp_path):
     write_video(str(tmp_path / "v.mp4"), pattern(10))
     result = read_clips(request(tmp_path / "v.mp4", ClipSpec(frames=4, strides=(2,)), (failing_backend, "pyav")))
     assert result.backend == "pyav" and "always fails" in result.errors[0]
+
+
+@pytest.mark.parametrize("fallback", [("opencv",), ()])
+def test_a_file_a_used_worker_fails_is_decoded_again_in_a_fresh_one(tmp_path, fallback):
+    """The outcome must not depend on which files the worker decoded before (so on the worker count)."""
+    for name in ("first.mp4", "damaged.mp4"):
+        write_video(str(tmp_path / name), pattern(10))
+    backends = (history_backend, *fallback)
+    spec = ClipSpec(frames=4, strides=(2,))
+    with IsolatedWorker() as alone:
+        fresh = decode_video(None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends),
+                             worker=alone)
+    with IsolatedWorker() as used:
+        decode_video(None, str(tmp_path / "first.mp4"), request(tmp_path / "first.mp4", spec, backends), worker=used)
+        again = decode_video(None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends),
+                             worker=used)
+    assert fresh.backend == again.backend == "history_backend" and not again.errors
+    assert [c.indices for c in again.clips] == [c.indices for c in fresh.clips]
 
 
 def test_a_crashing_decoder_becomes_decoder_crash_not_a_dead_caller(tmp_path, worker):
