@@ -45,12 +45,12 @@ class LossLog:
 def plot(records: list[dict], uri: str, title: str = "") -> None:
     """Training loss; per source the validation loss, the loss on its unseen images (dotted, when some
     held-out images also occur in training) and the unigram baseline (dashed)."""
-    fig = Figure(figsize=(8, 5), dpi=100)
+    fig = Figure(figsize=(11, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     train = [r for r in records if r["kind"] == "train"]
     if train:
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], color="0.4", lw=1, label="train")
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], color="black", lw=0.8, alpha=0.6, label="train")
     val = [r for r in records if r["kind"] == "val"]
     for i, source in enumerate(sorted({r["source"] for r in val})):
         mine = [r for r in val if r["source"] == source]
@@ -67,7 +67,7 @@ def plot(records: list[dict], uri: str, title: str = "") -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if train or val:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, not over them
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     storage.write_bytes(uri, buffer.getvalue())

@@ -23,6 +23,6 @@ def test_plot_draws_train_val_unseen_and_unigram(tmp_path):
                 for s in (1, 10, 19) for src, seen in (("a", 0), ("b", 2), ("c", 4))]
     plot(records, str(tmp_path / "loss.png"), "tiny")
     image = Image.open(tmp_path / "loss.png")
-    assert image.size == (800, 500)
+    assert image.size == (1100, 500)
     colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
     assert len(colours) > 20  # lines and text, not a blank canvas
