@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,24 +93,27 @@ def image_digests(codes: np.ndarray, tokens_per_image: int) -> list[bytes]:
 
 
 def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
-                  max_tokens: int = BASELINE_TOKENS) -> TrainingCodes:
+                  max_tokens: int = BASELINE_TOKENS, threads: int = 8) -> TrainingCodes:
     """Code counts and image digests of the training rows, reading row groups in a fixed shuffled
-    order (a spread sample, not the first files) until `max_tokens` codes."""
+    order (a spread sample, not the first files) until `max_tokens` codes; `threads` groups at a time,
+    so a remote corpus costs a few round trips, not one per group."""
     counts = np.zeros(corpus.codebook_size, dtype=np.int64)
     images: set[bytes] = set()
-    sentences, complete = 0, True
-    order = rng_for(0, "lvm_data.train.baseline").permutation(len(corpus.groups))
-    for n, j in enumerate(order):
-        if counts.sum() >= max_tokens:
-            complete = n == len(order)
-            break
-        batch = read_group(corpus, corpus.groups[j])
-        for i in np.flatnonzero(~is_validation(batch.ids, fraction, extra)):
-            codes = batch.sentence(int(i))
-            counts += np.bincount(codes, minlength=corpus.codebook_size)
-            images.update(image_digests(codes, corpus.tokens_per_image))
-            sentences += 1
-    return TrainingCodes(counts, frozenset(images), sentences, complete)
+    sentences = 0
+    order = [corpus.groups[j] for j in rng_for(0, "lvm_data.train.baseline").permutation(len(corpus.groups))]
+    read = 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        while read < len(order) and counts.sum() < max_tokens:
+            for batch in pool.map(lambda group: read_group(corpus, group), order[read:read + threads]):
+                read += 1
+                for i in np.flatnonzero(~is_validation(batch.ids, fraction, extra)):
+                    codes = batch.sentence(int(i))
+                    counts += np.bincount(codes, minlength=corpus.codebook_size)
+                    images.update(image_digests(codes, corpus.tokens_per_image))
+                    sentences += 1
+                if counts.sum() >= max_tokens:
+                    break
+    return TrainingCodes(counts, frozenset(images), sentences, read == len(order))
 
 
 def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()

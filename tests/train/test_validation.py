@@ -51,6 +51,16 @@ def test_unigram_baseline_is_the_held_out_cross_entropy_under_training_frequenci
     assert training.entropy() == pytest.approx(validation.unigram_entropy_of_counts(counts))
 
 
+def test_a_capped_scan_is_the_same_sample_whatever_the_threads(tmp_path):
+    random_corpus(tmp_path, files=3, per_file=20, codebook=64, tpi=8, row_group_size=2)
+    corpus = open_corpus(str(tmp_path))
+    whole = validation.scan_training(corpus, 0.1)
+    capped = [validation.scan_training(corpus, 0.1, max_tokens=100, threads=t) for t in (1, 3, 8)]
+    assert whole.complete and not any(c.complete for c in capped)
+    assert 100 <= capped[0].tokens < whole.tokens
+    assert all((c.counts == capped[0].counts).all() and c.images == capped[0].images for c in capped)
+
+
 def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp_path):
     derived_ids, photo_ids = reused_image_corpus(tmp_path)
     corpus = open_corpus(str(tmp_path))
