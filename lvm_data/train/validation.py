@@ -157,12 +157,10 @@ def pack_rows(sentences: list[np.ndarray], vocab: Vocab, context: int) -> tuple[
     return inputs, targets
 
 
-def unseen_mask(sentences: list[np.ndarray], training: TrainingCodes, tokens_per_image: int,
-                context: int) -> torch.Tensor:
-    """Aligned with `pack_rows`' targets: True where the target code's image is not among the training images."""
-    flags = [np.repeat([d not in training.images for d in image_digests(s, tokens_per_image)], tokens_per_image)
-             for s in sentences]
-    rows = _packed(flags, 0, 0, 0, context)
+def unseen_mask(unseen_images: list[np.ndarray], tokens_per_image: int, context: int) -> torch.Tensor:
+    """Aligned with `pack_rows`' targets: True where the target code's image is unseen (one flag per image
+    of each sentence)."""
+    rows = _packed([np.repeat(flags, tokens_per_image) for flags in unseen_images], 0, 0, 0, context)
     return torch.from_numpy(rows[:, 1:].astype(bool))
 
 
@@ -175,10 +173,11 @@ def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_token
     sets = []
     for source, sentences in sorted(collect(corpus, fraction, max_tokens, extra).items()):
         inputs, targets = pack_rows(sentences, vocab, context)
-        unseen = unseen_mask(sentences, training, tpi, context)
+        unseen_images = [np.array([d not in training.images for d in image_digests(s, tpi)]) for s in sentences]
+        unseen = unseen_mask(unseen_images, tpi, context)
         codes = np.concatenate(sentences).astype(np.int64)
         images = len(codes) // tpi
-        seen = sum(d in training.images for s in sentences for d in image_digests(s, tpi))
+        seen = images - int(sum(flags.sum() for flags in unseen_images))
         sets.append(ValidationSet(source, inputs, targets, unseen, len(sentences), int((targets >= 0).sum()),
                                   images, seen, float(-log_p[codes].mean())))
     return sets
