@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lvm_data.config import parse_job_text
 from lvm_data.curation.banding import Banding, near_pairs
 from lvm_data.curation.config import NearDuplicates, SceneCuts, parse_filters
 from lvm_data.curation.hashes import perceptual_hash, pixel_digest
@@ -38,8 +37,9 @@ from lvm_data.curation.planted import COPIES, score, write_planted
 from lvm_data.curation.stage import Stage
 from lvm_data.curation.video import cut_scores
 from lvm_data.items import ItemRef, Part
-from lvm_data.jobs import finish_run, open_run
-from lvm_data.local import LocalExecutor
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.loop import LocalExecutor
+from lvm_data.job.runs import finish_run, open_run
 from lvm_data.media.decode import DecodeSettings, decode_item
 from lvm_data.media.samples import package_file, photos
 from lvm_data.shards.reader import read_ledger

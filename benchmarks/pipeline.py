@@ -10,18 +10,17 @@
         --batch-size 16 --shard-size 8
         the same comparison with any settings (here: on this machine's CPU)
 
-`--gpu` runs the embedded runner with one worker process per CPU core (`--direct_running_mode
-multi_processing --direct_num_workers N`) unless Beam flags say otherwise: decoding runs in those
-processes while the one copy of the model on the GPU encodes (our ModelHandler shares it across them).
-The logic lives in pipelines/bench.py (`run_ceiling`). Weights of named configs are seeded random: they
-cost what trained weights cost (their codes are all alike, so "identical codes" says little with them).
+`--gpu` runs the embedded runner as `lvm-data run` does by default: one worker process whose executor
+decodes in one child process per CPU core while its one model copy on the GPU encodes, batches spanning
+units (lvm_data.job.executor). The logic lives in pipelines/bench.py (`run_ceiling`). Weights of named
+configs are seeded random: they cost what trained weights cost (their codes are all alike, so "identical
+codes" says little with them).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 GPU_PRESET = {"tokenizer": "lvm", "device": "cuda", "images": 16384, "small": 2048, "batch_size": 256,
@@ -50,8 +49,6 @@ def parse(argv: list[str]):
     chosen["pipeline_warmup"] = not chosen.pop("no_pipeline_warmup")
     if "compile" in chosen:
         chosen["compile"] = {"true": True, "false": False}.get(chosen["compile"], "auto")
-    if args.gpu and not any(a.startswith(("--runner", "--direct_")) for a in beam_args):
-        beam_args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={os.cpu_count() or 1}"]
     return CeilingBench(**{**(GPU_PRESET if args.gpu else {}), **chosen}, beam_args=tuple(beam_args)), None
 
 

@@ -194,6 +194,32 @@ def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
     click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(ctx.args), **options))))
 
 
+@bench.command("standin", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--images", default=3000, show_default=True, type=click.IntRange(min=1), help="Corpus size.")
+@click.option("--share", default=0.7, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="The stand-in's rate as a share of the measured decode capacity.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="The stand-in's rate in images/s "
+              "(instead of --share).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--shard-size", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=1), help="Decode workers (default: one per core).")
+@click.option("--loop/--no-loop", default=True, show_default=True, help="Also time the plain loop.")
+@click.option("--baseline-tree", type=click.Path(exists=True, file_okay=False),
+              help="Another checkout (e.g. main before a change): time its pipeline the same way.")
+@click.option("--workdir", help="Keep the corpus and outputs here (default: a new temporary folder).")
+@click.pass_context
+def bench_standin(ctx: click.Context, **options) -> None:
+    """Whether decode, encode and write overlap, measured on CPUs: the job end to end with a device stand-in
+    that sleeps batch / RATE seconds (RATE: a share of this machine's decode capacity). Overlapping stages
+    run at RATE (target ratio >= 0.9); stages one after another run well below it.
+
+    Beam flags pass through, as for `lvm-data run`.
+    """
+    from pipelines.bench_standin import StandInBench, format_standin, run_standin
+
+    click.echo(format_standin(run_standin(StandInBench(beam_args=tuple(ctx.args), **options))))
+
+
 @main.command("sample", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--out", default="out/sample", show_default=True, help="Folder for the inputs (media/), the job file "
               "(job.yaml), the corpus (corpus/) and preview.png; run again on it to resume.")

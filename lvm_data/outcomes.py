@@ -46,6 +46,18 @@ class Reason(StrEnum):
     LEFTOVER = "leftover"  # too few items left to fill a grouped sentence
 
 
+FILTER_REASONS = frozenset({Reason.TOO_SMALL, Reason.BAD_ASPECT, Reason.LOW_VARIANCE, Reason.DUPLICATE,
+                            Reason.NEAR_DUPLICATE, Reason.BLOCKLISTED, Reason.STATIC_CLIP, Reason.SCENE_CUT,
+                            Reason.DUPLICATE_SENTENCE, Reason.NEAR_DUPLICATE_SENTENCE, Reason.LEFTOVER})
+
+
+def status_of(reason: Reason) -> Status:
+    """The status every ledger row with this reason has."""
+    if reason is Reason.OK:
+        return Status.OK
+    return Status.FILTERED if reason in FILTER_REASONS else Status.FAILED
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: Status

@@ -1,7 +1,7 @@
 """Throughput benchmarks of the whole job; wall-clock seconds, nothing is asserted.
 
 `lvm-data bench pipeline` (`run_bench`): the Beam pipeline's images/s beside a plain in-process loop doing
-the same decode + encode + write with the same tokenizer (lvm_data.local), their ratio, and bytes per token.
+the same decode + encode + write with the same tokenizer (lvm_data.job.loop), their ratio, and bytes per token.
 Both run the same job end to end on the same corpus (copies of the sample photos): planning, tokenizer
 load, decoding, encoding, Parquet + ledger + markers, manifest.
 
@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from apache_beam.utils.multi_process_shared import MultiProcessShared
 from PIL import Image
 from safetensors.torch import save_file
 
 from lvm_data import tokenizer as lvm_tokenizer
-from lvm_data.config import parse_job_text
-from lvm_data.jobs import Run, finish_run, open_run
-from lvm_data.local import LocalExecutor
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.loop import LocalExecutor
+from lvm_data.job.runs import Run, finish_run, open_run
+from lvm_data.job.steps import Pending, prepare, read_items
 from lvm_data.media.samples import photos
-from lvm_data.process import Pending, prepare, read_items
 from lvm_data.shards.reader import read_sentences
 from lvm_data.shards.writer import SentenceRow, ShardInfo, sentence_table, write_parquet_atomic
 from lvm_data.testing import images_source, job_text
@@ -155,7 +152,6 @@ class CeilingBench:
     fp32_images: int = 2048  # images of the eager float32 passes
     jpeg: bool = True
     pipeline_warmup: bool = True  # one untimed pipeline first (inductor's compile cache, the page cache)
-    proxy: tuple[bool, ...] = (False, True)  # time batches through Beam's model proxy: same process, own process
     workdir: str | None = None
     beam_args: tuple[str, ...] = ()
 
@@ -244,30 +240,6 @@ def encoder_passes(cfg: CeilingBench, location: str, frames: np.ndarray) -> tupl
     return figures, ceiling_codes
 
 
-class EchoModel:
-    """A stand-in model for `proxy_ips`: takes a batch, returns its length."""
-
-    def rows(self, batch: np.ndarray) -> int:
-        return len(batch)
-
-
-def proxy_ips(batch: np.ndarray, spawn: tuple[bool, ...] = (False, True), calls: int = 5,
-              clock=time.perf_counter) -> dict[str, float]:
-    """Images/s of handing `batch` to a model behind Beam's MultiProcessShared proxy, as RunInference does when
-    the handler shares its model across processes (TokenizerHandler on CUDA): the frames are pickled through a
-    local socket. Served by a thread of this process (spawn False) and by a process of its own (spawn True)."""
-    out = {}
-    for own_process in spawn:
-        model = MultiProcessShared(EchoModel, tag=f"lvm-bench-{uuid.uuid4().hex}", always_proxy=True,
-                                   spawn_process=own_process).acquire()
-        model.rows(batch)  # connects
-        start = clock()
-        for _ in range(calls):
-            model.rows(batch)
-        out["own process" if own_process else "same process"] = calls * len(batch) / (clock() - start)
-    return out
-
-
 def _ceiling_job(cfg: CeilingBench, root: Path, location: str, name: str, limit: int | None) -> str:
     top = {"shard_size": cfg.shard_size, "batch_size": cfg.batch_size, "device": cfg.device, "dtype": cfg.dtype,
            "compile": cfg.compile, **({"limit": limit} if limit else {})}
@@ -275,11 +247,11 @@ def _ceiling_job(cfg: CeilingBench, root: Path, location: str, name: str, limit:
 
 
 def pipeline_seconds(cfg: CeilingBench, text: str, clock=time.perf_counter) -> tuple[float, dict]:
-    """Seconds of the job as `lvm-data run` does it (plan, pipeline, manifest), in one pipeline: no waves."""
+    """Seconds of the job as `lvm-data run` does it (plan, pipeline, manifest)."""
     start = clock()
     job = parse_job_text(text)
     run = open_run(job, lvm_tokenizer.load(job.tokenizer, device="cpu", dtype=job.dtype))
-    label = execute(run, list(cfg.beam_args), first_wave_items=sys.maxsize)
+    label = execute(run, list(cfg.beam_args))
     return clock() - start, finish_run(run, label)
 
 
@@ -309,11 +281,10 @@ def run_ceiling(cfg: CeilingBench) -> dict:
     full_s, full = pipeline_seconds(cfg, _ceiling_job(cfg, root, location, "full", None))
     frames = np.concatenate([p.pixels() for p in pendings])  # (N, S, S, 3) uint8
     encoder, codes = encoder_passes(cfg, location, frames)
-    proxy = proxy_ips(frames[:cfg.batch_size], cfg.proxy)
     images, extra = full["totals"]["images"], full["totals"]["images"] - small["totals"]["images"]
     steady = extra / (full_s - small_s) if extra > 0 and full_s > small_s else None
     return {"config": cfg, "tokenizer": location, "images": images, "small_images": small["totals"]["images"],
-            "decode_ips": len(frames) / decode_s, "encoder": encoder, "proxy": proxy, "runner": full["runner"],
+            "decode_ips": len(frames) / decode_s, "encoder": encoder, "runner": full["runner"],
             "manifest_device": full["tokenizer"]["device"], "full_s": full_s, "small_s": small_s,
             "steady_ips": steady, "startup_s": small_s - small["totals"]["images"] / steady if steady else None,
             "ratio": steady / encoder[0]["ips"] if steady else None,
@@ -331,15 +302,13 @@ def format_ceiling(r: dict) -> str:
              f"(feeding {top:,.0f} images/s takes {top / r['decode_ips']:.1f} such processes)"]
     lines += [f"encoder alone, {e['label']:<37}: {e['ips']:9.1f} images/s  ({e['images']} images, "
               f"{cfg.warmup} warm-up batches untimed)" for e in r["encoder"]]
-    lines += [f"model proxy, {where} (batches of {cfg.batch_size} pickled to the shared model): {ips:9.1f} images/s"
-              for where, ips in r["proxy"].items()]
     lines.append(f"pipeline, {r['runner']}: {r['images'] / r['full_s']:9.1f} images/s end to end "
                  f"({r['images']} images in {r['full_s']:.1f} s; {r['small_images']} in {r['small_s']:.1f} s)")
     if r["steady_ips"] is None:
         lines.append("pipeline steady rate: n/a (the two runs are within noise; use more --images)")
     else:
         lines += [f"pipeline steady rate (difference of the two runs): {r['steady_ips']:9.1f} images/s; "
-                  f"start-up {r['startup_s']:.1f} s per pipeline (each embedded-runner wave pays it)",
+                  f"start-up {r['startup_s']:.1f} s per run (model load, compile, decoder processes)",
                   f"ratio pipeline / encoder alone: {r['ratio']:6.2f}   (target >= 0.9)"]
     lines += [f"identical codes, pipeline vs encoder alone: {r['identical']} of {r['sentences']} sentences; "
               f"manifest device: {r['manifest_device']}", f"outputs under {r['workdir']}"]

@@ -12,9 +12,9 @@ import sys
 import click
 
 from lvm_data import storage
-from lvm_data.config import JobConfigError, load_job, read_job_file, with_overrides
-from lvm_data.plan import ResumeError
-from lvm_data.progress import Progress, plan_lines
+from lvm_data.job.config import JobConfigError, load_job, read_job_file, with_overrides
+from lvm_data.job.plan import ResumeError
+from lvm_data.job.progress import Progress, plan_lines
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import format_totals
 from lvm_data.sources.listing import SourceError

@@ -1,11 +1,11 @@
 """Curation in Beam: the job-wide image dedup index, and token-space dedup inside the main job.
 
-Both are thin wiring of lvm_data.curation's plain functions:
+Both are pipelines of their own around the main job, thin wiring of lvm_data.curation's plain functions:
 
-  index:     ReadUnits -> SignItems -> ExactDedup (GroupByKey digest) -> NearDedup (GroupByKey band bucket,
-             CombinePerKey nearest earlier id) -> removals per (source, read unit) -> files -> index.json
-  sentences: Tokenized rows (+ committed units' signatures) -> ExactDedup -> NearDedup -> removals and
-             signatures keyed by (source, unit), joined into the main job's JoinByUnit
+  index (before): ReadUnits -> SignItems -> ExactDedup (GroupByKey digest) -> NearDedup (GroupByKey band
+             bucket, CombinePerKey nearest earlier id) -> removals per (source, read unit) -> files -> index.json
+  sentences (after): staged units' signatures (+ committed units') -> ExactDedup -> NearDedup -> removals
+             by (source, unit) -> JoinStaged -> CommitStaged (each staged unit's files and marker)
 
 No step compares all pairs: candidates meet only in a digest group or a band bucket. The survivor is
 the smaller id (lvm_data.curation.survivors), so results do not depend on worker count.
@@ -22,8 +22,9 @@ from lvm_data.curation import banding, minhash, store
 from lvm_data.curation import index as image_index
 from lvm_data.curation import sentences as token_space
 from lvm_data.curation.config import index_sources
-from lvm_data.jobs import Run
-from lvm_data.process import Selection
+from lvm_data.job.runs import Run
+from lvm_data.job.staging import read_staged, remove_staged
+from lvm_data.job.steps import Selection, finish_unit
 from lvm_data.shards.reader import list_markers
 
 
@@ -196,38 +197,68 @@ def ensure_index(run: Run, runner, options, label: str) -> bool:
     return True
 
 
-def _sign_tokenized(tokenized, settings):
-    row = tokenized.row
-    if row is not None:
-        signature = token_space.sign_row(settings, tokenized.source, tokenized.unit, row)
-        if signature is not None:
-            yield signature
+class CommitStaged(beam.DoFn):
+    """((source, unit), {digest, removed}) -> the staged unit committed with its token-space removals."""
+
+    def __init__(self, ctx, merge: bool):
+        self.ctx, self.merge = ctx, merge
+
+    def process(self, element):
+        (source, unit), parts = element
+        digests = list(parts["digest"])
+        if not digests:
+            raise RuntimeError(f"removals for unit {source}/{unit}, which is not staged in this run (bug)")
+        staged = _staged(self.ctx, source, unit, digests[0])
+        curation = self.ctx.unit_curation(source, parts["removed"], staged.signatures)
+        marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, digests[0]), staged.expected, staged.events,
+                                      staged.rows, merge=self.merge, curation=curation)
+        remove_staged(self.ctx.out, source, unit)
+        _count("write", "units")
+        for name, n in sorted(tallies.items()):
+            _count("ledger", name, n)
+        yield marker
 
 
-def sentence_dedup(p: beam.Pipeline, run: Run, tokenized) -> dict:
-    """{'removed', 'signatures'} keyed by (source, unit) for JoinByUnit (empty when no pooled unit runs)."""
+def _staged(ctx, source: str, unit: str, spec_digest: str):
+    staged = read_staged(ctx.out, source, unit, spec_digest, ctx.config_hash)
+    if staged is None:
+        raise RuntimeError(f"{ctx.out}: unit {source}/{unit} should be staged for token-space dedup but its staged "
+                           "file is missing or unreadable; run the job again (it redoes that unit)")
+    return staged
+
+
+def _staged_signatures(entry, ctx):
+    source, unit, spec_digest = entry
+    return _staged(ctx, source, unit, spec_digest).signatures
+
+
+def commit_staged(run: Run, runner, options) -> None:
+    """Token-space dedup after tokenizing, a pipeline of its own: the pool's decision over every staged unit's
+    signatures and the committed units' (which take part but are never removed again), then each staged
+    unit commits with its removals. Only signatures and removal records are grouped, never frames or media."""
     ctx = run.context
     settings = token_space.sentence_settings(ctx.job)
-    if not any(run.selections[name].units for name in settings.sources):
-        return {"removed": p | "NoSentenceRemovals" >> beam.Create([]),
-                "signatures": p | "NoSentenceSignatures" >> beam.Create([])}
-    new = tokenized | "SignSentences" >> beam.FlatMap(_sign_tokenized, settings=settings)
-    committed = (p | "CommittedSignatureFiles" >> beam.Create(
-        token_space.committed_files(ctx.out, list_markers(ctx.out), settings))
-        | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed))
-    exact = (new, committed) | "AllSignatures" >> beam.Flatten() | "ExactSentences" >> ExactDedup()
-    removals = [exact["removed"] | "ExactSentencesPending" >> beam.Filter(_not_committed)
-                | "ExactSentenceRemovals" >> beam.MapTuple(token_space.exact_removal)]
-    if settings.near_duplicate_sentences is not None:
-        buckets = SentenceBuckets(settings.near_duplicate_sentences)
-        removals.append(exact["kept"] | "InNearSentencePool" >> beam.Filter(lambda s: s.minhash is not None)
-                        | "NearSentences" >> NearDedup(buckets.buckets, buckets.pairs)
-                        | "NearSentencesPending" >> beam.Filter(_not_committed)
-                        | "NearSentenceRemovals" >> beam.MapTuple(token_space.near_removal))
-    removed = (removals | "AllSentenceRemovals" >> beam.Flatten()
-               | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r)))
-    signatures = new | "SignaturesByUnit" >> beam.Map(lambda s: ((s.source, s.unit), s))
-    return {"removed": removed, "signatures": signatures}
+    with beam.Pipeline(runner=runner, options=options) as p:
+        units = p | "StagedUnits" >> beam.Create(run.staged_units())
+        new = (units | "SpreadStaged" >> beam.Reshuffle()
+               | "ReadStagedSignatures" >> beam.FlatMap(_staged_signatures, ctx=ctx))
+        committed = (p | "CommittedSignatureFiles" >> beam.Create(
+            token_space.committed_files(ctx.out, list_markers(ctx.out), settings))
+            | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed))
+        exact = (new, committed) | "AllSignatures" >> beam.Flatten() | "ExactSentences" >> ExactDedup()
+        removals = [exact["removed"] | "ExactSentencesPending" >> beam.Filter(_not_committed)
+                    | "ExactSentenceRemovals" >> beam.MapTuple(token_space.exact_removal)]
+        if settings.near_duplicate_sentences is not None:
+            buckets = SentenceBuckets(settings.near_duplicate_sentences)
+            removals.append(exact["kept"] | "InNearSentencePool" >> beam.Filter(lambda s: s.minhash is not None)
+                            | "NearSentences" >> NearDedup(buckets.buckets, buckets.pairs)
+                            | "NearSentencesPending" >> beam.Filter(_not_committed)
+                            | "NearSentenceRemovals" >> beam.MapTuple(token_space.near_removal))
+        removed = (removals | "AllSentenceRemovals" >> beam.Flatten()
+                   | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r)))
+        digests = units | "DigestsByUnit" >> beam.Map(lambda u: ((u[0], u[1]), u[2]))
+        _ = ({"digest": digests, "removed": removed} | "JoinStaged" >> beam.CoGroupByKey()
+             | "CommitStaged" >> beam.ParDo(CommitStaged(ctx, merge=run.retry)))
 
 
 def _not_committed(match) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from lvm_data import storage
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 from lvm_data.samplecorpus.inputs import assemble
 from lvm_data.samplecorpus.job import CORPUS, MEDIA, sample_job
 from lvm_data.shards import layout

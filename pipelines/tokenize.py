@@ -1,149 +1,146 @@
-"""The main job as a Beam pipeline (DESIGN "Pipeline"): thin DoFns around lvm_data.process.
+"""The main job as a Beam pipeline (DESIGN "Pipeline"): Beam distributes work units, nothing else.
 
-  PlanUnits -> SpreadUnits -> ReadItems -+-> DecodeBuild ----------------------+-> Tokenize (RunInference)
-                                         +-> GroupItems -> DecodeBuildGroups --+
-  PendingUnits + ReadItems[expected] + events + rows -> JoinByUnit -> WriteUnits (files, ledger, marker)
+  PlainUnits -------------------------------------------------------------------------------+
+  GroupedReadUnits -> SpreadReadUnits -> ListBuckets -+-> GroupBuckets -> BucketUnits -------+-> SpreadUnits
+  PendingBuckets -------------------------------------+                                          -> ProcessUnits
 
-Curation (pipelines/curation.py): DecodeBuild runs each source's filters between decode and build; a
-job with image dedup first builds its index (a pipeline of its own, once per output); token-space
-dedup adds sentence removals and signatures to JoinByUnit.
+ProcessUnits hands each work unit to its worker process's executor (lvm_data.job.executor), where the
+unit is read, decoded, built, encoded and written, the stages overlapping and batches of frames spanning
+units, and where it commits (files, then marker) the moment it is done, on every runner. ListBuckets
+reads item references only, to find the buckets of a grouping template's items: its GroupByKey groups
+read-unit descriptors, before anything is decoded. No media bytes or decoded frames cross the graph, and
+nothing groups after decoding (tests/pipelines/test_graph.py checks both).
 
-Every step has a stable label; counters mirror the ledger: `lvm_data.<stage>` / `<status>_<reason>`.
+Around it: the image dedup index first (pipelines/curation.py, a pass of its own), and for sources in a
+token-space dedup pool, the decision pass over their staged units afterwards (pipelines/curation.py).
+
+Counters mirror the ledger, from each committed unit's marker: `lvm_data.read` / `items`,
+`lvm_data.build` / `sentences`, `lvm_data.write` / `units`, `lvm_data.ledger` / `<status>_<reason>`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import dataclasses
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    DirectOptions,
+    PipelineOptions,
+    PortableOptions,
+    StandardOptions,
+)
+from apache_beam.transforms.window import GlobalWindows
 
 from lvm_data import tokenizer as lvm_tokenizer
-from lvm_data.config import JobConfig
 from lvm_data.curation.config import parse_filters
 from lvm_data.curation.report import write_report
-from lvm_data.items import ItemRef
-from lvm_data.jobs import (
-    FIRST_WAVE_ITEMS,
-    Run,
-    RunContext,
-    finish_run,
-    next_wave,
-    open_run,
-    remove_stale_temporaries,
-    save_job_file,
-)
-from lvm_data.process import finish_unit, group_key, prepare, read_items
-from pipelines.curation import ensure_index, sentence_dedup
-from pipelines.inference import TokenizerHandler
+from lvm_data.job.config import JobConfig
+from lvm_data.job.executor import Batch, release_executor, shared_executor
+from lvm_data.job.runs import Run, RunContext, finish_run, open_run, remove_stale_temporaries, save_job_file
+from lvm_data.job.steps import buckets_fed
+from lvm_data.outcomes import Reason, status_of
+from pipelines.curation import commit_staged, ensure_index
 
 EMBEDDED = ("FnApiRunner", "DirectRunner")
-WAVE_SECONDS = 120.0  # embedded runner: aim for a commit (and a progress step) about every two minutes
 
 
 def _count(stage: str, name: str, n: int = 1) -> None:
     Metrics.counter(f"lvm_data.{stage}", name).inc(n)
 
 
-class ReadItems(beam.DoFn):
-    """ReadUnit -> ItemRefs (main: built alone; 'grouped': (group key, ref)); 'expected': (unit, key)."""
+def count_marker(marker: dict) -> dict:
+    """The counters of a committed unit (a staged one counts when the decision pass commits it)."""
+    if marker.get("staged"):
+        _count("stage", "units")
+        return marker
+    counts = marker["counts"]
+    _count("read", "items", counts["inputs"])
+    _count("build", "sentences", counts["sentences"])
+    _count("write", "units")
+    for reason, n in sorted(counts["reasons"].items()):
+        _count("ledger", f"{status_of(Reason(reason)).value}_{reason}", n)
+    return marker
+
+
+class ListBuckets(beam.DoFn):
+    """A grouping source's read unit -> ((source, bucket), read unit) for every bucket its items land in."""
 
     def __init__(self, ctx: RunContext, selections):
         self.ctx, self.selections = ctx, selections
 
     def setup(self):
-        self.runtimes = {s.name: self.ctx.runtime(s.name) for s in self.ctx.job.sources}
+        self.runtimes = {}
 
     def process(self, read_unit):
-        rt = self.runtimes[read_unit.source]
-        for ref in read_items(rt, read_unit, self.selections[read_unit.source]):
-            _count("read", "items")
-            yield beam.pvalue.TaggedOutput("expected", ((ref.source, ref.unit), ref.key))
-            if rt.grouped:
-                yield beam.pvalue.TaggedOutput("grouped", ((ref.source, group_key(rt, ref)), ref))
-            else:
-                yield ref
+        if read_unit.source not in self.runtimes:
+            self.runtimes[read_unit.source] = self.ctx.runtime(read_unit.source)
+        for bucket in buckets_fed(self.runtimes[read_unit.source], read_unit, self.selections[read_unit.source]):
+            yield (read_unit.source, bucket), read_unit
 
 
-class DecodeBuild(beam.DoFn):
-    """A ref, or (group key, refs) -> Pending sentences; 'events': ((source, unit), ItemEvent) of failures."""
+class BucketUnits(beam.DoFn):
+    """((source, bucket), read units or None) -> the bucket's WorkUnit (None marks a bucket to write)."""
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
+    def __init__(self, run: Run):
+        self.order = {name: {r.unit.id: i for i, r in enumerate(plan.read_units)}
+                      for name, plan in run.plans.items() if plan.grouped}
+        self.digests = {name: dict(plan.digests) for name, plan in run.plans.items() if plan.grouped}
+
+    def process(self, element):
+        from lvm_data.job.plan import WorkUnit
+
+        (source, bucket), read_units = element
+        feeding = {r.unit.id: r for r in read_units if r is not None}
+        ordered = tuple(sorted(feeding.values(), key=lambda r: self.order[source][r.unit.id]))
+        yield WorkUnit(source, bucket, self.digests[source][bucket], ordered, grouped=True)
+
+
+class ProcessUnits(beam.DoFn):
+    """WorkUnit -> its marker, once committed by this process's executor (staged: a small record)."""
+
+    def __init__(self, ctx: RunContext, selections, merge: bool):
+        self.ctx, self.selections, self.merge = ctx, selections, merge
 
     def setup(self):
-        self.runtimes = {s.name: self.ctx.runtime(s.name) for s in self.ctx.job.sources}
-        self.settings = self.ctx.settings()
+        self.executor = shared_executor(self.ctx, self.selections, self.merge)
 
-    def process(self, element):
-        refs = [element] if isinstance(element, ItemRef) else list(element[1])
-        pendings, events = prepare(self.runtimes[refs[0].source], self.settings, refs)
-        for event in events:
-            _count("decode", f"{event.outcome.status.value}_{event.outcome.reason.value}")
-            yield beam.pvalue.TaggedOutput("events", ((refs[0].source, refs[0].unit), event))
-        _count("build", "sentences", len(pendings))
-        yield from pendings
+    def start_bundle(self):
+        self.batch = Batch()
 
+    def process(self, work):
+        self.executor.submit(work, self.batch)  # blocks while the executor is full
+        for marker in self.batch.done():
+            yield count_marker(marker)
 
-def unit_rows(tokenized):
-    if tokenized.row is not None:
-        yield (tokenized.source, tokenized.unit), tokenized.row
+    def finish_bundle(self):
+        for marker in self.batch.wait():  # raises UnitFailed if a unit of the bundle could not commit
+            yield GlobalWindows.windowed_value(count_marker(marker))
 
-
-def unit_events(tokenized):
-    _count("tokenize", "ok" if tokenized.row is not None else "failed_tokenize_error")
-    for event in tokenized.events:
-        yield (tokenized.source, tokenized.unit), event
-
-
-class WriteUnit(beam.DoFn):
-    """((source, unit), {seed, expected, events, rows}) -> the unit's marker, after its files."""
-
-    def __init__(self, ctx: RunContext, merge: bool):
-        self.ctx, self.merge = ctx, merge
-
-    def process(self, element):
-        (source, unit), parts = element
-        seeds = list(parts["seed"])
-        if not seeds:
-            raise RuntimeError(f"unit {source}/{unit} received items but was not planned for this run (bug)")
-        curation = self.ctx.unit_curation(source, parts.get("removed", ()), parts.get("signatures", ()))
-        marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, seeds[0]), list(parts["expected"]),
-                                      list(parts["events"]), list(parts["rows"]), merge=self.merge,
-                                      curation=curation)
-        _count("write", "units")
-        for name, n in sorted(tallies.items()):
-            _count("ledger", name, n)
-        yield marker
+    def teardown(self):
+        release_executor(self.executor)
 
 
 def build(p: beam.Pipeline, run: Run):
     """Add the job's steps to `p`; returns the PCollection of committed unit markers."""
     ctx = run.context
-    job = ctx.job
-    seeds = p | "PendingUnits" >> beam.Create(run.seeds())
-    items = (p | "PlanUnits" >> beam.Create(run.read_units())
-             | "SpreadUnits" >> beam.Reshuffle()
-             | "ReadItems" >> beam.ParDo(ReadItems(ctx, run.selections)).with_outputs("expected", "grouped",
-                                                                                     main="single"))
-    singles = (items.single | "SpreadItems" >> beam.Reshuffle()  # decode in parallel, not one thread per unit
-               | "DecodeBuild" >> beam.ParDo(DecodeBuild(ctx)).with_outputs("events", main="sentences"))
-    groups = (items.grouped | "GroupItems" >> beam.GroupByKey()
-              | "DecodeBuildGroups" >> beam.ParDo(DecodeBuild(ctx)).with_outputs("events", main="sentences"))
-    handler = TokenizerHandler(job.tokenizer, device=job.device, dtype=job.dtype, frames_per_batch=job.batch_size,
-                               compile=job.compile)
-    tokenized = ((singles.sentences, groups.sentences) | "AllSentences" >> beam.Flatten()
-                 | "Tokenize" >> RunInference(handler))
-    rows = tokenized | "UnitRows" >> beam.FlatMap(unit_rows)
-    events = ((singles.events, groups.events, tokenized | "UnitEvents" >> beam.FlatMap(unit_events))
-              | "AllEvents" >> beam.Flatten())
-    curated = sentence_dedup(p, run, tokenized)
-    return ({"seed": seeds, "expected": items.expected, "events": events, "rows": rows, **curated}
-            | "JoinByUnit" >> beam.CoGroupByKey()
-            | "WriteUnits" >> beam.ParDo(WriteUnit(ctx, merge=run.retry)))
+    units = [p | "PlainUnits" >> beam.Create(run.plain_units())]
+    grouped = run.grouped_read_units()
+    if grouped:
+        listed = (p | "GroupedReadUnits" >> beam.Create(grouped)
+                  | "SpreadReadUnits" >> beam.Reshuffle()
+                  | "ListBuckets" >> beam.ParDo(ListBuckets(ctx, run.selections)))
+        pending = p | "PendingBuckets" >> beam.Create([((name, bucket), None) for name, plan in run.plans.items()
+                                                       if plan.grouped for bucket in plan.write_units
+                                                       if bucket in run.to_process(name)])
+        units.append((listed, pending) | "AllBuckets" >> beam.Flatten()
+                     | "GroupBuckets" >> beam.GroupByKey()
+                     | "BucketUnits" >> beam.ParDo(BucketUnits(run)))
+    return (units | "AllUnits" >> beam.Flatten()
+            | "SpreadUnits" >> beam.Reshuffle()
+            | "ProcessUnits" >> beam.ParDo(ProcessUnits(ctx, run.selections, merge=run.retry)))
 
 
 def pipeline_options(beam_args: list[str]) -> tuple[object, PipelineOptions, str]:
@@ -163,34 +160,36 @@ def pipeline_options(beam_args: list[str]) -> tuple[object, PipelineOptions, str
     return FnApiRunner(), options, label
 
 
-def execute(run: Run, beam_args: list[str], wave_seconds: float = WAVE_SECONDS, clock=time.monotonic,
-            first_wave_items: int = FIRST_WAVE_ITEMS) -> str:
-    """Run the job's pipeline to completion; returns the runner label for the manifest.
+def processes_per_machine(options: PipelineOptions) -> int:
+    """SDK worker processes that share a machine's cores (each runs its own decode workers): the embedded
+    runner's worker processes, the portable runner's `--sdk_worker_parallelism`, and on Dataflow one per
+    vCPU unless `--experiments=no_use_multiple_sdk_containers` (0 stands for one per core)."""
+    name = (options.view_as(StandardOptions).runner or "FnApiRunner").split(".")[-1]
+    if name in EMBEDDED:
+        direct = options.view_as(DirectOptions)
+        return (direct.direct_num_workers or 1) if direct.direct_running_mode == "multi_processing" else 1
+    if name == "DataflowRunner":
+        experiments = options.view_as(DebugOptions).experiments or []
+        return 1 if "no_use_multiple_sdk_containers" in experiments else 0
+    return max(1, int(options.view_as(PortableOptions).sdk_worker_parallelism or 1))
 
-    On the embedded runner the pending units run in waves, one pipeline each, sized to take about
-    `wave_seconds` from the measured rate: a GroupByKey stage only starts when everything before it is
-    done, so waves are what lets units commit (and progress, and a kill lose little) during a long job.
-    Other runners get the whole job as one pipeline. A job with image dedup builds its index first.
-    """
+
+def execute(run: Run, beam_args: list[str]) -> str:
+    """Run the job: the image dedup index when it needs one, the tokenizing pipeline (units commit as they
+    finish), then the decision pass of token-space dedup sources. Returns the runner label for the manifest."""
     runner, options, label = pipeline_options(beam_args)
     ensure_index(run, runner, options, label)
-    if isinstance(runner, str):
-        _run_pipeline(run, runner, options)
-        return label
-    plain, grouped = run.wave_units()
-    first, rate = options.view_as(DirectOptions).direct_num_workers or 1, None
-    while plain or grouped:
-        n = next_wave(plain, rate, wave_seconds, first, first_wave_items)
-        wave, plain = plain[:n], plain[n:]
-        units = {key for key, _ in wave} | (set(grouped) if not plain else set())
-        grouped = grouped if plain else []
-        start = clock()
-        _run_pipeline(run.only(units), *pipeline_options(beam_args)[:2])
-        rate = max(1, sum(items for _, items in wave)) / max(clock() - start, 1e-3)
+    ctx = dataclasses.replace(run.context, processes_per_machine=processes_per_machine(options))
+    run = dataclasses.replace(run, context=ctx)
+    if run.plain_units() or run.grouped_read_units():
+        _run_pipeline(run, beam_args)
+    if run.staged_units():
+        commit_staged(run, *pipeline_options(beam_args)[:2])
     return label
 
 
-def _run_pipeline(run: Run, runner, options: PipelineOptions) -> None:
+def _run_pipeline(run: Run, beam_args: list[str]) -> None:
+    runner, options, _label = pipeline_options(beam_args)
     with beam.Pipeline(runner=runner, options=options) as p:
         build(p, run)
 

@@ -10,7 +10,7 @@
 #   PROJECT, BUCKET, IMAGE  required; Dataflow's temp and staging files go under BUCKET/dataflow/
 #   REGION [us-central1]   ZONE [left to Dataflow]   JOB_NAME [Dataflow's default]   MAX_WORKERS [10]
 #   GPU_TYPE [nvidia-l4]   MACHINE_TYPE [g2-standard-16]   GPU_DRIVER [install-nvidia-driver]
-#   DISK_GB [100]          HARNESS_THREADS [2]   ONE_SDK_PROCESS [0: one SDK process per vCPU]
+#   DISK_GB [100]          HARNESS_THREADS [8]   ONE_SDK_PROCESS [1: one SDK process per VM; 0: one per vCPU]
 #   LVM_DATA [lvm-data]: the launcher, with the image's Python 3.11 and Beam 2.77
 #   DRY_RUN=1 prints the command instead of running it.
 set -euo pipefail
@@ -48,12 +48,12 @@ args=(
   "--dataflow_service_options=worker_accelerator=type:${GPU_TYPE:-nvidia-l4};count:1;${GPU_DRIVER:-install-nvidia-driver}"
   --machine_type="${MACHINE_TYPE:-g2-standard-16}"
   --disk_size_gb="${DISK_GB:-100}"
-  --number_of_worker_harness_threads="${HARNESS_THREADS:-2}"
+  --number_of_worker_harness_threads="${HARNESS_THREADS:-8}"
   --max_num_workers="${MAX_WORKERS:-10}"
 )
 [[ -n ${ZONE:-} ]] && args+=(--worker_zone="$ZONE")
 [[ -n ${JOB_NAME:-} ]] && args+=(--job_name="$JOB_NAME")
-[[ ${ONE_SDK_PROCESS:-0} == 1 ]] && args+=(--experiments=no_use_multiple_sdk_containers)
+[[ ${ONE_SDK_PROCESS:-1} == 1 ]] && args+=(--experiments=no_use_multiple_sdk_containers)
 args+=("$@")
 
 if [[ ${DRY_RUN:-0} == 1 ]]; then

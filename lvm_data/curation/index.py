@@ -177,7 +177,7 @@ def _names(entries) -> list[str]:
 
 def sign_unit(rt, settings, index: IndexSettings, read_unit, selection) -> Iterator[ItemSignature]:
     """Candidates of one read unit: decoded, filtered, hashed (`rt` built without index lookups)."""
-    from lvm_data.process import decode_guarded, read_items
+    from lvm_data.job.steps import decode_guarded, read_items
 
     for ref in read_items(rt, read_unit, selection):
         early = rt.stage.before_decode(ref) if rt.stage else None
@@ -193,7 +193,7 @@ def sign_unit(rt, settings, index: IndexSettings, read_unit, selection) -> Itera
 
 def build_local(run) -> dict:
     """Build the index in-process over every unit of the pooled sources; returns the marker written."""
-    from lvm_data.process import Selection
+    from lvm_data.job.steps import Selection
 
     ctx, index = run.context, index_settings(run.context.job)
     sigs = []

@@ -1,6 +1,6 @@
 """The per-source filter stage between decode and tokenize.
 
-Contract (lvm_data.process.prepare calls it for every item):
+Contract (lvm_data.job.steps.prepare calls it for every item):
 - `marker(read_unit)` -> a function that puts the dedup index's decision about an item on its ref
   (`meta[CURATION_META]`); items of that read unit picked as report samples are flagged for decoding.
 - `before_decode(ref) -> Early | None`: the index's decision, a blocklisted key/URI/URL, or blocklisted

@@ -1,4 +1,4 @@
-"""What curation adds to a unit's commit; `lvm_data.process.finish_unit` calls `apply` before the ledger.
+"""What curation adds to a unit's commit; `lvm_data.job.steps.finish_unit` calls `apply` before the ledger.
 
 - Sentences removed in token space are dropped, and their items' ok events become filtered events with
   the removal's reason (an item stays ok when another sentence of it is written).

@@ -21,7 +21,7 @@ from lvm_data import storage
 from lvm_data.items import ERROR_META, DecodedItem, Frame, ItemRef, Part
 from lvm_data.media.annotate import DECODERS as ANNOTATION_DECODERS
 from lvm_data.media.frames import decode_frames_part, decode_sequence_part, decode_views_part
-from lvm_data.media.image import DEFAULT_MAX_PIXELS, decode_image
+from lvm_data.media.image import DEFAULT_MAX_PIXELS, decode_image_sized
 from lvm_data.media.resize import POLICIES, resize
 from lvm_data.media.video import decode_video_part
 from lvm_data.outcomes import ItemError, Reason
@@ -34,6 +34,7 @@ class DecodeSettings:
     image_size: int = 256
     resize: str = "squash"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale (lvm_data.media.image.decode_image)
 
     def __post_init__(self):
         if self.resize not in POLICIES:
@@ -65,8 +66,8 @@ def read_part(part: Part) -> bytes:
 
 def decode_image_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """A still image (first frame of GIFs and multi-page TIFFs) as one frame."""
-    pixels = decode_image(read_part(part), name=part.uri, max_pixels=settings.max_pixels)
-    height, width = pixels.shape[:2]
+    pixels, (width, height) = decode_image_sized(read_part(part), part.uri, settings.max_pixels,
+                                                 settings.image_size if settings.jpeg_draft else None)
     return PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)], {"width": width, "height": height})
 
 

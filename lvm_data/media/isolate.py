@@ -33,7 +33,9 @@ MAX_CALLS = 1000  # calls before the worker is replaced
 class IsolatedWorker:
     """One child process that runs calls one at a time. Not thread-safe: use one per thread."""
 
-    def __init__(self, start_timeout_s: float = START_TIMEOUT_S, max_calls: int = MAX_CALLS):
+    def __init__(self, start_timeout_s: float = START_TIMEOUT_S, max_calls: int = MAX_CALLS, nice: int = 0):
+        """`nice`: the child's scheduling priority is lowered by this much (background work)."""
+        self._nice = nice
         self._process: subprocess.Popen | None = None
         self._conn: _Duplex | None = None
         self._start_timeout_s = start_timeout_s
@@ -90,7 +92,7 @@ class IsolatedWorker:
         self._calls = 0
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        code = f"from lvm_data.media.isolate import _serve_fds; _serve_fds({to_child_r}, {from_child_w})"
+        code = f"from lvm_data.media.isolate import _serve_fds; _serve_fds({to_child_r}, {from_child_w}, {self._nice})"
         try:
             process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(to_child_r, from_child_w),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -182,8 +184,10 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _serve_fds(read_fd: int, write_fd: int) -> None:
+def _serve_fds(read_fd: int, write_fd: int, nice: int = 0) -> None:
     """Entry point of the worker process (started as `python -c`, so no parent __main__ is re-run)."""
+    if nice:
+        os.nice(nice)
     conn = _Duplex(Connection(read_fd, writable=False), Connection(write_fd, readable=False))
     sys.path[:] = conn.recv()  # the parent's import path: functions it sends must import here too
     _serve(conn)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 
 MEDIA = "media"
 CORPUS = "corpus"

@@ -1,7 +1,7 @@
 """What grouping templates share: bounded group keys, seeded shuffles, chunks, and frames by role.
 
 Group size. A group is decoded in memory at once, so group keys must bound it. Grouping templates
-key an item by (task, unit). The pipeline (lvm_data.process.read_items) first calls the key with
+key an item by (task, unit). The pipeline (lvm_data.job.steps.read_items) first calls the key with
 the read unit, puts the item in the write bucket of that key, then groups by the key of the item
 with its bucket as unit: a group is one task's items in one write bucket, about `shard_size` items
 (buckets = planned items / shard_size). The paired source of this package assigns items to read

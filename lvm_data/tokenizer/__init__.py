@@ -6,6 +6,8 @@ from pathlib import Path
 
 from lvm_data.tokenizer.formats import load_checkpoint
 from lvm_data.tokenizer.locations import resolve
+from lvm_data.tokenizer.standin import PREFIX as STANDIN_PREFIX
+from lvm_data.tokenizer.standin import StandInTokenizer
 from lvm_data.tokenizer.tokenizer import Tokenizer
 from lvm_data.tokenizer.weights import CheckpointError
 
@@ -19,7 +21,10 @@ def load(uri: str, device: str = "auto", dtype: str = "float32", *, batch_size: 
     The format (open-muse/LVM, taming-transformers, diffusers VQModel) is detected from the files;
     remote checkpoints are downloaded once into `cache_dir` (default $LVM_DATA_CACHE or ~/.cache/lvm-data).
     Raises CheckpointError with the file and the fix when the checkpoint cannot be used.
+    `standin:RATE` is the benchmark's device stand-in (lvm_data.tokenizer.standin): it sleeps instead of computing.
     """
+    if uri.startswith(STANDIN_PREFIX):
+        return StandInTokenizer(uri, batch_size=batch_size)
     local = resolve(uri, cache_dir=cache_dir)
     return Tokenizer(load_checkpoint(local), name=uri, device=device, dtype=dtype, batch_size=batch_size,
                      compile=compile, channels_last=channels_last)

@@ -108,6 +108,13 @@ class Tokenizer:
             self._encoder = torch.compile(self.model.latents, backend=backend, dynamic=False)
         else:
             self._encoder = self.model.latents
+        self._slots: list[_Slot] = []  # CUDA: pinned host buffers of the batches in flight (encode_start)
+        self._turn = 0
+
+    @property
+    def asynchronous(self) -> bool:
+        """Whether `encode_start` returns before the batch is done (on CUDA), so batches can overlap."""
+        return self.device.type == "cuda"
 
     @property
     def codebook_size(self) -> int:
@@ -136,6 +143,55 @@ class Tokenizer:
         for start in range(0, len(images), self.batch_size):
             out[start:start + self.batch_size] = self._encode_batch(images[start:start + self.batch_size])
         return out
+
+    def encode_start(self, images: np.ndarray) -> EncodeJob:
+        """Start encoding one batch; `.result()` waits for its codes (what `encode` returns).
+
+        On CUDA, for at most `batch_size` images, this returns as soon as the work is queued: the frames are
+        copied into a pinned host buffer and sent to the device on a copy stream of their own, the compute
+        queues behind the previous batch, and the codes come back into pinned memory. So the caller builds
+        the next batch while this one computes. At most two jobs may be unfinished at once (the buffers are a
+        ring of two). Elsewhere the batch is encoded before this returns.
+        """
+        images = self._check_images(images)
+        if self.device.type != "cuda" or len(images) > self.batch_size:
+            return _Done(self.encode(images))
+        return self._encode_async(images)
+
+    @torch.inference_mode()
+    def _encode_async(self, images: np.ndarray) -> EncodeJob:
+        if not self._slots:
+            shape = (self.batch_size, self.image_size, self.image_size, 3)
+            self._slots = [_Slot(torch.empty(shape, dtype=torch.uint8, pin_memory=True),
+                                 torch.empty((self.batch_size, self.tokens_per_image), dtype=torch.int32,
+                                             pin_memory=True)) for _ in range(2)]
+            self._copy_stream = torch.cuda.Stream(self.device)
+        slot = self._slots[self._turn % len(self._slots)]
+        self._turn += 1
+        if slot.done is not None:
+            slot.done.synchronize()  # the batch that used this buffer two calls ago has finished
+        n = len(images)
+        rows = self.batch_size if self.compiled else n  # compiled: one shape for every call
+        host = slot.frames[:rows]
+        host[:n].numpy()[...] = images
+        if rows > n:
+            host[n:].zero_()
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._copy_stream):
+            frames = host.to(self.device, non_blocking=True)  # (rows, S, S, 3) uint8
+        compute.wait_stream(self._copy_stream)
+        frames.record_stream(compute)  # allocated on the copy stream, used on the compute stream
+        x = frames.permute(0, 3, 1, 2).float() / 255.0  # (rows, 3, S, S) in [0, 1]
+        lo, hi = self.input_range
+        x = (x * (hi - lo) + lo).contiguous(memory_format=self._memory_format)
+        with ieee_float32(self.device):
+            with self._autocast():
+                z = self._encoder(x)  # (rows, D, S/f, S/f)
+            codes = self.model.quantize.nearest(z[:n].float())  # (n, tokens), distances in float32
+        slot.codes[:n].copy_(codes.to(torch.int32), non_blocking=True)
+        slot.done = torch.cuda.Event()
+        slot.done.record(compute)
+        return _CudaJob(slot, n)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
@@ -188,6 +244,38 @@ class Tokenizer:
             raise ValueError(f"{self.name}: encode takes uint8 RGB images of shape (N, {size}, {size}, 3), "
                              f"got {images.dtype} {images.shape}; preprocess with lvm_data.media.resize")
         return np.ascontiguousarray(images)
+
+
+class EncodeJob:
+    """A batch being encoded (`Tokenizer.encode_start`)."""
+
+    def result(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Done(EncodeJob):
+    def __init__(self, codes: np.ndarray):
+        self._codes = codes
+
+    def result(self) -> np.ndarray:
+        return self._codes
+
+
+class _Slot:
+    """Pinned host memory of one batch in flight: its frames, its codes, and the event that ends its work."""
+
+    def __init__(self, frames: torch.Tensor, codes: torch.Tensor):
+        self.frames, self.codes = frames, codes
+        self.done: torch.cuda.Event | None = None
+
+
+class _CudaJob(EncodeJob):
+    def __init__(self, slot: _Slot, n: int):
+        self._slot, self._n = slot, n
+
+    def result(self) -> np.ndarray:
+        self._slot.done.synchronize()
+        return self._slot.codes[:self._n].numpy().astype(np.uint16)  # a copy: the buffer is reused
 
 
 def _load_strict(model: VQGAN, checkpoint: Checkpoint) -> None:

@@ -1,6 +1,5 @@
 import pytest
 
-from lvm_data.config import JobConfigError, parse_job
 from lvm_data.curation.config import (
     Bounds,
     FilterConfigError,
@@ -9,6 +8,7 @@ from lvm_data.curation.config import (
     parse_filters,
     sentence_sources,
 )
+from lvm_data.job.config import JobConfigError, parse_job
 
 
 def job(*sources) -> dict:

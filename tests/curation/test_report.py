@@ -6,12 +6,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lvm_data.cli import main
-from lvm_data.config import parse_job_text
 from lvm_data.curation.planted import write_planted
 from lvm_data.curation.report import LABEL, ReportError, build_report
 from lvm_data.curation.samples import THUMBNAIL
-from lvm_data.jobs import finish_run, open_run
-from lvm_data.local import LocalExecutor
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.loop import LocalExecutor
+from lvm_data.job.runs import finish_run, open_run
 from lvm_data.media.samples import photos
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint
 from lvm_data.tokenizer import load

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions
 
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 from lvm_data.media.samples import photos
 from lvm_data.shards.reader import read_sentences
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint

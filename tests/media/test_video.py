@@ -236,7 +236,7 @@ def test_a_plain_video_part_gets_lvm_defaults():
 
 
 def test_at_the_item_boundary_a_crash_and_a_hang_are_outcomes(tmp_path):
-    from lvm_data.process import decode_guarded
+    from lvm_data.job.steps import decode_guarded
 
     write_video(str(tmp_path / "v.mp4"), pattern(10))
     cases = ((crashing_backend, Reason.DECODER_CRASH, 30.0), (hanging_backend, Reason.TIMEOUT, 1.0))

@@ -19,7 +19,6 @@ from pipelines.bench import (
     CeilingBench,
     encode_tf32,
     format_ceiling,
-    proxy_ips,
     run_ceiling,
     time_batches,
     tokenizer_location,
@@ -36,14 +35,13 @@ def tiny(tmp_path_factory):
 
 def test_ceiling_compares_the_encoder_alone_with_the_pipeline_over_the_same_images(tmp_path, tiny):
     cfg = CeilingBench(tokenizer=tiny, images=8, small=4, batch_size=4, shard_size=2, device="cpu", warmup=1,
-                       fp32_images=4, pipeline_warmup=False, proxy=(False,), workdir=str(tmp_path))
+                       fp32_images=4, pipeline_warmup=False, workdir=str(tmp_path))
     r = run_ceiling(cfg)
     assert (r["images"], r["small_images"], r["sentences"]) == (8, 4, 8)
     assert r["identical"] == 8  # the pipeline wrote exactly the codes of the encoder alone: same frames, same model
     assert [(e["label"], e["images"]) for e in r["encoder"]] == [("eager float32 (the job's setting)", 8),
                                                                 ("eager float32", 4)]
     assert r["runner"] == "FnApiRunner(in_memory)" and r["manifest_device"] == "cpu"
-    assert list(r["proxy"]) == ["same process"] and r["proxy"]["same process"] > 0
     if r["steady_ips"] is not None:  # None only when the two runs' times are within noise of each other
         assert r["ratio"] == pytest.approx(r["steady_ips"] / r["encoder"][0]["ips"])
         assert r["steady_ips"] == pytest.approx(4 / (r["full_s"] - r["small_s"]))
@@ -58,12 +56,6 @@ def test_tf32_encode_is_the_tokenizer_encode_where_tf32_does_not_apply(tiny):
     before = torch.backends.cuda.matmul.fp32_precision
     assert np.array_equal(encode_tf32(tokenizer, images), tokenizer.encode(images))
     assert torch.backends.cuda.matmul.fp32_precision == before  # restored
-
-
-def test_proxy_rate_counts_the_images_sent_between_clock_reads():
-    ticks = itertools.count(start=0.0, step=0.5)
-    rates = proxy_ips(np.zeros((4, 8, 8, 3), np.uint8), spawn=(False,), calls=3, clock=lambda: next(ticks))
-    assert rates == {"same process": 3 * 4 / 0.5}
 
 
 def test_time_batches_excludes_warmup_and_keeps_batch_order():
@@ -111,7 +103,7 @@ def test_command_line_presets():
     gpu, _ = command.parse(["--gpu", "--small", "1024", "--experiments=x"])
     assert (gpu.tokenizer, gpu.device, gpu.batch_size, gpu.images, gpu.small) == ("lvm", "cuda", 256, 16384, 1024)
     assert gpu.jpeg and gpu.pipeline_warmup and gpu.compile == "auto" and gpu.dtype == "auto"
-    assert gpu.beam_args[0] == "--experiments=x" and gpu.beam_args[1] == "--direct_running_mode=multi_processing"
+    assert gpu.beam_args == ("--experiments=x",)  # one worker process: its executor decodes in child processes
     mine, _ = command.parse(["--gpu", "--direct_num_workers", "3", "--png", "--compile", "false"])
     assert mine.beam_args == ("--direct_num_workers", "3") and not mine.jpeg and mine.compile is False
     cpu, _ = command.parse(["--vs-encoder", "--tokenizer", "fixture-small", "--device", "cpu", "--images", "64"])

@@ -11,10 +11,10 @@ from PIL import Image
 
 from lvm_data.audit import AuditConfig, run_audit
 from lvm_data.audit.report import render_text
-from lvm_data.config import parse_job_text
 from lvm_data.curation.planted import score, write_planted
-from lvm_data.jobs import finish_run, open_run
-from lvm_data.local import LocalExecutor
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.loop import LocalExecutor
+from lvm_data.job.runs import finish_run, open_run
 from lvm_data.media.samples import photos
 from lvm_data.media.video import write_video
 from lvm_data.shards import layout

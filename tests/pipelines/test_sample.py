@@ -11,8 +11,8 @@ from PIL import Image
 
 from lvm_data.audit import AuditConfig, run_audit
 from lvm_data.cli import main
-from lvm_data.config import load_job
-from lvm_data.process import make_runtime
+from lvm_data.job.config import load_job
+from lvm_data.job.steps import make_runtime
 from lvm_data.samplecorpus import inputs
 from lvm_data.samplecorpus.job import SOURCE_TEMPLATES
 from lvm_data.samplecorpus.sheet import DEFAULT_CELL

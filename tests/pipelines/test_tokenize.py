@@ -1,14 +1,14 @@
 """The main job end to end on the embedded runner: real photos and broken files, every source format,
 grouping templates, determinism (also with multi_processing), resume after a kill, retry-failed."""
 
+import contextlib
 import dataclasses
 import io
 import json
 import os
-import signal
-import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 import datasets
@@ -18,17 +18,18 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from resumes import assert_resumed_like_clean, kill_after_first_commit, ledger, rows, slow_job
 
 from lvm_data.cli import main
-from lvm_data.config import parse_job_text
 from lvm_data.items import ItemRef, Part
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.plan import ResumeError
 from lvm_data.media.decode import DecodeSettings, decode_item
 from lvm_data.media.samples import package_file, photos
 from lvm_data.outcomes import Outcome, Reason
-from lvm_data.plan import ResumeError
 from lvm_data.sentences import registry
 from lvm_data.sentences.base import BuildResult, Sentence, Template
-from lvm_data.shards.reader import file_metadata, list_markers, read_ledger, read_sentences, sentence_files
+from lvm_data.shards.reader import file_metadata, list_markers, read_sentences, sentence_files
 from lvm_data.testing import images_source, job_text, write_corpus, write_tiny_checkpoint
 from lvm_data.tokenizer import load
 from pipelines.tokenize import run_job
@@ -43,18 +44,6 @@ def tiny(tmp_path_factory):
 
 def run(text: str, *beam_args: str, retry: bool = False):
     return run_job(parse_job_text(text), text, list(beam_args), retry=retry)
-
-
-def rows(out) -> list[tuple[str, list[int]]]:
-    table = read_sentences(str(out), columns=["id", "tokens"])
-    return sorted(zip(table["id"].to_pylist(), table["tokens"].to_pylist(), strict=True))
-
-
-def ledger(out) -> dict[str, tuple[str, str]]:
-    table = read_ledger(str(out))
-    keys = table["key"].to_pylist()
-    assert len(keys) == len(set(keys)), "one ledger row per item"
-    return dict(zip(keys, zip(table["status"].to_pylist(), table["reason"].to_pylist(), strict=True), strict=True))
 
 
 def direct_codes(tokenizer, uris: list[str], data: list[bytes] | None = None) -> np.ndarray:
@@ -138,7 +127,8 @@ def test_grouping_template_writes_stable_buckets_and_resumes(tmp_path, tiny, mon
         write_corpus(tmp_path / "in" / folder, chosen, broken=False)
     (tmp_path / "in" / "b" / "zero.png").write_bytes(b"")
     out = tmp_path / "out"
-    text = job_text("g", out, tiny, [images_source("pairs", tmp_path / "in", "folder_pairs")], shard_size=4)
+    text = job_text("g", out, tiny, [images_source("pairs", tmp_path / "in", "folder_pairs")], shard_size=4,
+                    decode_pool="threads")  # the test's template is registered in this process only
     manifest = run(text)
     markers = list_markers(str(out))
     assert [m["unit"] for m in markers] == ["g000000", "g000001", "g000002"]  # ceil(10 items / 4)
@@ -194,44 +184,45 @@ def test_every_source_format(tmp_path, tiny):
     assert tokens[f"{tmp_path}/hf#train/1"] == direct[1]
 
 
-KILL_SCRIPT = """
-import sys, time
-import lvm_data.process, pipelines.tokenize
-commit = lvm_data.process.finish_unit
-def slow_commit(*args, **kwargs):  # widen the gap between unit commits so the kill lands mid-run
-    result = commit(*args, **kwargs)
-    time.sleep(1.0)
-    return result
-pipelines.tokenize.finish_unit = slow_commit
-from lvm_data.cli import main
-sys.exit(main(["run", sys.argv[1]]))
-"""
-
-
-def test_killed_run_resumes_to_the_same_rows_as_a_clean_run(tmp_path, tiny):
+def test_killed_run_resumes_to_the_same_rows_as_a_clean_run(tmp_path):
     files = [str(p) for p in photos("all")[:10]]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    run(job_text("k", clean, tiny, [images_source("photos", files)], shard_size=2))
-    text = job_text("k", killed, tiny, [images_source("photos", files)], shard_size=2)
+    run(slow_job("k", clean, files, rate=1000))
+    text = slow_job("k", killed, files)
     (tmp_path / "job.yaml").write_text(text)
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "job.yaml")], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list_markers(str(killed)) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    committed = len(list_markers(str(killed)))
+    committed = kill_after_first_commit([sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml")],
+                                        killed)
     assert 1 <= committed < 5, "the kill must land after the first and before the last unit"
-    for path in killed.rglob("*.parquet"):  # whatever a reader can see is a whole file
-        if not path.name.startswith((".", "_")):
-            pq.read_table(path)
+    before = {m["unit"]: m["committed"] for m in list_markers(str(killed))}
+    time.sleep(1.1)  # marker timestamps have one-second resolution: a redone unit would show a later one
     run(text)
-    assert rows(killed) == rows(clean)
-    assert ledger(killed) == ledger(clean)
-    assert not [p for p in killed.rglob(".tmp-*")]
-    assert json.loads((killed / "manifest.json").read_text())["totals"] == json.loads(
-        (clean / "manifest.json").read_text())["totals"]
+    assert_resumed_like_clean(killed, clean, before)
+
+
+def test_units_commit_as_they_finish_not_at_the_end(tmp_path):
+    files = [str(p) for p in photos("all")[:12]]
+    out = tmp_path / "out"
+    seen = []
+
+    @contextlib.contextmanager
+    def watch(_run):
+        stop = threading.Event()
+
+        def poll():
+            while not stop.wait(0.02):
+                seen.append(len(list_markers(str(out))))
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        yield
+        stop.set()
+        thread.join()
+
+    text = slow_job("c", out, files, rate=8)
+    run_job(parse_job_text(text), text, [], watch=watch)
+    assert len(list_markers(str(out))) == 6
+    assert any(0 < n < 6 for n in seen), f"units committed only at the end: {sorted(set(seen))}"
+    assert len({n for n in seen if 0 < n < 6}) >= 3, "units commit one by one while the job runs"
 
 
 def test_retry_failed_redoes_only_failed_items(tmp_path, tiny):
@@ -271,20 +262,3 @@ def test_limit_and_changed_inputs(tmp_path, tiny):
     (folder / "new.png").write_bytes((folder / "chelsea.png").read_bytes())
     with pytest.raises(ResumeError, match="different inputs|does not plan it"):
         run(text2)
-
-
-def test_waves_commit_unit_by_unit_with_the_same_result(tmp_path, tiny):
-    from lvm_data.jobs import open_run
-    from pipelines.tokenize import execute
-
-    files = [str(p) for p in photos("all")[:6]]
-    one = tmp_path / "one"
-    run(job_text("w", one, tiny, [images_source("photos", files)], shard_size=2))
-    waves = job_text("w", tmp_path / "waves", tiny, [images_source("photos", files)], shard_size=2)
-    job = parse_job_text(waves)
-    plan = open_run(job, load(tiny, device="cpu"))
-    commits = []
-    execute(plan, [], wave_seconds=0.0, first_wave_items=1,
-            clock=lambda: commits.append(len(list_markers(str(tmp_path / "waves")))) or float(len(commits)))
-    assert commits == [0, 1, 1, 2, 2, 3]  # before and after each of the three one-unit waves
-    assert rows(tmp_path / "waves") == rows(one) and ledger(tmp_path / "waves") == ledger(one)

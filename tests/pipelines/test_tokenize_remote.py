@@ -2,11 +2,13 @@
 PortableRunner against the local job service (both started here, on free ports)."""
 
 import sys
+import time
 
 import pytest
+from resumes import assert_resumed_like_clean, kill_after_first_commit, slow_job
 
 from lvm_data import storage
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 from lvm_data.media.samples import photos
 from lvm_data.shards.reader import list_markers, read_ledger, read_sentences
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint
@@ -45,3 +47,23 @@ def test_portable_runner_on_the_local_job_service_gives_the_embedded_rows(tmp_pa
     columns = ["id", "tokens", "frames"]
     assert read_sentences(str(tmp_path / "portable"), columns=columns).equals(
         read_sentences(str(tmp_path / "embedded"), columns=columns))
+
+
+def test_killed_portable_run_keeps_its_committed_units_and_resumes(tmp_path, services):
+    port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                                  "--port", str(port)], "jobservice")
+    portable = ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK"]
+    files = [str(p) for p in photos("all")[:10]]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    clean_text = slow_job("k", clean, files, rate=1000)
+    run_job(parse_job_text(clean_text), clean_text, [])  # the embedded runner: the same rows on every runner
+    text = slow_job("k", killed, files)
+    (tmp_path / "job.yaml").write_text(text)
+    committed = kill_after_first_commit([sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml"),
+                                         *portable], killed)
+    assert 1 <= committed < 5, "the kill must land after the first and before the last unit"
+    before = {m["unit"]: m["committed"] for m in list_markers(str(killed))}
+    time.sleep(1.1)  # marker timestamps have one-second resolution: a redone unit would show a later one
+    manifest = run_job(parse_job_text(text), text, portable)
+    assert manifest["runner"] == "PortableRunner"
+    assert_resumed_like_clean(killed, clean, before)

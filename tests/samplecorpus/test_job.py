@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from lvm_data.config import parse_job_text
 from lvm_data.items import ERROR_META
-from lvm_data.process import make_runtime
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.steps import make_runtime
 from lvm_data.samplecorpus.job import SOURCE_TEMPLATES, sample_job, tokenizer_location
 from lvm_data.sentences.registry import TEMPLATES
 

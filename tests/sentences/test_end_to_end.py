@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 from lvm_data.media.samples import photos, stereo_pair, videos
 from lvm_data.media.video import write_video
 from lvm_data.shards.reader import read_ledger, read_sentences

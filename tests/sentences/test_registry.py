@@ -3,7 +3,7 @@ are the ones the code uses (LVM's)."""
 
 import pytest
 
-from lvm_data.config import parse_job_text
+from lvm_data.job.config import parse_job_text
 from lvm_data.media.clips import ClipSpec
 from lvm_data.sentences.registry import TEMPLATES, make_template
 from lvm_data.shards.schema import load_schema

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lvm_data.cli import main
-from lvm_data.config import parse_job_text
 from lvm_data.items import ItemRef, Part
+from lvm_data.job.config import parse_job_text
 from lvm_data.media.decode import DecodeSettings, decode_item
 from lvm_data.media.parts import AnnotationPart, options_tuple
 from lvm_data.media.samples import photos, stereo_pair

@@ -5,6 +5,11 @@ templates that build items alone, and `n_buckets` hash buckets of the group key 
 for templates that group items, so that a grouped sentence always lands in the same file and
 resume keeps working. Every write unit has a digest of the inputs it was planned from; a committed
 unit whose digest or job config hash differs from this plan is a `ResumeError`.
+
+What a runner distributes is a `WorkUnit`: one write unit and the read units that feed it, no media
+bytes. For templates that build items alone a work unit is its read unit; for grouping templates the
+read units whose items land in the bucket are found from item references before any decode
+(`lvm_data.job.steps.buckets_fed`), so a bucket is processed end to end where it lands, like any unit.
 """
 
 from __future__ import annotations
@@ -32,6 +37,29 @@ class ReadUnit:
 
 
 @dataclass(frozen=True)
+class WorkUnit:
+    """One write unit to process end to end (read, decode, build, encode, write, commit) where it lands.
+
+    `read_units`: the unit itself, or for a grouping template's bucket the read units with items in it
+    (their other items belong to other buckets and are skipped when read). Small and picklable.
+    """
+
+    source: str
+    unit: str
+    spec_digest: str
+    read_units: tuple[ReadUnit, ...]
+    grouped: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.unit)
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}/{self.unit}"
+
+
+@dataclass(frozen=True)
 class SourcePlan:
     name: str
     grouped: bool
@@ -42,6 +70,7 @@ class SourcePlan:
     known_items: int = 0  # items counted at planning time
     unknown_units: int = 0  # units whose item count is known only when read (containers)
     committed: frozenset[str] = field(default_factory=frozenset)
+    staged: frozenset[str] = field(default_factory=frozenset)  # tokenized, waiting for token-space dedup
 
     @property
     def pending(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
-"""The job's per-element work as plain functions; pipelines/tokenize.py wraps each in a thin DoFn.
+"""The job's per-element work as plain functions; the executor (lvm_data.job.executor) and the plain loop
+(lvm_data.job.loop) call them.
 
 Stages and their contracts:
 - `read_items(runtime, read_unit, selection)`: ItemRefs of a unit, each with `unit` set to its write unit;
-  a unit the source cannot read at all yields one failed ref, never an exception.
+  a unit the source cannot read at all yields one failed ref, never an exception. `unit_groups` gives a
+  work unit's refs in the groups they are built in; `buckets_fed` which buckets a read unit feeds.
 - `prepare(runtime, settings, refs)`: decode + curation filters (lvm_data.curation.stage) + template.build
   -> (Pending sentences, ItemEvents for items that failed or were filtered). Nothing escapes: an
   unexpected exception is an `internal_error` event.
@@ -23,15 +25,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lvm_data.config import JobConfig, SourceConfig, source_options
 from lvm_data.curation import units as curation_units
 from lvm_data.curation.config import parse_filters
 from lvm_data.curation.samples import thumbnail
 from lvm_data.curation.stage import Stage
 from lvm_data.items import DecodedItem, ItemRef
+from lvm_data.job.config import JobConfig, SourceConfig, source_options
+from lvm_data.job.plan import ReadUnit, WorkUnit, bucket_of
 from lvm_data.media.decode import DecodeSettings, decode_item
 from lvm_data.outcomes import ItemError, Outcome, Reason
-from lvm_data.plan import ReadUnit, bucket_of
 from lvm_data.sentences.base import Sentence, Template, TemplateContext
 from lvm_data.sentences.registry import make_template
 from lvm_data.shards.ledger import ItemEvent, resolve_unit
@@ -94,6 +96,32 @@ def read_items(rt: SourceRuntime, read_unit: ReadUnit, selection: Selection) -> 
             ref = replace(ref, unit=bucket_of(group_key(rt, ref), rt.n_buckets))
         if selection.wants(ref.unit, ref.key):
             yield mark(ref) if mark else ref
+
+
+def buckets_fed(rt: SourceRuntime, read_unit: ReadUnit, selection: Selection) -> list[str]:
+    """The write buckets that the wanted items of a grouping source's read unit land in (refs only)."""
+    return sorted({ref.unit for ref in read_items(rt, read_unit, selection)})
+
+
+def unit_groups(rt: SourceRuntime, work: WorkUnit, selection: Selection) -> Iterator[list[ItemRef]]:
+    """A work unit's refs in the groups that are decoded and built together.
+
+    Templates that build items alone: one ref per group, as the unit is read (nothing is held). A grouping
+    template's bucket: every ref of its read units that lands in it (others belong to other buckets), then
+    its groups in group-key order, each sorted by key.
+    """
+    if not work.grouped:
+        for read_unit in work.read_units:
+            for ref in read_items(rt, read_unit, selection):
+                yield [ref]
+        return
+    groups: dict[str, list[ItemRef]] = {}
+    for read_unit in work.read_units:
+        for ref in read_items(rt, read_unit, selection):
+            if ref.unit == work.unit:
+                groups.setdefault(group_key(rt, ref), []).append(ref)
+    for key in sorted(groups):
+        yield sorted(groups[key], key=lambda r: r.key)
 
 
 def _read_guarded(rt: SourceRuntime, read_unit: ReadUnit) -> Iterator[ItemRef]:
@@ -203,13 +231,23 @@ def tokenize(tokenizer, pendings: list[Pending]) -> list[Tokenized]:
     if not pendings:
         return []
     try:
-        codes = tokenizer.encode(np.concatenate([p.pixels() for p in pendings]))  # (sum n_images, T) uint16
+        codes = tokenizer.encode(batch_frames(pendings))  # (sum n_images, T) uint16
     except Exception as err:  # noqa: BLE001 - split and retry; a sentence that still fails is recorded
         if len(pendings) == 1:
             return [_failed(pendings[0], err)]
         return [t for p in pendings for t in tokenize(tokenizer, [p])]
+    return tokenized(pendings, codes, tokenizer.runs_on())
+
+
+def batch_frames(pendings: list[Pending]) -> np.ndarray:
+    """Every frame of the sentences, in order: (sum n_images, S, S, 3) uint8."""
+    return np.stack([f.pixels for p in pendings for f in p.sentence.frames])
+
+
+def tokenized(pendings: list[Pending], codes: np.ndarray, device: str) -> list[Tokenized]:
+    """The sentences' outcomes from the codes of all their frames, in order; `device` says where codes were made
+    (the manifest records it)."""
     out, start = [], 0
-    device = tokenizer.runs_on()  # the manifest says where and how codes were made
     for p in pendings:
         out.append(_done(p, codes[start:start + p.n_images], device))
         start += p.n_images

@@ -55,6 +55,9 @@ class JobConfig:
     device: str = "auto"
     dtype: str = "auto"  # bfloat16 on CUDA, float32 elsewhere (exact codes: set float32)
     compile: bool | str = "auto"  # torch.compile the encoder on CUDA workers; a runner setting, not hashed
+    decode_workers: int | str = "auto"  # per worker process; auto: the machine's cores / its SDK processes
+    decode_pool: str = "auto"  # processes (a crash or hang costs one item) | threads | auto (by encoder device)
+    jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale; changes pixels, so hashed when on
     max_pixels: int = DEFAULT_MAX_PIXELS
     limit: int | None = None  # first N items per source (job file or --limit); changes the output: hashed
 
@@ -186,6 +189,7 @@ def output_config(job: JobConfig) -> dict[str, Any]:
         "dtype": job.dtype, "max_pixels": job.max_pixels, "limit": job.limit,
         "sources": [{"name": s.name, "input": s.input, "template": s.template,
                      "template_options": s.template_options, "filters": list(s.filters)} for s in job.sources],
+        **({"jpeg_draft": True} if job.jpeg_draft else {}),  # absent when off: outputs from before it keep their hash
     }
 
 

@@ -23,8 +23,8 @@ from lvm_data.curation.sentences import (
     sentence_settings,
     sign_row,
 )
-from lvm_data.jobs import Run
-from lvm_data.process import Pending, finish_unit, group_key, prepare, read_items, tokenize
+from lvm_data.job.runs import Run
+from lvm_data.job.steps import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.reader import list_markers
 from lvm_data.shards.writer import SentenceRow

@@ -6,11 +6,14 @@ checks), then any executor (the Beam pipeline, or the plain loop of the benchmar
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lvm_data import storage
-from lvm_data.config import (
+from lvm_data.curation.config import parse_filters, sentence_sources
+from lvm_data.curation.units import UnitCuration
+from lvm_data.job.config import (
     JobConfig,
     JobConfigError,
     config_hash,
@@ -19,11 +22,10 @@ from lvm_data.config import (
     shard_size_of,
     with_resolved,
 )
-from lvm_data.curation.config import parse_filters, sentence_sources
-from lvm_data.curation.units import UnitCuration
+from lvm_data.job.plan import ReadUnit, ResumeError, SourcePlan, WorkUnit, plan_source, with_committed
+from lvm_data.job.staging import staged_units
+from lvm_data.job.steps import Selection, SourceRuntime, make_runtime
 from lvm_data.media.decode import DecodeSettings
-from lvm_data.plan import ReadUnit, ResumeError, SourcePlan, plan_source, with_committed
-from lvm_data.process import Selection, SourceRuntime, make_runtime
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import build_manifest, read_manifest, write_manifest
 from lvm_data.shards.reader import list_markers, read_parquet
@@ -55,13 +57,15 @@ class RunContext:
     config_hash: str
     tokenizer: TokenizerInfo
     buckets: dict[str, int]  # source -> number of write buckets (0: the template builds items alone)
+    processes_per_machine: int = 1  # SDK worker processes sharing a machine's cores (decode workers: auto)
+    run_id: str = ""  # one per open_run: workers keep one executor per run
 
     @property
     def out(self) -> str:
         return self.job.output
 
     def settings(self) -> DecodeSettings:
-        return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels)
+        return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft)
 
     def runtime(self, source: str, index: bool = True) -> SourceRuntime:
         """The source's reader, template and filters; `index`: use the job's image dedup index."""
@@ -74,6 +78,10 @@ class RunContext:
         if not filters.any:
             return None
         return UnitCuration(list(removed), list(signatures), pooled=filters.sentences)
+
+    def pooled(self, source: str) -> bool:
+        """Whether `source` takes part in token-space dedup (its units are staged, then decided together)."""
+        return source in sentence_sources(self.job)
 
     def unit_commit(self, source: str, unit: str, spec_digest: str) -> UnitCommit:
         info = ShardInfo(self.tokenizer.fingerprint, self.tokenizer.codebook_size, self.tokenizer.tokens_per_image,
@@ -100,29 +108,39 @@ class Run:
                 out += [r for r in plan.read_units if r.unit.id in wanted]
         return out
 
-    def only(self, units: set[tuple[str, str]]) -> Run:
-        """This run restricted to some of its write units (one wave of the embedded runner)."""
-        selections = {name: dataclasses.replace(sel, units=frozenset(u for s, u in units if s == name) & sel.units)
-                      for name, sel in self.selections.items()}
-        return dataclasses.replace(self, selections=selections)
+    def plain_units(self) -> list[WorkUnit]:
+        """Work units of the sources whose template builds items alone: one per read unit this run writes."""
+        return [WorkUnit(name, r.unit.id, plan.digests[r.unit.id], (r,)) for name, plan in self.plans.items()
+                if not plan.grouped for r in plan.read_units if r.unit.id in self.to_process(name)]
 
-    def wave_units(self) -> tuple[list[tuple[tuple[str, str], int]], list[tuple[str, str]]]:
-        """(units of plain sources with their estimated items, in plan order; write units of grouped sources).
+    def to_process(self, source: str) -> frozenset[str]:
+        """Write units of `source` this run tokenizes: the selected ones, less those staged already."""
+        return self.selections[source].units - self.plans[source].staged
 
-        Grouped sources cannot be split: any item may land in any bucket, so their units go in one wave.
-        Neither can sources in a token-space dedup pool: every sentence of the pool is decided together.
-        """
-        plain, grouped = [], []
-        pooled = set(sentence_sources(self.context.job))
+    def grouped_read_units(self) -> list[ReadUnit]:
+        """Read units of grouping sources with a bucket to write: their refs say which buckets they feed."""
+        return [r for name, plan in self.plans.items() if plan.grouped and self.to_process(name)
+                for r in plan.read_units]
+
+    def bucket_units(self, fed: dict[tuple[str, str], list[ReadUnit]]) -> list[WorkUnit]:
+        """A work unit per bucket this run writes, from (source, bucket) -> the read units with items in it
+        (a bucket no item lands in still commits, empty)."""
+        out = []
         for name, plan in self.plans.items():
-            wanted = self.selections[name].units
-            if plan.grouped or name in pooled:
-                grouped += [(name, u) for u in plan.write_units if u in wanted]
-                continue
-            shard = shard_size_of(self.context.job, self.context.job.source(name))
-            plain += [((name, r.unit.id), r.max_items or r.unit.n_items or shard) for r in plan.read_units
-                      if r.unit.id in wanted]
-        return plain, grouped
+            if plan.grouped:
+                out += [self.bucket_unit(name, bucket, fed.get((name, bucket), ())) for bucket in plan.write_units
+                        if bucket in self.to_process(name)]
+        return out
+
+    def bucket_unit(self, source: str, bucket: str, read_units) -> WorkUnit:
+        order = {r.unit.id: i for i, r in enumerate(self.plans[source].read_units)}
+        feeding = tuple(sorted({r.unit.id: r for r in read_units}.values(), key=lambda r: order[r.unit.id]))
+        return WorkUnit(source, bucket, self.plans[source].digests[bucket], feeding, grouped=True)
+
+    def staged_units(self) -> list[tuple[str, str, str]]:
+        """(source, unit, spec digest) of every unit of a token-space dedup source that this run commits: after
+        the tokenizing pipeline each is staged and waits for the pool's decision."""
+        return [(name, unit, digest) for (name, unit), digest in self.seeds() if self.context.pooled(name)]
 
     def seeds(self) -> list[tuple[tuple[str, str], str]]:
         """((source, write unit), spec digest) for every unit this run commits (empty ones included)."""
@@ -145,9 +163,13 @@ def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
         rt = make_runtime(job, src)
         plan = plan_source(src.name, rt.source, rt.template, limit=job.limit,
                            shard_size=shard_size_of(job, src))
-        plans[src.name] = with_committed(plan, [m for m in markers if m["source"] == src.name], digest, job.output)
+        plan = with_committed(plan, [m for m in markers if m["source"] == src.name], digest, job.output)
+        if not retry and src.name in sentence_sources(job):  # a retry restages what it redoes
+            pending = {unit: plan.digests[unit] for unit in plan.pending}
+            plan = dataclasses.replace(plan, staged=frozenset(staged_units(job.output, src.name, pending, digest)))
+        plans[src.name] = plan
         buckets[src.name] = plan.n_buckets
-    context = RunContext(job, digest, TokenizerInfo.of(tokenizer, job.device), buckets)
+    context = RunContext(job, digest, TokenizerInfo.of(tokenizer, job.device), buckets, run_id=uuid.uuid4().hex)
     selections = {name: retry_selection(job.output, p) if retry else Selection(frozenset(p.pending))
                   for name, p in plans.items()}
     return Run(context, plans, selections, retry, datetime.now(UTC).isoformat(timespec="seconds"))
@@ -203,25 +225,3 @@ def remove_stale_temporaries(out: str) -> int:
     for uri in stale:
         storage.delete(uri)
     return len(stale)
-
-
-FIRST_WAVE_ITEMS = 256  # a small job runs as one wave; a big one measures its rate on this many items
-
-
-def next_wave(units: list[tuple[tuple[str, str], int]], rate: float | None, seconds: float, first: int,
-              first_items: int = FIRST_WAVE_ITEMS) -> int:
-    """How many of `units` the next wave takes: while the rate is unknown, at least `first` units (one per
-    worker) and `first_items` items; then as many as `rate` items/s process in about `seconds` (at least one)."""
-    if rate is None:
-        n, items = 0, 0
-        while n < len(units) and (n < first or items < first_items):
-            items += units[n][1]
-            n += 1
-        return n
-    budget, n = rate * seconds, 0
-    for _unit, items in units:
-        if n and budget < items:
-            break
-        budget -= items
-        n += 1
-    return n

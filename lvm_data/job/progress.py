@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 
 from lvm_data import storage
-from lvm_data.config import shard_size_of
 from lvm_data.curation.index import plan_lines as curation_plan_lines
-from lvm_data.jobs import Run
+from lvm_data.job.config import shard_size_of
+from lvm_data.job.runs import Run
 from lvm_data.shards import layout
 from lvm_data.shards.reader import visible_files
 

@@ -1,23 +1,16 @@
+import dataclasses
+
 import pytest
 
-from lvm_data.config import parse_job
-from lvm_data.jobs import Run, RunContext, TokenizerInfo, next_wave, open_run, retry_selection
-from lvm_data.plan import ReadUnit, ResumeError, SourcePlan
-from lvm_data.process import Selection
+from lvm_data.job.config import parse_job
+from lvm_data.job.plan import ReadUnit, ResumeError, SourcePlan
+from lvm_data.job.runs import Run, RunContext, TokenizerInfo, open_run, retry_selection
+from lvm_data.job.steps import Selection
 from lvm_data.sources.base import Unit
 from lvm_data.testing import images_source, write_corpus, write_tiny_checkpoint
 from lvm_data.tokenizer import load
 
 UNITS = [(("s", f"u{i}"), 10) for i in range(5)]
-
-
-def test_first_wave_is_one_unit_per_worker_then_sized_by_rate():
-    big = [(key, 300) for key, _ in UNITS]
-    assert next_wave(big, None, 120, 1) == 1 and next_wave(big, None, 120, 2) == 2
-    assert next_wave(UNITS, None, 120, 1) == 5  # a small job is one wave (FIRST_WAVE_ITEMS)
-    assert next_wave(UNITS, rate=0.25, seconds=120, first=1) == 3  # 30 items fit in two minutes
-    assert next_wave(UNITS, rate=0.001, seconds=120, first=1) == 1  # always at least a unit
-    assert next_wave(UNITS, rate=100.0, seconds=120, first=1) == 5 and next_wave([], None, 120, 1) == 0
 
 
 def make_run() -> Run:
@@ -33,14 +26,21 @@ def make_run() -> Run:
     return Run(RunContext(job, "h", tok, {"g": 2}), {"s": plain, "g": grouped}, selections)
 
 
-def test_wave_units_and_restriction():
+def test_work_units_one_per_read_unit_and_one_per_bucket():
     run = make_run()
-    plain, grouped = run.wave_units()
-    assert plain == [(("s", "u0"), 1), (("s", "t"), 7)] and grouped == [("g", "g000000"), ("g", "g000001")]
-    wave = run.only({("s", "t")})
-    assert [r.unit.id for r in wave.read_units()] == ["t"] and wave.seeds() == [(("s", "t"), "dt")]
-    last = run.only({("g", "g000000"), ("g", "g000001")})
-    assert [r.unit.id for r in last.read_units()] == ["r0"] and len(last.seeds()) == 2
+    plain = run.plain_units()
+    assert [(w.source, w.unit, w.spec_digest, [r.unit.id for r in w.read_units]) for w in plain] == [
+        ("s", "u0", "d0", ["u0"]), ("s", "t", "dt", ["t"])]
+    assert [r.unit.id for r in run.grouped_read_units()] == ["r0"]
+    r0 = run.plans["g"].read_units[0]
+    buckets = run.bucket_units({("g", "g000001"): [r0, r0]})
+    assert [(w.unit, w.grouped, [r.unit.id for r in w.read_units]) for w in buckets] == [
+        ("g000000", True, []), ("g000001", True, ["r0"])]  # an empty bucket still commits
+    narrower = dataclasses.replace(run, selections={**run.selections, "s": Selection(frozenset({"t"}))})
+    assert [w.unit for w in narrower.plain_units()] == ["t"]
+    staged = dataclasses.replace(run, plans={**run.plans, "s": dataclasses.replace(run.plans["s"],
+                                                                                     staged=frozenset({"u0"}))})
+    assert [w.unit for w in staged.plain_units()] == ["t"]  # staged for token-space dedup: not encoded again
 
 
 def test_open_run_checks_the_image_size_and_retry_needs_a_finished_job(tmp_path):

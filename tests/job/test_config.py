@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from lvm_data.config import (
+from lvm_data.job.config import (
     DEFAULT_TOKENIZER,
     JobConfigError,
     config_hash,

@@ -1,10 +1,10 @@
 import json
 
-from lvm_data.config import parse_job
-from lvm_data.jobs import Run, RunContext, TokenizerInfo
-from lvm_data.plan import ReadUnit, SourcePlan
-from lvm_data.process import Selection
-from lvm_data.progress import Progress, plan_lines
+from lvm_data.job.config import parse_job
+from lvm_data.job.plan import ReadUnit, SourcePlan
+from lvm_data.job.progress import Progress, plan_lines
+from lvm_data.job.runs import Run, RunContext, TokenizerInfo
+from lvm_data.job.steps import Selection
 from lvm_data.sources.base import Unit
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from lvm_data.plan import (
+from lvm_data.job.plan import (
     ReadUnit,
     ResumeError,
     apply_limit,

@@ -1,6 +1,6 @@
-from lvm_data.config import parse_job_text
-from lvm_data.jobs import finish_run, open_run
-from lvm_data.local import LocalExecutor
+from lvm_data.job.config import parse_job_text
+from lvm_data.job.loop import LocalExecutor
+from lvm_data.job.runs import finish_run, open_run
 from lvm_data.media.samples import photos
 from lvm_data.shards.reader import list_markers, read_ledger, read_sentences
 from lvm_data.testing import images_source, job_text, write_corpus, write_tiny_checkpoint
