@@ -196,6 +196,8 @@ def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
 
 @bench.command("standin", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--images", default=3000, show_default=True, type=click.IntRange(min=1), help="Corpus size.")
+@click.option("--small", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Images of a second, shorter run (the difference gives the steady rate); 0: none.")
 @click.option("--share", default=0.7, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="The stand-in's rate as a share of the measured decode capacity.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="The stand-in's rate in images/s "

@@ -97,6 +97,19 @@ def write_corpus(folder: str | Path, photos: list[Path] | None = None, broken: b
     return expected
 
 
+def write_tar(path: str | Path, members: list[tuple[str, bytes]]) -> Path:
+    """A plain tar of (member name, bytes), in order (a webdataset shard when the names follow its convention)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return Path(path)
+
+
 def uint8_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random RGB image (H, W, 3) uint8."""
     small = rng.integers(0, 256, size=(max(1, height // 8), max(1, width // 8), 3), dtype=np.uint8)

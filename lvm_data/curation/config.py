@@ -225,7 +225,7 @@ def index_sources(job) -> list[str]:
 
 
 def sentence_sources(job) -> list[str]:
-    """Sources whose sentences take part in token-space dedup (they run in one wave)."""
+    """Sources whose sentences take part in token-space dedup (their units are staged, then decided together)."""
     return [name for name, f in source_filters(job).items() if f.sentences]
 
 

@@ -1,7 +1,7 @@
 """The job-wide image dedup index: which items exact and near duplicates remove, decided once per output.
 
 It is built before the job tokenizes anything, over every item of the sources that list `duplicates`
-or `near_duplicates` (all their units, committed or not), so no decision depends on waves, resume,
+or `near_duplicates` (all their units, committed or not), so no decision depends on runner, resume,
 worker count or arrival order:
 
 1. `signatures(...)`: decode each item, run its source's item filters (an item they remove is no

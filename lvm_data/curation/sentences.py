@@ -8,9 +8,11 @@ with a near duplicate (estimated Jaccard >= threshold) that sorts before it is r
 (lvm_data.curation.survivors). Removed sentences are not written; their items' ledger rows say
 `duplicate_sentence` / `near_duplicate_sentence` unless another sentence of theirs is written.
 
-Pooled sources run in one wave, and every committed unit keeps its sentences' signatures (removed ones
-included) in OUT/curation/signatures/, so a resumed or retried run decides over the same set of
-candidates: `committed=True` signatures take part but are never removed again.
+Pooled sources' units are staged when tokenized (lvm_data.job.staging) and decided together in a pass
+after the tokenizer (pipelines/curation.py `commit_staged`; the plain loop calls `decide`), and every
+committed unit keeps its sentences' signatures (removed ones included) in OUT/curation/signatures/, so a
+resumed or retried run decides over the same set of candidates: `committed=True` signatures take part
+but are never removed again.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ tuples of strings, so a job that wants one source's copies kept can name it to s
 - Near duplicates: an id is removed when it has a near duplicate that sorts before it; it names the
   nearest such (ties: the first). The first id of every cluster survives, no two survivors are near
   duplicates of each other, and each decision depends only on the set of candidates, never on worker
-  count, arrival order or how the job was split into waves. In a chain a ~ b ~ c where a and c are
+  count, arrival order or how the job was split into runs. In a chain a ~ b ~ c where a and c are
   not close, both b and c go: the rule may remove more than a sequential greedy pass, never less.
 """
 

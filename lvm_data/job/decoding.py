@@ -15,6 +15,7 @@ fails (`decoder_crash` / `timeout`) and the rest of the group is built without i
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from collections.abc import Callable
@@ -52,16 +53,20 @@ class Decoded:
     events: list[ItemEvent]
 
 
-_runtimes: dict[tuple[str, str, str], SourceRuntime] = {}  # per process: (config hash, output, source)
+_runtimes: collections.OrderedDict[tuple[str, str], SourceRuntime] = collections.OrderedDict()
 _runtimes_lock = threading.Lock()
+KEPT_RUNTIMES = 16  # sources of the latest runs a process serves
 
 
 def runtime_of(ctx, source: str) -> SourceRuntime:
-    """The source's runtime, built once per process (blocklists are read once, not once per task)."""
-    key = (ctx.config_hash, ctx.out, source)
+    """The source's runtime, built once per run and process (blocklists are read once, not once per task)."""
+    key = (ctx.run_id, source)
     with _runtimes_lock:
         if key not in _runtimes:
             _runtimes[key] = ctx.runtime(source)
+            while len(_runtimes) > KEPT_RUNTIMES:
+                _runtimes.popitem(last=False)
+        _runtimes.move_to_end(key)
         return _runtimes[key]
 
 

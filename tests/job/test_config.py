@@ -140,3 +140,15 @@ def test_config_hash_follows_output_relevant_fields_only():
     assert config_hash(dataclasses.replace(job, seed=1), "fp") != base
     assert config_hash(dataclasses.replace(job, limit=5), "fp") != base
     assert config_hash(job, "other weights") != base
+    runner = dataclasses.replace(job, decode_workers=3, decode_pool="threads", compile=False)
+    assert config_hash(runner, "fp") == base  # how the job runs, not what it writes
+    assert config_hash(dataclasses.replace(job, jpeg_draft=True), "fp") != base  # other pixels
+    assert config_hash(dataclasses.replace(job, jpeg_draft=False), "fp") == base  # off: the hash of earlier runs
+
+
+def test_runner_settings_are_checked():
+    for field, value in (("decode_pool", "gpu"), ("decode_workers", 0), ("jpeg_draft", "yes")):
+        raw = {**job_dict(), field: value}
+        assert field in problems_of(raw), field
+    job = parse_job({**job_dict(), "decode_workers": 4, "decode_pool": "processes"})
+    assert (job.decode_workers, job.decode_pool, job.jpeg_draft) == (4, "processes", False)

@@ -135,36 +135,31 @@ def photo_refs(tmp_path, keys):
     return [ItemRef("p", k, "000000", {"image": Part(str(tmp_path / f"{k}.png"), data)}) for k in keys]
 
 
-def test_a_decoder_crash_costs_only_the_item_that_crashes(tmp_path, monkeypatch):
-    monkeypatch.setattr(decoding, "IsolatedWorker", CrashingWorker)
-    write_corpus(tmp_path / "in", broken=False)
-    run = open_run(parse_job_text(job_text("c", tmp_path / "out", "standin:1000",
-                                           [images_source("p", tmp_path / "in")])), load("standin:1000"))
-    pool = DecodePool(run.context, workers=1, isolated=True)
-    results = []
-    done = threading.Event()
-    refs = photo_refs(tmp_path, ["a", "crash", "b"])
-    pool.submit(DecodeTask("p", tuple((r,) for r in refs)), lambda r: (results.append(r), done.set()))
-    done.wait(60)
-    pool.close()
-    decoded = results[0]
-    assert sorted(p.sentence.item_keys[0] for p in decoded.pendings) == ["a", "b"]
-    assert [(e.key, e.outcome.reason) for e in decoded.events] == [("crash", Reason.DECODER_CRASH)]
-
-
-def test_a_group_whose_decoder_crashes_is_built_without_the_culprit(tmp_path, monkeypatch):
+def decode_with_a_crash(tmp_path, monkeypatch, groups_of):
+    """What a one-worker pool of (fake) decoder processes gives for refs a, crash, b laid out by `groups_of`."""
     monkeypatch.setattr(decoding, "IsolatedWorker", CrashingWorker)
     write_corpus(tmp_path / "in", broken=False)
     run = open_run(parse_job_text(job_text("c", tmp_path / "out", "standin:1000",
                                            [images_source("p", tmp_path / "in")])), load("standin:1000"))
     pool = DecodePool(run.context, workers=1, isolated=True)
     results, done = [], threading.Event()
-    pool.submit(DecodeTask("p", (tuple(photo_refs(tmp_path, ["a", "crash", "b"])),)),
+    pool.submit(DecodeTask("p", groups_of(photo_refs(tmp_path, ["a", "crash", "b"]))),
                 lambda r: (results.append(r), done.set()))
     done.wait(60)
     pool.close()
-    assert sorted(k for p in results[0].pendings for k in p.sentence.item_keys) == ["a", "b"]
-    assert [(e.key, e.outcome.reason) for e in results[0].events] == [("crash", Reason.DECODER_CRASH)]
+    return results[0]
+
+
+def test_a_decoder_crash_costs_only_the_item_that_crashes(tmp_path, monkeypatch):
+    decoded = decode_with_a_crash(tmp_path, monkeypatch, lambda refs: tuple((r,) for r in refs))
+    assert sorted(p.sentence.item_keys[0] for p in decoded.pendings) == ["a", "b"]
+    assert [(e.key, e.outcome.reason) for e in decoded.events] == [("crash", Reason.DECODER_CRASH)]
+
+
+def test_a_group_whose_decoder_crashes_is_built_without_the_culprit(tmp_path, monkeypatch):
+    decoded = decode_with_a_crash(tmp_path, monkeypatch, lambda refs: (tuple(refs),))
+    assert sorted(k for p in decoded.pendings for k in p.sentence.item_keys) == ["a", "b"]
+    assert [(e.key, e.outcome.reason) for e in decoded.events] == [("crash", Reason.DECODER_CRASH)]
 
 
 def plain_job(tmp_path, name: str, rate: float = 1000, **top) -> str:

@@ -134,3 +134,35 @@ def test_decompression_bombs_are_refused_from_the_header():
     with pytest.raises(ItemError) as caught:
         decode_image(data, "big.png", max_pixels=5000)
     assert caught.value.reason is Reason.TOO_LARGE and "100x100" in caught.value.detail
+
+
+def jpeg_bytes(width: int, height: int, orientation: int | None = None) -> bytes:
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+def test_draft_mode_decodes_large_jpegs_at_a_reduced_scale_and_reports_the_full_size():
+    from lvm_data.items import Part
+    from lvm_data.media.decode import DecodeSettings, decode_image_part
+
+    big = jpeg_bytes(2100, 1100)
+    full, drafted = decode_image(big), decode_image(big, draft_to=256)
+    assert full.shape == (1100, 2100, 3) and drafted.shape == (550, 1050, 3)  # 1/2: both sides stay >= 512
+    assert decode_image(big, draft_to=128).shape == (275, 525, 3)  # 1/4
+    assert decode_image(jpeg_bytes(900, 900), draft_to=256).shape == (900, 900, 3)  # not 4x larger: whole
+    small = np.asarray(Image.fromarray(full).resize((256, 256), Image.BICUBIC), dtype=int)
+    reduced = np.asarray(Image.fromarray(drafted).resize((256, 256), Image.BICUBIC), dtype=int)
+    assert np.abs(small - reduced).mean() < 2.0  # the same picture, pixels a little different
+    settings = DecodeSettings(256, jpeg_draft=True)
+    rotated = decode_image_part(Part("big.jpg", jpeg_bytes(2100, 1100, orientation=6)), "image", settings)
+    assert rotated.info == {"width": 1100, "height": 2100}  # the full size, as the filters see it, rotated
+    assert rotated.frames[0].pixels.shape == (1050, 550, 3)
+    png = io.BytesIO()
+    Image.fromarray(full).save(png, "PNG")
+    assert decode_image(png.getvalue(), draft_to=256).shape == full.shape  # only JPEGs have a draft mode

@@ -109,3 +109,15 @@ def test_command_line_presets():
     cpu, _ = command.parse(["--vs-encoder", "--tokenizer", "fixture-small", "--device", "cpu", "--images", "64"])
     assert (cpu.tokenizer, cpu.device, cpu.images, cpu.batch_size, cpu.beam_args) == (
         "fixture-small", "cpu", 64, 256, ())
+
+
+def test_standin_bench_measures_capacity_then_the_pipeline_at_a_share_of_it(tmp_path):
+    from pipelines.bench_standin import StandInBench, format_standin, run_standin
+
+    r = run_standin(StandInBench(images=24, small=8, share=0.5, batch_size=4, shard_size=8, workers=1,
+                                 workdir=str(tmp_path)))
+    assert r["images"] == 24 and r["small"] == 8 and r["workers"] == 1
+    assert r["rate"] == pytest.approx(0.5 * r["capacity_ips"]) and r["share"] == pytest.approx(0.5)
+    assert r["ratio"] == pytest.approx(r["pipeline_ips"] / r["rate"]) and r["same_rows"]
+    text = format_standin(r)
+    assert "decode capacity, 1 decode workers" in text and "ratio to RATE" in text and "plain loop" in text

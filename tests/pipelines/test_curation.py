@@ -21,6 +21,7 @@ from lvm_data.shards import layout
 from lvm_data.shards.reader import list_markers, read_ledger, read_sentences
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint
 from lvm_data.tokenizer import load
+from pipelines import tokenize
 from pipelines.tokenize import run_job
 
 ITEM_FILTERS = ["bounds", "low_variance", {"blocklist": {"patterns": ["*/zz-banned*"]}}]
@@ -149,6 +150,39 @@ def test_token_space_dedup_is_deterministic_and_resumes_to_the_same_output(tmp_p
         os.remove(tmp_path / "a" / rel)  # b's unit is redone: a's committed signature must still remove it
     run(texts["a"])
     assert ledger(tmp_path / "a") == got and rows(tmp_path / "a") == rows(tmp_path / "mp")
+
+
+def test_a_run_stopped_before_the_dedup_decision_resumes_from_its_staged_units(tmp_path, tiny, monkeypatch):
+    cat, coffee = (np.asarray(Image.open(p).convert("RGB")) for p in photos("heldout")[:2])
+    write_frames(tmp_path / "clips" / "a", pan(cat, 16))
+    write_frames(tmp_path / "clips" / "b", pan(cat, 16))  # the same clip: removed by the decision
+    write_frames(tmp_path / "clips" / "d", pan(coffee, 16))
+    source = {"name": "clips", "template": "video", "filters": ["duplicate_sentences"],
+              "input": {"format": "frame_folders", "paths": [str(tmp_path / "clips")],
+                        "clip": {"frames": 16, "stride": 1, "offset": "start"}}}
+    clean = job_text("staged", tmp_path / "clean", tiny, [source], shard_size=1)
+    run(clean)
+    text = job_text("staged", tmp_path / "out", tiny, [source], shard_size=1)
+
+    def stopped(*args):
+        raise KeyboardInterrupt("killed before the decision pass")
+
+    monkeypatch.setattr(tokenize, "commit_staged", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(text)
+    assert list_markers(str(tmp_path / "out")) == []  # nothing of a pooled source commits before the decision
+    assert len(list((tmp_path / "out" / "curation" / "staged").rglob("*.pkl"))) == 3
+    monkeypatch.undo()
+    tokenizing = []
+    real = tokenize._run_pipeline
+    monkeypatch.setattr(tokenize, "_run_pipeline", lambda *a: tokenizing.append(a) or real(*a))
+    manifest = run(text)
+    assert tokenizing == [], "staged units are not encoded again"
+    assert ledger(tmp_path / "out") == ledger(tmp_path / "clean") and rows(tmp_path / "out") == rows(tmp_path / "clean")
+    assert {n: r for n, (_, r, _) in ledger(tmp_path / "out").items()} == {"a": "ok", "b": "duplicate_sentence",
+                                                                         "d": "ok"}
+    assert manifest["totals"]["curation"]["removed"] == {"duplicate_sentence": 1}
+    assert not list((tmp_path / "out" / "curation" / "staged").rglob("*.pkl"))  # committed units are unstaged
 
 
 def test_video_clip_filters_in_the_job(tmp_path, tiny):

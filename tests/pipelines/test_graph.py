@@ -3,9 +3,7 @@ the graph holds no media bytes and no decoded frames (webdataset members travel 
 worker reads, so they are the case to watch)."""
 
 import dataclasses
-import io
 import pickle
-import tarfile
 
 import apache_beam as beam
 import numpy as np
@@ -14,20 +12,13 @@ from lvm_data.items import Part
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.runs import open_run
 from lvm_data.media.samples import photos
+from lvm_data.testing import write_tar
 from lvm_data.tokenizer import load
 from pipelines import tokenize
 from pipelines.tokenize import build, run_job
 
 GROUPING_URNS = ("beam:transform:group_by_key:v1", "beam:transform:combine_per_key:v1",
                  "beam:transform:combine_grouped_values:v1")
-
-
-def write_tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def mixed_job(tmp_path) -> str:

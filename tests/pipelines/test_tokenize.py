@@ -3,11 +3,9 @@ grouping templates, determinism (also with multi_processing), resume after a kil
 
 import contextlib
 import dataclasses
-import io
 import json
 import os
 import sys
-import tarfile
 import threading
 import time
 
@@ -30,7 +28,7 @@ from lvm_data.outcomes import Outcome, Reason
 from lvm_data.sentences import registry
 from lvm_data.sentences.base import BuildResult, Sentence, Template
 from lvm_data.shards.reader import file_metadata, list_markers, read_sentences, sentence_files
-from lvm_data.testing import images_source, job_text, write_corpus, write_tiny_checkpoint
+from lvm_data.testing import images_source, job_text, write_corpus, write_tar, write_tiny_checkpoint
 from lvm_data.tokenizer import load
 from pipelines.tokenize import run_job
 
@@ -90,7 +88,7 @@ def test_output_loads_with_pyarrow_dataset_and_hugging_face(tmp_path, tiny):
 
 
 def test_same_job_twice_and_with_multi_processing_gives_identical_rows(tmp_path, tiny):
-    source = images_source("photos", [str(p) for p in photos("all")[:10]])  # 2 units: one wave of 2 workers
+    source = images_source("photos", [str(p) for p in photos("all")[:10]])  # 2 units: one per worker process
     outs = [tmp_path / name for name in ("a", "b", "mp")]
     run(job_text("j", outs[0], tiny, [source], shard_size=5))
     run(job_text("j", outs[1], tiny, [source], shard_size=5))
@@ -146,21 +144,13 @@ def test_grouping_template_writes_stable_buckets_and_resumes(tmp_path, tiny, mon
     assert rows(out) == sorted(zip(table["id"].to_pylist(), table["tokens"].to_pylist(), strict=True))
 
 
-def tar_of(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_every_source_format(tmp_path, tiny):
     pics = [package_file("skimage", n).read_bytes() for n in ("chelsea.png", "coffee.png", "astronaut.png")]
     write_corpus(tmp_path / "files", photos("heldout")[:2], broken=False)
     (tmp_path / "tars").mkdir()
-    tar_of(tmp_path / "tars" / "00000.tar", [("000.png", pics[0]), ("000.txt", b"cat"), ("001.png", pics[1]),
+    write_tar(tmp_path / "tars" / "00000.tar", [("000.png", pics[0]), ("000.txt", b"cat"), ("001.png", pics[1]),
                                              ("002.json", b"{}")])
-    tar_of(tmp_path / "tars" / "00001.tar", [])
+    write_tar(tmp_path / "tars" / "00001.tar", [])
     pq.write_table(pa.table({"jpg": pa.array([pics[0], None, pics[2]], pa.binary())}), tmp_path / "p.parquet")
     hf = datasets.Dataset.from_dict({"image": [{"bytes": p, "path": None} for p in pics[:2]]},
                                     features=datasets.Features({"image": datasets.Image()}))

@@ -4,19 +4,13 @@ import tarfile
 
 from lvm_data.items import ERROR_META
 from lvm_data.sources.webdataset import WebDataset, split_member
+from lvm_data.testing import write_tar
 
 
 def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
-
-
-def write_tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            add(tar, name, data)
-    return path
 
 
 def source(paths):
