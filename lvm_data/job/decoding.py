@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from lvm_data.items import ItemRef
 from lvm_data.job.steps import Pending, SourceRuntime, prepare, screen_item
-from lvm_data.media.isolate import IsolatedWorker
+from lvm_data.media.isolate import IsolatedWorker, WorkerStartError
 from lvm_data.outcomes import ItemError, Reason
 from lvm_data.shards.ledger import ItemEvent
 
@@ -145,6 +145,9 @@ class DecodePool:
             return run_task(self.ctx, task)
         try:
             return worker.call(run_task, self.ctx, task, timeout_s=task_timeout(task), name=f"decode {task.source}")
+        except WorkerStartError as err:  # no decoder process can run here: the unit fails, its items are not blamed
+            raise RuntimeError(f"{err.detail}; set `decode_pool: threads` in the job file to decode in the worker "
+                               "process instead") from err
         except ItemError as err:
             if err.reason not in RETRIED:
                 raise

@@ -30,6 +30,10 @@ START_TIMEOUT_S = 60.0  # a cold worker imports numpy/decord/av; a busy 2-core b
 MAX_CALLS = 1000  # calls before the worker is replaced
 
 
+class WorkerStartError(ItemError):
+    """The worker process could not start: the machine's problem, not the item's (callers may treat it apart)."""
+
+
 class IsolatedWorker:
     """One child process that runs calls one at a time. Not thread-safe: use one per thread."""
 
@@ -105,14 +109,14 @@ class IsolatedWorker:
         self._conn.send(list(sys.path))
         if not self._conn.poll(self._start_timeout_s):
             self._discard()
-            raise ItemError(Reason.TIMEOUT, f"decoder process did not start in {self._start_timeout_s:g} s")
+            raise WorkerStartError(Reason.TIMEOUT, f"decoder process did not start in {self._start_timeout_s:g} s")
         try:
             self._conn.recv()  # the worker's "ready"
         except (EOFError, OSError):
             code = self._exitcode()
             self._discard()
             hint = "run `python -c 'import lvm_data.media.isolate'` to see why"
-            raise ItemError(Reason.DECODER_CRASH,
+            raise WorkerStartError(Reason.DECODER_CRASH,
                             f"decoder process failed to start ({describe_exit(code)}); {hint}") from None
 
     def _exitcode(self) -> int | None:

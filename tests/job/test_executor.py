@@ -18,6 +18,7 @@ from lvm_data.job.executor import ExecutorSettings, UnitExecutor, UnitFailed
 from lvm_data.job.loop import LocalExecutor
 from lvm_data.job.runs import open_run
 from lvm_data.job.steps import Pending
+from lvm_data.media.isolate import WorkerStartError
 from lvm_data.media.samples import photos
 from lvm_data.outcomes import ItemError, Reason
 from lvm_data.sentences.base import Sentence
@@ -160,6 +161,22 @@ def test_a_group_whose_decoder_crashes_is_built_without_the_culprit(tmp_path, mo
     decoded = decode_with_a_crash(tmp_path, monkeypatch, lambda refs: (tuple(refs),))
     assert sorted(k for p in decoded.pendings for k in p.sentence.item_keys) == ["a", "b"]
     assert [(e.key, e.outcome.reason) for e in decoded.events] == [("crash", Reason.DECODER_CRASH)]
+
+
+class UnstartableWorker(CrashingWorker):
+    def call(self, fn, *args, timeout_s, name=""):
+        raise WorkerStartError(Reason.DECODER_CRASH, "decoder process failed to start (exit code 1)")
+
+
+def test_decoders_that_cannot_start_fail_the_unit_not_its_items(tmp_path, monkeypatch):
+    monkeypatch.setattr(decoding, "IsolatedWorker", UnstartableWorker)
+    text = plain_job(tmp_path, "nostart")
+    run = open_run(parse_job_text(text), load("standin:1000"))
+    executor = UnitExecutor(run.context, run.selections, ExecutorSettings(workers=1, pool="processes"))
+    with pytest.raises(UnitFailed, match="failed to start.*decode_pool: threads"):
+        executor.run([w for w in run.plain_units() if w.source == "photos"])
+    executor.close()
+    assert list_markers(str(tmp_path / "nostart")) == []  # no ledger blames the items
 
 
 def plain_job(tmp_path, name: str, rate: float = 1000, **top) -> str:
