@@ -188,9 +188,31 @@ def output_config(job: JobConfig) -> dict[str, Any]:
         "image_size": job.image_size, "resize": job.resize, "seed": job.seed, "shard_size": job.shard_size,
         "dtype": job.dtype, "max_pixels": job.max_pixels, "limit": job.limit,
         "sources": [{"name": s.name, "input": s.input, "template": s.template,
-                     "template_options": s.template_options, "filters": list(s.filters)} for s in job.sources],
+                     "template_options": s.template_options, "filters": list(s.filters),
+                     **({"defaults": d} if (d := changed_defaults(s)) else {})} for s in job.sources],
         **({"jpeg_draft": True} if job.jpeg_draft else {}),  # absent when off: outputs from before it keep their hash
     }
+
+
+CLIP_FORMATS = ("videos", "frame_folders", "sequences")
+
+
+def changed_defaults(src: SourceConfig) -> dict[str, str]:
+    """Defaults that changed after outputs were first written (LVM's rules), where the source relies on them.
+
+    They enter the source's part of the config hash, so an output written under the old default is refused
+    ("another job configuration") instead of being resumed with the new one; a source that names the option,
+    or that none of them touches, keeps the hash it had.
+    """
+    out = {}
+    if src.format in CLIP_FORMATS and "fit" not in (src.input.get("clip") or {}):
+        out["clip.fit"] = "lvm"
+    if src.template == "derived" and src.template_options.get("task") == "inpainting" \
+            and "mask" not in src.template_options:
+        out["mask"] = "lvm"
+    if src.template == "multi_annotation" and "order" not in src.template_options:
+        out["order"] = "shared"
+    return out
 
 
 def config_hash(job: JobConfig, tokenizer_fingerprint: str) -> str:

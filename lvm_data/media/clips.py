@@ -8,8 +8,15 @@ Strides are given in frames (LVM samples Kinetics at 8, 12 and 24) or as spacing
   offset + i * frames * stride), capped at `max_clips` per stride by a seeded choice;
 - `clips: k`: k of those non-overlapping clips, chosen by a seeded draw (all of them when fewer fit).
 
+A stride too long for the video (`fit`): `lvm` (default) takes the longest stride that fits instead,
+min(s, (T - 1) // (frames - 1)) for T frames, as LVM's video script does (`read_frames_from_video` in
+github.com/ytongbai/LVM tokenize_examples/utils.py, called by tokenize_video_muse.py): a 100-frame video at
+strides 8, 12, 24 gives clips at stride 6, a 200-frame one at 8, 12 and 13; strides that end up equal give
+their clips once. `skip` leaves such a stride out (a 100-frame video then gives none). Either way a video
+shorter than `frames` frames fits no clip and is too short.
+
 `offset: random` shifts the grid by a seeded amount that never loses a clip (the slack left after the
-last clip); `offset: start` begins at frame 0. A video that fits no clip at any stride is too short.
+last clip); `offset: start` begins at frame 0.
 All randomness comes from `rng_for(seed, key, ...)`, so the same video gets the same clips anywhere.
 """
 
@@ -23,6 +30,7 @@ from lvm_data.sentences.base import rng_for
 
 DEFAULT_STRIDES = (8, 12, 24)  # LVM's Kinetics strides
 OFFSETS = ("random", "start")
+FITS = ("lvm", "skip")  # a stride too long for the video: the longest that fits (LVM), or none
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class ClipSpec:
     clips: int | None = None  # None: all non-overlapping clips
     offset: str = "random"
     max_clips: int = 64
+    fit: str = "lvm"
 
     def __post_init__(self):
         if self.frames < 1:
@@ -49,6 +58,8 @@ class ClipSpec:
             raise ValueError(f"clips must be 'all' or a number >= 1, got {self.clips}")
         if self.max_clips < 1:
             raise ValueError(f"max_clips must be >= 1, got {self.max_clips}")
+        if self.fit not in FITS:
+            raise ValueError(f"clip fit {self.fit!r} is not one of {', '.join(FITS)}")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> ClipSpec:
@@ -59,7 +70,8 @@ class ClipSpec:
                    spacing_s=tuple(float(s) for s in _as_list(options.get("spacing_s", ()))),
                    clips=None if clips == "all" else int(clips),
                    offset=str(options.get("offset", "random")),
-                   max_clips=int(options.get("max_clips", 64)))
+                   max_clips=int(options.get("max_clips", 64)),
+                   fit=str(options.get("fit", "lvm")))
 
     def span(self, stride: int) -> int:
         """Source frames covered by one clip at `stride`."""
@@ -73,6 +85,14 @@ class ClipSpec:
             raise ValueError("spacing_s needs the frame rate, but it is unknown; give stride in frames instead")
         return [max(1, round(s * fps)) for s in self.spacing_s]
 
+    def fitted(self, stride: int, n_frames: int) -> int | None:
+        """The stride used for a video of `n_frames` frames (None: no clip at this stride)."""
+        if n_frames >= self.span(stride):
+            return stride
+        if self.fit == "skip" or n_frames < self.frames:
+            return None
+        return min(stride, (n_frames - 1) // (self.frames - 1)) if self.frames > 1 else stride
+
 
 @dataclass(frozen=True)
 class Clip:
@@ -85,10 +105,9 @@ class Clip:
 def plan_clips(n_frames: int, fps: float, spec: ClipSpec, seed: int, key: str) -> list[Clip]:
     """Clips of a video with `n_frames` frames, deterministic in (seed, key). [] means too short."""
     out: list[Clip] = []
-    for stride in dict.fromkeys(spec.strides_for(fps)):  # unique, in the given order
+    fitted = [spec.fitted(s, n_frames) for s in spec.strides_for(fps)]
+    for stride in dict.fromkeys(s for s in fitted if s is not None):  # unique, in the given order
         span = spec.span(stride)
-        if n_frames < span:
-            continue
         step = spec.frames * stride  # non-overlapping: the next clip starts one stride after this one ends
         count = (n_frames - span) // step + 1
         slack = (n_frames - span) - (count - 1) * step
@@ -103,8 +122,9 @@ def plan_clips(n_frames: int, fps: float, spec: ClipSpec, seed: int, key: str) -
 
 
 def shortest_video(spec: ClipSpec, fps: float) -> int:
-    """Frames needed for one clip at the smallest stride (for too_short messages)."""
-    return min(spec.span(s) for s in spec.strides_for(fps))
+    """Frames needed for one clip (for too_short messages): `frames` when strides are fitted, else the span of
+    the smallest stride."""
+    return spec.frames if spec.fit == "lvm" else min(spec.span(s) for s in spec.strides_for(fps))
 
 
 def _as_list(value: Any) -> list:

@@ -1,7 +1,8 @@
 """`derived`: LVM's derived pair tasks made from plain images, k pairs per sentence like `pairs`.
 
 Tasks (option `task`): `colorization` [gray, color], `inpainting` [masked, original] (option
-`mask`: box | patches, with `max_boxes`, `patch`, `ratio`), `edges` [image, Canny edges] (`low`,
+`mask`: lvm, LVM's mix of square holes and cell grids, the default | box | patches, with `max_boxes`,
+`patch`, `ratio`; lvm_data.media.derive), `edges` [image, Canny edges] (`low`,
 `high`; automatic when absent). Masks are seeded by (job seed, item key). Grouping and leftovers as
 in `pairs` (lvm_data.sentences.grouping). Options `pairs` (default 8) and `min_pairs` (default 2).
 """
@@ -24,7 +25,7 @@ class Derived(PairTemplate):
     def __init__(self, options: dict | None = None, context: TemplateContext = TemplateContext()):
         super().__init__(options, context)
         self.task = choice(self.options, "task", "colorization", TASKS)
-        self.mask = choice(self.options, "mask", "box", MASKS)
+        self.mask = choice(self.options, "mask", "lvm", MASKS)
         self.max_boxes = positive(self.options, "max_boxes", 3)
         self.patch = positive(self.options, "patch", 16)
         self.ratio = float(self.options.get("ratio", 0.5))

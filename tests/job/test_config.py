@@ -5,8 +5,10 @@ import pytest
 from lvm_data.job.config import (
     DEFAULT_TOKENIZER,
     JobConfigError,
+    changed_defaults,
     config_hash,
     load_job,
+    output_config,
     parse_job,
     parse_job_text,
     source_options,
@@ -152,3 +154,25 @@ def test_runner_settings_are_checked():
         assert field in problems_of(raw), field
     job = parse_job({**job_dict(), "decode_workers": 4, "decode_pool": "processes"})
     assert (job.decode_workers, job.decode_pool, job.jpeg_draft) == (4, "processes", False)
+
+
+def test_sources_relying_on_a_changed_default_get_another_hash():
+    """LVM's rules became defaults: outputs written under the old ones are refused, not resumed with the new."""
+    def source(raw: dict):
+        return parse_job({**job_dict(), "sources": [raw]})
+
+    video = {"name": "v", "input": {"format": "videos", "paths": "x", "clip": {"frames": 16}}, "template": "video"}
+    job = source(video)
+    assert changed_defaults(job.sources[0]) == {"clip.fit": "lvm"}
+    assert output_config(job)["sources"][0]["defaults"] == {"clip.fit": "lvm"}  # hashed: not the hash of before
+    for fit in ("lvm", "skip"):  # named: the source says what it wants, its hash is what it always was
+        assert changed_defaults(source({**video, "input": {**video["input"], "clip": {"fit": fit}}}).sources[0]) == {}
+    assert changed_defaults(parse_job(job_dict()).sources[0]) == {}  # untouched sources keep their hash
+    plain = job_dict()["sources"][0]
+    inpaint = {**plain, "template": {"name": "derived", "task": "inpainting"}}
+    assert changed_defaults(source(inpaint).sources[0]) == {"mask": "lvm"}
+    boxed = {**plain, "template": {"name": "derived", "task": "inpainting", "mask": "box"}}
+    assert changed_defaults(source(boxed).sources[0]) == {}
+    multi = {"name": "m", "input": {"format": "paired", "images": "x", "annotations": {"depth": "y"}},
+             "template": "multi_annotation"}
+    assert changed_defaults(source(multi).sources[0]) == {"order": "shared"}

@@ -36,8 +36,29 @@ def test_k_clips_are_a_seeded_subset_of_the_non_overlapping_grid():
 
 def test_each_stride_gets_its_own_clips_and_short_strides_still_fit():
     clips = plan_clips(250, 25.0, ClipSpec(frames=16, strides=(8, 12, 24)), 0, "kinetics-10s")
-    assert {c.stride for c in clips} == {8, 12}  # stride 24 needs 361 frames
     assert sum(c.stride == 8 for c in clips) == 2 and sum(c.stride == 12 for c in clips) == 1
+    assert {c.stride for c in clips} == {8, 12, 16}  # stride 24 needs 361 frames: LVM takes 249 // 15 = 16
+    skipped = plan_clips(250, 25.0, ClipSpec(frames=16, strides=(8, 12, 24), fit="skip"), 0, "kinetics-10s")
+    assert {c.stride for c in skipped} == {8, 12}
+
+
+@pytest.mark.parametrize(("frames", "lvm", "skip"), [
+    (100, {6: 1}, {}),  # LVM: min(s, 99 // 15) = 6 for every stride; the three give their clips once
+    (200, {8: 1, 12: 1, 13: 1}, {8: 1, 12: 1}),
+    (1000, {8: 7, 12: 5, 24: 2}, {8: 7, 12: 5, 24: 2}),  # every stride fits: the rule changes nothing
+    (15, {}, {}),  # shorter than one clip: too short either way
+])
+def test_lvm_stride_fallback_against_its_rule(frames, lvm, skip):
+    """LVM's tokenize_video_muse.py samples each stride s at min(s, (T - 1) // 15) for 16-frame clips."""
+    def strides(fit):
+        counts: dict[int, int] = {}
+        for clip in plan_clips(frames, 25.0, ClipSpec(frames=16, strides=(8, 12, 24), offset="start", fit=fit), 0,
+                               "v"):
+            counts[clip.stride] = counts.get(clip.stride, 0) + 1
+            assert clip.indices[-1] < frames and len(clip.indices) == 16
+        return counts
+
+    assert strides("lvm") == lvm and strides("skip") == skip
 
 
 def test_spacing_in_seconds_uses_the_frame_rate():
@@ -51,7 +72,8 @@ def test_a_video_shorter_than_one_clip_gets_no_clip():
     spec = ClipSpec(frames=16, strides=(1,))
     assert plan_clips(15, 25.0, spec, 0, "v") == [] and plan_clips(1, 25.0, spec, 0, "v") == []
     assert len(plan_clips(16, 25.0, spec, 0, "v")) == 1
-    assert shortest_video(ClipSpec(frames=16, strides=(8, 12)), 25.0) == 121
+    assert shortest_video(ClipSpec(frames=16, strides=(8, 12)), 25.0) == 16  # LVM's fit: any 16 frames
+    assert shortest_video(ClipSpec(frames=16, strides=(8, 12), fit="skip"), 25.0) == 121
 
 
 def test_max_clips_caps_all_and_options_parse():

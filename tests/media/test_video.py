@@ -89,8 +89,10 @@ def test_backends_agree_on_a_real_video():
 def test_real_video_too_short_for_lvm_strides(worker):
     path = videos()[2]  # 120 frames < 121 needed at stride 8
     with pytest.raises(ItemError) as err:
-        decode_video(None, str(path), request(path, ClipSpec()), worker=worker)
+        decode_video(None, str(path), request(path, ClipSpec(fit="skip")), worker=worker)
     assert err.value.reason is Reason.TOO_SHORT and "120 frames" in err.value.detail
+    fitted = decode_video(None, str(path), request(path, ClipSpec()), worker=worker)  # LVM: stride 119 // 15 = 7
+    assert [c.stride for c in fitted.clips] == [7]
 
 
 @pytest.mark.parametrize("ext", [".mp4", ".webm", ".mkv", ".avi", ".mov"])
@@ -231,8 +233,8 @@ def test_decode_table_entry_with_inline_bytes(tmp_path):
 def test_a_plain_video_part_gets_lvm_defaults():
     item = decode_item(ItemRef("s", "bikes", "000000", {"video": Part(str(videos()[0]))}),
                        DecodeSettings(image_size=32))
-    strides = [c["stride"] for c in item.info["video"]["clips"]]
-    assert strides.count(8) == 2 and strides.count(12) == 1 and len(item.frames) == 48
+    strides = [c["stride"] for c in item.info["video"]["clips"]]  # 250 frames: stride 24 becomes 249 // 15 = 16
+    assert strides.count(8) == 2 and strides.count(12) == 1 and strides.count(16) == 1 and len(item.frames) == 64
 
 
 def test_at_the_item_boundary_a_crash_and_a_hang_are_outcomes(tmp_path):
