@@ -292,7 +292,8 @@ def train_command(**options) -> None:
         return
     for source, loss in result.val_loss.items():
         unseen = result.unseen_loss[source]
-        click.echo(f"{source}: validation loss {loss:.4f} nats/token vs unigram {result.unigram_loss[source]:.4f}"
+        click.echo(f"{source}: validation loss {loss:.4f} nats/token vs unigram {result.unigram_loss[source]:.4f}, "
+                   f"same-source unigram {result.source_unigram_loss[source]:.4f}"
                    f" ({'unseen images: ' + format(unseen, '.4f') if unseen is not None else 'no unseen images'})")
     click.echo(f"step {result.step}; checkpoint {result.checkpoint}; log and loss.png in {result.out}")
 

@@ -1,7 +1,8 @@
 """The loss log (JSONL, one record per line) and its PNG loss curve.
 
 Records: {"kind": "train", "step", "loss", "lr", "tokens", "tokens_per_s"} and
-{"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "codes", "images", "seen_images"};
+{"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "source_unigram_loss", "codes", "images",
+"seen_images"};
 losses in nats per token (lvm_data.train.validation says what each one means).
 """
 
@@ -44,7 +45,8 @@ class LossLog:
 
 def plot(records: list[dict], uri: str, title: str = "") -> None:
     """Training loss; per source the validation loss, the loss on its unseen images (dotted, when some
-    held-out images also occur in training) and the unigram baseline (dashed)."""
+    held-out images also occur in training), the unigram baseline (dashed) and the same-source unigram
+    (dash-dotted)."""
     fig = Figure(figsize=(11, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -62,6 +64,9 @@ def plot(records: list[dict], uri: str, title: str = "") -> None:
             ax.plot([r["step"] for r in partly_seen], [r["unseen_loss"] for r in partly_seen], ":", color=color,
                     label=f"val {source}, unseen images")
         ax.axhline(mine[-1]["unigram_loss"], color=color, ls="--", lw=1, label=f"unigram {source}")
+        if mine[-1].get("source_unigram_loss") is not None:
+            ax.axhline(mine[-1]["source_unigram_loss"], color=color, ls="-.", lw=1,
+                       label=f"same-source unigram {source}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.set_title(title)

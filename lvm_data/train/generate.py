@@ -58,7 +58,7 @@ def pick_sentence(corpus: Corpus, fraction: float, min_images: int, index: int,
         seen = 0
         for group in corpus.groups:
             batch = read_group(corpus, group)
-            mask = is_validation(batch.ids, fraction, extra)
+            mask = is_validation(batch.split_keys(), fraction, extra)
             for i in range(len(batch)):
                 codes = batch.sentence(i)
                 if mask[i] == held_out and len(codes) >= min_images * corpus.tokens_per_image:
@@ -132,7 +132,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     tok = _tokenizer(cfg, data, corpus, device)
     tpi = corpus.tokens_per_image
     fraction = payload["train_config"]["val_fraction"]
-    extra = tuple(payload["data"][0]["spec"].get("val_extra", ()))  # the ids training held out
+    extra = tuple(payload["data"][0]["spec"].get("val_extra", ()))  # the split keys training held out
     sid, source, held_out, codes = pick_sentence(corpus, fraction, cfg.prompt_images, cfg.index, extra)
     prompt = codes[:cfg.prompt_images * tpi]
     keep = max(tpi, model.config.context - tpi)

@@ -52,6 +52,7 @@ class TrainResult:
     unigram_loss: dict[str, float] = field(default_factory=dict)  # the context-free baseline per source
     unseen_loss: dict[str, float | None] = field(default_factory=dict)  # on held-out images not in training
     tokens_per_s: float | None = None
+    source_unigram_loss: dict[str, float] = field(default_factory=dict)  # under the source's own code frequencies
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -109,7 +110,7 @@ class Trainer:
         self.log(f"training codes: {training.tokens:,} in {training.sentences:,} sentences ({scanned}), unigram "
                  f"entropy {training.entropy():.4f} nats")
         if sets:
-            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} id hash "
+            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} hash "
                      "left without any)") if val_extra else ""
             self.log(f"validation: {sum(v.sentences for v in sets)} held-out sentences from "
                      f"{len(sets)} of {len(self.corpus.sources)} sources{extra}")
@@ -172,9 +173,11 @@ class Trainer:
             if record:
                 self.losslog.add({"kind": "val", "step": self.step, "source": vset.source, "loss": score.loss,
                                   "unseen_loss": score.unseen_loss, "unigram_loss": vset.unigram_loss,
+                                  "source_unigram_loss": vset.source_unigram_loss,
                                   "codes": vset.codes, "images": vset.images, "seen_images": vset.seen_images})
             self.log(f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
-                     f"{vset.unigram_loss:.4f}; {_unseen_phrase(vset, score)}")
+                     f"{vset.unigram_loss:.4f}, same-source unigram {vset.source_unigram_loss:.4f} (below: "
+                     f"{vset.beats(score.loss)}); {_unseen_phrase(vset, score)}")
         return scores
 
     def save(self) -> None:
@@ -237,7 +240,8 @@ class Trainer:
         return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss,
                            {source: score.loss for source, score in val_scores.items()},
                            {v.source: v.unigram_loss for v in self.val_sets},
-                           {source: score.unseen_loss for source, score in val_scores.items()}, tokens_per_s)
+                           {source: score.unseen_loss for source, score in val_scores.items()}, tokens_per_s,
+                           {v.source: v.source_unigram_loss for v in self.val_sets})
 
 
 def _unseen_phrase(vset: validation.ValidationSet, score: validation.Score) -> str:

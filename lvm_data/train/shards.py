@@ -75,6 +75,16 @@ class SentenceBatch:
     def sentence(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i]:self.offsets[i + 1]]
 
+    def split_keys(self) -> list[str]:
+        """What decides each sentence's split: a digest of its codes (`content_key`)."""
+        return [content_key(self.sentence(i)) for i in range(len(self))]
+
+
+def content_key(codes: np.ndarray) -> str:
+    """A sentence's split key: a digest of its codes, not its id. Ids hash the input paths, so the same files
+    read from another folder or bucket would be split otherwise; codes are the same wherever the inputs live."""
+    return hashlib.blake2b(np.ascontiguousarray(codes, dtype=np.uint16).tobytes(), digest_size=16).hexdigest()
+
 
 def shard_files(data: str) -> list[str]:
     """Sorted Parquet files named by DATA (see module docstring)."""
@@ -167,22 +177,23 @@ def _check(corpus: Corpus, uri: str, group: RowGroup, batch: SentenceBatch, n_im
                         f"{int(batch.tokens.max())} >= codebook size {corpus.codebook_size}; rewrite this shard")
 
 
-def _id_hash(sentence_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(sentence_id.encode(), digest_size=8, key=VAL_SALT).digest(), "little")
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8, key=VAL_SALT).digest(), "little")
 
 
-def is_validation(ids: list[str], fraction: float, extra: tuple[str, ...] = ()) -> np.ndarray:
-    """Held-out mask by hashing each sentence id, plus the ids in `extra` (see `small_source_holdouts`):
-    the same ids are held out whatever the seed or order."""
+def is_validation(keys: list[str], fraction: float, extra: tuple[str, ...] = ()) -> np.ndarray:
+    """Held-out mask by hashing each sentence's split key (`SentenceBatch.split_keys`), plus the keys in
+    `extra` (see `small_source_holdouts`): the same sentences are held out whatever the seed, the order, or
+    where the inputs were read from."""
     if fraction <= 0:
-        return np.zeros(len(ids), dtype=bool)
+        return np.zeros(len(keys), dtype=bool)
     limit = int(fraction * 2**64)
     wanted = set(extra)
-    return np.array([_id_hash(i) < limit or i in wanted for i in ids], dtype=bool)
+    return np.array([_key_hash(k) < limit or k in wanted for k in keys], dtype=bool)
 
 
 def small_source_holdouts(corpus: Corpus, fraction: float) -> tuple[str, ...]:
-    """One sentence id for each source of 2 to SMALL_SOURCE_ROWS sentences that the hash holds none of.
+    """One split key for each source of 2 to SMALL_SOURCE_ROWS sentences that the hash holds none of.
 
     With the default 5 % a source of a few sentences usually gets no validation row, and then no
     validation loss; this holds out its sentence with the smallest hash. Larger sources are left to
@@ -194,18 +205,16 @@ def small_source_holdouts(corpus: Corpus, fraction: float) -> tuple[str, ...]:
     for group in corpus.groups:
         rows[corpus.file_sources[group.file]] += group.rows
     small = {source for source, n in rows.items() if n <= SMALL_SOURCE_ROWS}
-    ids_by_source: dict[str, list[str]] = {}
-    for i, uri in enumerate(corpus.files):
-        if corpus.file_sources[i] in small:
-            fs, path = storage.filesystem(uri)
-            with fs.open_input_file(path) as f:
-                table = pq.read_table(f, columns=["id", "source"])
-            for sid, source in zip(table.column("id").to_pylist(), table.column("source").to_pylist(), strict=True):
-                ids_by_source.setdefault(source, []).append(sid)
+    keys_by_source: dict[str, list[str]] = {}
+    for group in corpus.groups:
+        if corpus.file_sources[group.file] in small:
+            batch = read_group(corpus, group)
+            for key, source in zip(batch.split_keys(), batch.sources, strict=True):
+                keys_by_source.setdefault(source, []).append(key)
     extra = []
-    for _source, ids in sorted(ids_by_source.items()):
-        if len(ids) >= 2 and not is_validation(ids, fraction).any():
-            extra.append(min(ids, key=_id_hash))
+    for _source, keys in sorted(keys_by_source.items()):
+        if len(keys) >= 2 and not is_validation(keys, fraction).any():
+            extra.append(min(keys, key=_key_hash))
     return tuple(sorted(extra))
 
 

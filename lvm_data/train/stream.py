@@ -5,7 +5,8 @@ Contract:
   Each epoch the corpus's row groups are permuted by hashing (seed, epoch) and consumer k reads
   groups k, k + R*W, ...: every row group, and so every training row, is read by exactly one
   consumer per epoch. Rows within a group are permuted by hashing (seed, epoch, file, group).
-- Validation rows (`shards.is_validation` with the spec's fraction and extra ids) never enter the stream.
+- Validation rows (`shards.is_validation` over the sentences' split keys, with the spec's fraction and extra keys)
+  never enter the stream.
 - Packing: each sentence becomes [BOS] codes [EOS], appended back to back; a row holds context + 1
   tokens (inputs = row[:-1], targets = row[1:]) and the next row starts at the last token of the
   previous one, so no token is lost at the seams.
@@ -34,10 +35,11 @@ class StreamSpec:
     batch_size: int
     seed: int = 0
     val_fraction: float = 0.0
-    val_extra: tuple[str, ...] = ()  # ids held out besides the hashed fraction (shards.small_source_holdouts)
+    val_extra: tuple[str, ...] = ()  # split keys held out besides the hashed fraction (shards.small_source_holdouts)
     rank: int = 0
     world_size: int = 1
     num_workers: int = 0
+    split: str = "codes"  # what the split hashes: each sentence's codes (shards.content_key), not its id
 
     @property
     def workers(self) -> int:
@@ -97,7 +99,7 @@ def iter_sentences(corpus: Corpus, spec: StreamSpec, consumer: int,
         found = False
         for gi, group in enumerate(consumer_groups(corpus, spec, consumer, epoch)[first_group:], first_group):
             batch = read_group(corpus, group)
-            held_out = is_validation(batch.ids, spec.val_fraction, spec.val_extra)
+            held_out = is_validation(batch.split_keys(), spec.val_fraction, spec.val_extra)
             order = row_order(corpus, spec, group, epoch)
             for ri in range(first_row, len(order)):
                 j = int(order[ri])
@@ -160,7 +162,7 @@ class StreamLoader:
         if state.get("spec") != asdict(self.spec):
             raise DataError(f"the checkpoint's stream settings {state.get('spec')} differ from these "
                             f"{asdict(self.spec)}; resume with the same batch size, context, seed, "
-                            "validation fraction, ranks and workers")
+                            "validation fraction and split, ranks and workers")
         self.positions = {int(k): v for k, v in state["consumers"].items()}
         self.next = int(state["next"])
 

@@ -1,10 +1,14 @@
 """Held-out sentences per source, the unigram baseline they are judged against, and the model's loss on them.
 
-Losses count only targets that are codes (not BOS/EOS/PAD), in nats per token. The baseline is the
-unigram loss: the held-out codes' cross-entropy under the training codes' frequencies (plus 1/2,
-Jeffreys), which is what the best model that ignores context scores on them. A validation loss well
-below it means the model uses the context. (The held-out codes' own plug-in entropy is no such bar:
-a few thousand codes of an 8192-code book read nats lower than any unigram model can score.)
+Losses count only targets that are codes (not BOS/EOS/PAD), in nats per token. Two baselines, both
+unigram losses (the held-out codes' cross-entropy under training-code frequencies plus 1/2, Jeffreys):
+- the global unigram, under every training code's frequencies: the best context-free model of the corpus;
+- the same-source unigram, under the training codes of the held-out set's own source: the best model that
+  knows which source a sentence comes from but ignores context. Much of a gap to the global unigram can be
+  a source's own code frequencies (a video's palette), so only a loss below this one shows that the model
+  uses the previous images. `beats(loss)` says which of the two a loss is below.
+(The held-out codes' own plug-in entropy is no such bar: a few thousand codes of an 8192-code book read
+nats lower than any unigram model can score.)
 
 Held-out sentences are new sentences, not always new images: when a corpus reuses an image (the
 sample corpus derives edges, segmentation and inpainting from the same photos) a held-out image may
@@ -18,7 +22,7 @@ import contextlib
 import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,14 +43,17 @@ class TrainingCodes:
     images: frozenset[bytes]
     sentences: int
     complete: bool  # every training sentence was scanned
+    by_source: dict[str, np.ndarray] = field(default_factory=dict)  # source -> its training code counts
 
     @property
     def tokens(self) -> int:
         return int(self.counts.sum())
 
-    def log_probs(self) -> np.ndarray:
-        """Unigram log-probabilities, frequencies plus 1/2 (a code never seen still gets a finite loss)."""
-        return np.log((self.counts + 0.5) / (self.counts.sum() + 0.5 * len(self.counts)))
+    def log_probs(self, source: str | None = None) -> np.ndarray:
+        """Unigram log-probabilities of all training codes, or of one source's (`source`), frequencies plus 1/2
+        (a code never seen still gets a finite loss)."""
+        counts = self.counts if source is None else self.by_source.get(source, np.zeros_like(self.counts))
+        return np.log((counts + 0.5) / (counts.sum() + 0.5 * len(counts)))
 
     def entropy(self) -> float:
         return unigram_entropy_of_counts(self.counts)
@@ -65,7 +72,14 @@ class ValidationSet:
     codes: int
     images: int
     seen_images: int
-    unigram_loss: float
+    unigram_loss: float  # under all training codes
+    source_unigram_loss: float  # under this source's training codes
+
+    def beats(self, loss: float) -> str:
+        """Which baselines `loss` is below: 'both', 'global unigram', 'same-source unigram' or 'neither'."""
+        below = (loss < self.unigram_loss, loss < self.source_unigram_loss)
+        return {(True, True): "both", (True, False): "global unigram", (False, True): "same-source unigram",
+                (False, False): "neither"}[below]
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
     order (a spread sample, not the first files) until `max_tokens` codes; `threads` groups at a time,
     so a remote corpus costs a few round trips, not one per group."""
     counts = np.zeros(corpus.codebook_size, dtype=np.int64)
+    by_source: dict[str, np.ndarray] = {}
     images: set[bytes] = set()
     sentences = 0
     order = [corpus.groups[j] for j in rng_for(0, "lvm_data.train.baseline").permutation(len(corpus.groups))]
@@ -106,14 +121,17 @@ def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
         while read < len(order) and counts.sum() < max_tokens:
             for batch in pool.map(lambda group: read_group(corpus, group), order[read:read + threads]):
                 read += 1
-                for i in np.flatnonzero(~is_validation(batch.ids, fraction, extra)):
+                for i in np.flatnonzero(~is_validation(batch.split_keys(), fraction, extra)):
                     codes = batch.sentence(int(i))
-                    counts += np.bincount(codes, minlength=corpus.codebook_size)
+                    found = np.bincount(codes, minlength=corpus.codebook_size)
+                    counts += found
+                    source = batch.sources[int(i)]
+                    by_source[source] = by_source.get(source, 0) + found
                     images.update(image_digests(codes, corpus.tokens_per_image))
                     sentences += 1
                 if counts.sum() >= max_tokens:
                     break
-    return TrainingCodes(counts, frozenset(images), sentences, read == len(order))
+    return TrainingCodes(counts, frozenset(images), sentences, read == len(order), by_source)
 
 
 def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
@@ -127,7 +145,7 @@ def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, 
         if file_source and file_source in full:
             continue
         batch = read_group(corpus, group)
-        for i in np.flatnonzero(is_validation(batch.ids, fraction, extra)):
+        for i in np.flatnonzero(is_validation(batch.split_keys(), fraction, extra)):
             source = batch.sources[i]
             if source in full:
                 continue
@@ -178,8 +196,9 @@ def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_token
         codes = np.concatenate(sentences).astype(np.int64)
         images = len(codes) // tpi
         seen = images - int(sum(flags.sum() for flags in unseen_images))
+        own = training.log_probs(source)
         sets.append(ValidationSet(source, inputs, targets, unseen, len(sentences), int((targets >= 0).sum()),
-                                  images, seen, float(-log_p[codes].mean())))
+                                  images, seen, float(-log_p[codes].mean()), float(-own[codes].mean())))
     return sets
 
 

@@ -88,3 +88,17 @@ def tiny_tokenizer(folder: Path, codebook: int = 64) -> Path:
     (folder / "config.json").write_text(json.dumps({"_class_name": "VQGANModel", **cfg.to_dict()}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     return folder
+
+
+def split_keys(out: Path) -> dict[str, str]:
+    """Sentence id -> its split key (lvm_data.train.shards.content_key) for every shard under OUT."""
+    import pyarrow.parquet as pq
+
+    from lvm_data.train.shards import content_key
+
+    keys = {}
+    for path in sorted(Path(out).rglob("*.parquet")):
+        table = pq.read_table(path, columns=["id", "tokens"])
+        for sid, tokens in zip(table.column("id").to_pylist(), table.column("tokens").to_pylist(), strict=True):
+            keys[sid] = content_key(np.asarray(tokens, dtype=np.uint16))
+    return keys

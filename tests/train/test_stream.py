@@ -8,7 +8,7 @@ from lvm_data.train.config import Vocab
 from lvm_data.train.shards import DataError, is_validation, open_corpus
 from lvm_data.train.stream import PackedStream, Packer, StreamLoader, StreamSpec, iter_sentences
 
-from .synth import random_corpus
+from .synth import random_corpus, split_keys
 
 V = Vocab(64)
 B, E = V.bos, V.eos
@@ -40,7 +40,8 @@ def test_ranks_and_workers_read_every_row_exactly_once_per_epoch(tmp_path, world
                 if pos.epoch > 0:
                     break
                 seen.append(sid)
-        held_out = [i for i, v in zip(every, is_validation(every, fraction), strict=True) if v]
+        keys = split_keys(tmp_path)
+        held_out = [i for i, v in zip(every, is_validation([keys[i] for i in every], fraction), strict=True) if v]
         assert sorted(seen + held_out) == every
         assert len(set(seen)) == len(seen)
 
@@ -95,13 +96,14 @@ def test_a_position_from_other_shards_or_settings_is_refused(tmp_path):
         StreamLoader(corpus, V, spec, state={**state, "corpus": "0" * 32})
 
 
-def test_extra_held_out_ids_never_enter_the_stream(tmp_path):
+def test_extra_held_out_sentences_never_enter_the_stream(tmp_path):
     ids = random_corpus(tmp_path, files=1, per_file=12, codebook=64, tpi=8)
+    keys = split_keys(tmp_path)
     corpus = open_corpus(str(tmp_path))
-    extra = (ids["alpha"][3], ids["beta"][0])
-    spec = StreamSpec(context=16, batch_size=2, val_fraction=0.01, val_extra=extra)
+    extra_ids = (ids["alpha"][3], ids["beta"][0])
+    spec = StreamSpec(context=16, batch_size=2, val_fraction=0.01, val_extra=tuple(keys[i] for i in extra_ids))
     seen = [sid for sid, _codes, position in itertools.takewhile(
         lambda item: item[2].epoch == 0, iter_sentences(corpus, spec, 0))]
     every = ids["alpha"] + ids["beta"]
-    hashed = {i for i, held in zip(every, is_validation(every, 0.01), strict=True) if held}
-    assert sorted(seen) == sorted(set(every) - set(extra) - hashed)
+    hashed = {i for i, held in zip(every, is_validation([keys[i] for i in every], 0.01), strict=True) if held}
+    assert sorted(seen) == sorted(set(every) - set(extra_ids) - hashed)

@@ -9,9 +9,9 @@ from lvm_data.shards import layout
 from lvm_data.train import validation
 from lvm_data.train.config import IGNORE_INDEX, Vocab, model_config
 from lvm_data.train.model import LLaMA, init_weights
-from lvm_data.train.shards import is_validation, open_corpus, small_source_holdouts
+from lvm_data.train.shards import content_key, is_validation, open_corpus, small_source_holdouts
 
-from .synth import random_corpus, write_shard
+from .synth import random_corpus, split_keys, write_shard
 
 V = Vocab(64)
 
@@ -36,9 +36,9 @@ def test_unigram_baseline_is_the_held_out_cross_entropy_under_training_frequenci
     held: dict[str, list] = {}
     for path in sorted(tmp_path.rglob("*.parquet")):
         table = pq.read_table(path)
-        for sid, source, tokens in zip(*(table.column(c).to_pylist() for c in ("id", "source", "tokens")),
-                                       strict=True):
-            if is_validation([sid], 0.2)[0]:
+        for _sid, source, tokens in zip(*(table.column(c).to_pylist() for c in ("id", "source", "tokens")),
+                                        strict=True):
+            if is_validation([content_key(np.asarray(tokens))], 0.2)[0]:
                 held.setdefault(source, []).extend(tokens)
             else:
                 counts += np.bincount(tokens, minlength=64)
@@ -64,7 +64,8 @@ def test_a_capped_scan_is_the_same_sample_whatever_the_threads(tmp_path):
 def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp_path):
     derived_ids, photo_ids = reused_image_corpus(tmp_path)
     corpus = open_corpus(str(tmp_path))
-    extra = tuple(derived_ids[:3])  # hold out three derived sentences; their shared images stay in "photos"
+    keys = split_keys(tmp_path)
+    extra = tuple(keys[i] for i in derived_ids[:3])  # hold out three derived sentences; their shared images stay
     sets = {s.source: s for s in validation.build(corpus, V, 16, 0.0001, 10**6, extra)}
     derived = sets["derived"]
     assert derived.images == 6 and derived.seen_images == 3
@@ -89,7 +90,7 @@ def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp
 def test_no_unseen_loss_when_every_held_out_image_was_trained_on(tmp_path):
     derived_ids, photo_ids = reused_image_corpus(tmp_path)
     sets = {s.source: s for s in validation.build(open_corpus(str(tmp_path)), V, 16, 0.0001, 10**6,
-                                                  (photo_ids[0],))}
+                                                  (split_keys(tmp_path)[photo_ids[0]],))}
     photos = sets["photos"]
     assert photos.images == photos.seen_images == 1  # the derived sentences still hold that image
     model = LLaMA(model_config("tiny", V, 16))
@@ -115,9 +116,10 @@ def test_one_set_per_source_from_held_out_sentences_only(tmp_path):
     ids = random_corpus(tmp_path, files=2, per_file=20, codebook=64, tpi=8)
     corpus = open_corpus(str(tmp_path))
     sets = validation.build(corpus, V, context=32, fraction=0.25, max_tokens=10**6)
+    keys = split_keys(tmp_path)
     assert [s.source for s in sets] == ["alpha", "beta"]
     for vset in sets:
-        held_out = int(is_validation(ids[vset.source], 0.25).sum())
+        held_out = int(is_validation([keys[i] for i in ids[vset.source]], 0.25).sum())
         assert vset.sentences == held_out > 0
         assert vset.codes == int((vset.targets >= 0).sum()) and vset.inputs.shape[1] == 32
     capped = validation.build(corpus, V, context=32, fraction=0.25, max_tokens=8)
@@ -144,12 +146,53 @@ def test_every_source_with_two_sentences_gets_a_validation_loss(tmp_path):
     ids = random_corpus(tmp_path, sources=("a", "b", "c", "d"), files=1, per_file=3, codebook=64, tpi=8)
     random_corpus(tmp_path, sources=("single",), files=1, per_file=1, codebook=64, tpi=8, seed=1)
     corpus = open_corpus(str(tmp_path))
-    hashed = {s for s, source_ids in ids.items() if is_validation(source_ids, 0.05).any()}
+    keys = split_keys(tmp_path)
+    hashed = {s for s, source_ids in ids.items() if is_validation([keys[i] for i in source_ids], 0.05).any()}
     assert hashed != {"a", "b", "c", "d"}  # else this test shows nothing
     extra = small_source_holdouts(corpus, 0.05)
     assert len(extra) == 4 - len(hashed)
     sets = validation.build(corpus, V, context=32, fraction=0.05, max_tokens=10**6, extra=extra)
     assert [s.source for s in sets] == ["a", "b", "c", "d"]  # a 1-sentence source keeps it for training
     assert all(s.sentences == 1 for s in sets)
-    assert small_source_holdouts(corpus, 0.05) == extra  # the same ids every time
+    assert small_source_holdouts(corpus, 0.05) == extra  # the same sentences every time
     assert small_source_holdouts(corpus, 0.0) == ()
+
+
+def test_the_same_source_unigram_uses_the_source_s_own_training_codes(tmp_path):
+    rng = np.random.default_rng(3)
+    low = [rng.integers(0, 16, size=16) for _ in range(40)]  # this source uses a quarter of the codebook
+    high = [rng.integers(0, 64, size=16) for _ in range(40)]
+    write_shard(tmp_path / layout.sentences_file("low", "00000"), "low", low, codebook=64, tpi=8)
+    write_shard(tmp_path / layout.sentences_file("high", "00000"), "high", high, codebook=64, tpi=8)
+    corpus = open_corpus(str(tmp_path))
+    keys = split_keys(tmp_path)
+    sets = {s.source: s for s in validation.build(corpus, V, 32, 0.2, 10**6)}
+    training = validation.scan_training(corpus, 0.2)
+    for source, sentences in (("low", low), ("high", high)):
+        held = [s for s in sentences if is_validation([content_key(s)], 0.2)[0]]
+        kept = [s for s in sentences if not is_validation([content_key(s)], 0.2)[0]]
+        counts = np.bincount(np.concatenate(kept), minlength=64)
+        own = np.log((counts + 0.5) / (counts.sum() + 0.5 * 64))
+        codes = np.concatenate(held)
+        assert sets[source].source_unigram_loss == pytest.approx(float(-own[codes].mean()))
+        assert np.array_equal(training.by_source[source], counts)
+    low_set = sets["low"]
+    assert low_set.source_unigram_loss < low_set.unigram_loss - 0.3  # its palette alone is worth a lot
+    between = (low_set.source_unigram_loss + low_set.unigram_loss) / 2
+    assert low_set.beats(between) == "global unigram" and low_set.beats(0.0) == "both"
+    assert low_set.beats(10.0) == "neither"
+    assert len(keys) == 80
+
+
+def test_the_split_follows_the_codes_not_the_ids(tmp_path):
+    """Sentence ids hash the input paths: the same files read from elsewhere must be split the same way."""
+    rng = np.random.default_rng(5)
+    sentences = [rng.integers(0, 64, size=16) for _ in range(60)]
+    for folder, first in (("here", 0), ("there", 1000)):  # other ids, the same codes
+        write_shard(tmp_path / folder / layout.sentences_file("s", "00000"), "s", sentences, codebook=64, tpi=8,
+                    first=first)
+    held = {}
+    for folder in ("here", "there"):
+        (vset,) = validation.build(open_corpus(str(tmp_path / folder)), V, 32, 0.2, 10**6)
+        held[folder] = vset.targets.tolist()
+    assert held["here"] == held["there"] and held["here"]
