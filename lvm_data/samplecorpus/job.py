@@ -70,7 +70,8 @@ sources:
       images: {left}
       annotations: {{depth: {{paths: {disparity}, encoding: disparity}}}}
     template: {{name: pairs, pairs: 8, min_pairs: 1}}
-  # multi-annotation: shots [photo, its edges, its segmentation] (seeded order), whole shots per sentence
+  # multi-annotation: shots of a photo, its edges and its segmentation, whole shots per sentence, in one seeded
+  # slot order per sentence (the photo's slot too) that every shot follows (LVM's layout)
   - name: multi-annotation
     input:
       format: paired
@@ -83,10 +84,10 @@ sources:
   - name: colorization
     input: {{format: images, paths: {color}}}
     template: {{name: derived, task: colorization}}
-  # ... and inpainting [masked, original], boxes seeded per photo
+  # ... and inpainting [masked, original], LVM's masks (a square hole, or a cell grid hiding a random share)
   - name: inpainting
     input: {{format: images, paths: {photos}}}
-    template: {{name: derived, task: inpainting, mask: box}}
+    template: {{name: derived, task: inpainting}}
   # annotated sequence: 8 frames of a video, each followed by its segmentation (f1, s1, f2, s2, ...)
   - name: sequences
     input:
