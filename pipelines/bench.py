@@ -85,27 +85,29 @@ def run_bench(cfg: PipelineBench) -> dict:
             text = job_text("bench", root / f"{kind}-{i}", cfg.tokenizer, [images_source("photos", root / "photos")],
                             shard_size=cfg.shard_size, batch_size=cfg.batch_size, device=cfg.device)
             start = time.perf_counter()
-            manifests[kind] = _loop(cfg, text) if kind == "loop" else run_job(parse_job_text(text), None,
+            manifests[kind] = loop_job(text) if kind == "loop" else run_job(parse_job_text(text), None,
                                                                                 list(cfg.beam_args))
             best[kind] = min(best[kind], time.perf_counter() - start)
     images, pipe = manifests["pipeline"]["totals"]["images"], manifests["pipeline"]
     return {"images": images, "tokenizer": cfg.tokenizer, "runner": pipe["runner"], "device": cfg.device,
             "repeat": cfg.repeat, "pipeline_s": best["pipeline"], "loop_s": best["loop"],
             "pipeline_ips": images / best["pipeline"], "loop_ips": manifests["loop"]["totals"]["images"] / best["loop"],
-            "ratio": best["loop"] / best["pipeline"], "same_rows": _rows(root / "loop-0") == _rows(root / "pipeline-0"),
+            "ratio": best["loop"] / best["pipeline"],
+            "same_rows": written_rows(root / "loop-0") == written_rows(root / "pipeline-0"),
             "bytes_per_token": pipe["sources"]["photos"]["sentences_bytes"] / max(1, pipe["totals"]["tokens"]),
             "bytes_per_token_at_scale": bytes_per_token_at_scale(root / "scale.parquet"), "workdir": str(root)}
 
 
-def _loop(cfg: PipelineBench, text: str) -> dict:
-    """The same job as a plain loop: load the tokenizer, plan, process unit by unit, write the manifest."""
-    tokenizer = lvm_tokenizer.load(cfg.tokenizer, device=cfg.device, batch_size=cfg.batch_size)
-    run = open_run(parse_job_text(text), tokenizer)
+def loop_job(text: str) -> dict:
+    """The job as a plain loop: load its tokenizer, plan, process unit by unit, write the manifest."""
+    job = parse_job_text(text)
+    tokenizer = lvm_tokenizer.load(job.tokenizer, device=job.device, batch_size=job.batch_size)
+    run = open_run(job, tokenizer)
     LocalExecutor(run, tokenizer).execute()
     return finish_run(run, "local loop")
 
 
-def _rows(out: Path) -> list:
+def written_rows(out: Path) -> list:
     table = read_sentences(str(out), columns=["id", "tokens"])
     return sorted(zip(table["id"].to_pylist(), table["tokens"].to_pylist(), strict=True))
 

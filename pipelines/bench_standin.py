@@ -29,12 +29,11 @@ from lvm_data import tokenizer as lvm_tokenizer
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.decoding import DecodePool, DecodeTask
 from lvm_data.job.executor import auto_workers
-from lvm_data.job.loop import LocalExecutor
-from lvm_data.job.runs import finish_run, open_run
+from lvm_data.job.runs import open_run
 from lvm_data.job.steps import unit_groups
 from lvm_data.testing import images_source, job_text
 from lvm_data.tokenizer import standin
-from pipelines.bench import _rows, write_photos
+from pipelines.bench import loop_job, write_photos, written_rows
 from pipelines.tokenize import run_job
 
 
@@ -99,14 +98,6 @@ def _timed(fn) -> tuple[float, dict]:
     return time.perf_counter() - start, manifest
 
 
-def _loop(text: str) -> dict:
-    job = parse_job_text(text)
-    tokenizer = lvm_tokenizer.load(job.tokenizer, batch_size=job.batch_size)
-    run = open_run(job, tokenizer)
-    LocalExecutor(run, tokenizer).execute()
-    return finish_run(run, "local loop")
-
-
 BASELINE = """
 import importlib.util, json, sys, time
 tree, standin_file, job_file = sys.argv[1:4]
@@ -166,9 +157,9 @@ def run_standin(cfg: StandInBench) -> dict:
                 "steady_ratio": steady / rate if steady else None}
     if cfg.loop:
         loop_text = _job(cfg, root, "loop", rate)
-        loop_s, loop = _timed(lambda: _loop(loop_text))
+        loop_s, loop = _timed(lambda: loop_job(loop_text))
         out |= {"loop_ips": loop["totals"]["images"] / loop_s, "loop_ratio": loop["totals"]["images"] / loop_s / rate,
-                "same_rows": _rows(root / "loop") == _rows(root / "pipeline")}
+                "same_rows": written_rows(root / "loop") == written_rows(root / "pipeline")}
     if cfg.baseline_tree:
         base = run_baseline(cfg.baseline_tree, _job(cfg, root, "baseline", rate), root)
         out |= {"baseline_tree": cfg.baseline_tree, "baseline_ips": base["images"] / base["seconds"],

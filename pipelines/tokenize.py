@@ -85,17 +85,11 @@ class BucketUnits(beam.DoFn):
     """((source, bucket), read units or None) -> the bucket's WorkUnit (None marks a bucket to write)."""
 
     def __init__(self, run: Run):
-        self.order = {name: {r.unit.id: i for i, r in enumerate(plan.read_units)}
-                      for name, plan in run.plans.items() if plan.grouped}
-        self.digests = {name: dict(plan.digests) for name, plan in run.plans.items() if plan.grouped}
+        self.plans = {name: plan for name, plan in run.plans.items() if plan.grouped}
 
     def process(self, element):
-        from lvm_data.job.plan import WorkUnit
-
         (source, bucket), read_units = element
-        feeding = {r.unit.id: r for r in read_units if r is not None}
-        ordered = tuple(sorted(feeding.values(), key=lambda r: self.order[source][r.unit.id]))
-        yield WorkUnit(source, bucket, self.digests[source][bucket], ordered, grouped=True)
+        yield self.plans[source].bucket_unit(bucket, [r for r in read_units if r is not None])
 
 
 class ProcessUnits(beam.DoFn):

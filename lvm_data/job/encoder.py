@@ -119,17 +119,16 @@ class Encoder:
             thread.join()
 
     def _serve(self, model) -> None:
-        overlap = getattr(model, "asynchronous", False)
-        in_flight = None  # (batch, job, started) whose codes are not read yet (CUDA only)
+        if not getattr(model, "asynchronous", False):
+            while (batch := self._take(block=True)) is not None:
+                self._deliver(model, batch, None, time.perf_counter())
+            return
+        in_flight = None  # (batch, job, started): queued on the device, codes not read yet
         while True:
             batch = self._take(block=in_flight is None)
             if batch is None and in_flight is None:
                 return
-            started = None
-            if batch:
-                started = (batch, *self._start(model, batch)) if overlap else None
-                if not overlap:
-                    self._deliver(model, batch, None, time.perf_counter())
+            started = (batch, *self._start(model, batch)) if batch else None
             if in_flight is not None:
                 self._deliver(model, *in_flight)
             in_flight = started

@@ -15,6 +15,7 @@ read units whose items land in the bucket are found from item references before 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -82,6 +83,16 @@ class SourcePlan:
         if self.grouped:
             return self.read_units if self.pending else ()
         return tuple(r for r in self.read_units if r.unit.id not in self.committed)
+
+    @functools.cached_property
+    def read_order(self) -> dict[str, int]:
+        """Read unit id -> its position in the plan."""
+        return {r.unit.id: i for i, r in enumerate(self.read_units)}
+
+    def bucket_unit(self, bucket: str, read_units) -> WorkUnit:
+        """A grouping source's bucket as a work unit, fed by `read_units` (once each, in plan order)."""
+        feeding = sorted({r.unit.id: r for r in read_units}.values(), key=lambda r: self.read_order[r.unit.id])
+        return WorkUnit(self.name, bucket, self.digests[bucket], tuple(feeding), grouped=True)
 
     def estimated_items(self, shard_size: int) -> int:
         return self.known_items + sum(min(r.max_items or shard_size, shard_size) for r in self.read_units

@@ -6,6 +6,7 @@ checks), then any executor (the Beam pipeline, or the plain loop of the benchmar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,9 +80,13 @@ class RunContext:
             return None
         return UnitCuration(list(removed), list(signatures), pooled=filters.sentences)
 
+    @functools.cached_property
+    def pooled_sources(self) -> frozenset[str]:
+        return frozenset(sentence_sources(self.job))
+
     def pooled(self, source: str) -> bool:
         """Whether `source` takes part in token-space dedup (its units are staged, then decided together)."""
-        return source in sentence_sources(self.job)
+        return source in self.pooled_sources
 
     def unit_commit(self, source: str, unit: str, spec_digest: str) -> UnitCommit:
         info = ShardInfo(self.tokenizer.fingerprint, self.tokenizer.codebook_size, self.tokenizer.tokens_per_image,
@@ -128,14 +133,9 @@ class Run:
         out = []
         for name, plan in self.plans.items():
             if plan.grouped:
-                out += [self.bucket_unit(name, bucket, fed.get((name, bucket), ())) for bucket in plan.write_units
+                out += [plan.bucket_unit(bucket, fed.get((name, bucket), ())) for bucket in plan.write_units
                         if bucket in self.to_process(name)]
         return out
-
-    def bucket_unit(self, source: str, bucket: str, read_units) -> WorkUnit:
-        order = {r.unit.id: i for i, r in enumerate(self.plans[source].read_units)}
-        feeding = tuple(sorted({r.unit.id: r for r in read_units}.values(), key=lambda r: order[r.unit.id]))
-        return WorkUnit(source, bucket, self.plans[source].digests[bucket], feeding, grouped=True)
 
     def staged_units(self) -> list[tuple[str, str, str]]:
         """(source, unit, spec digest) of every unit of a token-space dedup source that this run commits: after

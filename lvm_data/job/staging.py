@@ -43,7 +43,11 @@ class StagedUnit:
 
 
 def staged_file(out: str, source: str, unit: str, spec_digest: str, config_hash: str) -> str:
-    return layout.join(out, f"{ROOT}/source={source}/{unit}-{spec_digest[:16]}-{config_hash[:16]}.pkl")
+    return layout.join(out, f"{ROOT}/source={source}/{_staged_name(unit, spec_digest, config_hash)}")
+
+
+def _staged_name(unit: str, spec_digest: str, config_hash: str) -> str:
+    return f"{unit}-{spec_digest[:16]}-{config_hash[:16]}.pkl"
 
 
 def write_staged(out: str, staged: StagedUnit) -> dict:
@@ -58,9 +62,7 @@ def read_staged(out: str, source: str, unit: str, spec_digest: str, config_hash:
     """The staged unit, or None when there is none for these inputs and this configuration."""
     try:
         staged = pickle.loads(storage.read_bytes(staged_file(out, source, unit, spec_digest, config_hash)))
-    except FileNotFoundError:
-        return None
-    except Exception:  # noqa: BLE001 - unreadable state (another version, a torn disk): redo the unit
+    except Exception:  # noqa: BLE001 - missing or unreadable (another version, a torn disk): redo the unit
         return None
     if not isinstance(staged, StagedUnit) or getattr(staged, "format", None) != FORMAT:
         return None
@@ -73,8 +75,7 @@ def staged_units(out: str, source: str, digests: dict[str, str], config_hash: st
     """Units of `source` (unit -> spec digest) with a staged file for these inputs and this configuration."""
     prefix = layout.join(out, f"{ROOT}/source={source}")
     present = {uri.rsplit("/", 1)[-1] for uri in storage.list_files(prefix)}
-    return {unit for unit, spec in digests.items()
-            if staged_file("", source, unit, spec, config_hash).rsplit("/", 1)[-1] in present}
+    return {unit for unit, spec in digests.items() if _staged_name(unit, spec, config_hash) in present}
 
 
 def remove_staged(out: str, source: str, unit: str) -> None:

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from lvm_data.outcomes import ItemError, Reason
 
 DEFAULT_MAX_PIXELS = 178_956_970  # twice Pillow's warning limit: larger images are decompression bombs
+EXIF_ORIENTATION = 0x0112
 
 
 def decode_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -58,8 +59,6 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
     transposed = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90 degrees
     return (height, width) if transposed else (width, height)
 
-
-EXIF_ORIENTATION = 0x0112
 
 
 def open_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
