@@ -82,14 +82,17 @@ class ListBuckets(beam.DoFn):
 
 
 class BucketUnits(beam.DoFn):
-    """((source, bucket), read units or None) -> the bucket's WorkUnit (None marks a bucket to write)."""
+    """((source, bucket), read units or None) -> the bucket's WorkUnit, for buckets this run encodes (None marks
+    a bucket to write, so that one no item lands in still commits)."""
 
     def __init__(self, run: Run):
         self.plans = {name: plan for name, plan in run.plans.items() if plan.grouped}
+        self.wanted = {name: run.to_process(name) for name in self.plans}
 
     def process(self, element):
         (source, bucket), read_units = element
-        yield self.plans[source].bucket_unit(bucket, [r for r in read_units if r is not None])
+        if bucket in self.wanted[source]:  # a bucket staged for token-space dedup is not encoded again
+            yield self.plans[source].bucket_unit(bucket, [r for r in read_units if r is not None])
 
 
 class ProcessUnits(beam.DoFn):

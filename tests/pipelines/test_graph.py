@@ -112,3 +112,17 @@ def test_the_elements_of_the_graph_are_descriptors_without_media(tmp_path, monke
             continue  # markers: counts and file names, written after the unit committed
         assert media_in(element) == [], name
         assert len(pickle.dumps(element)) < 4096, name
+
+
+def test_a_bucket_staged_for_token_space_dedup_is_not_encoded_again(tmp_path):
+    text = mixed_job(tmp_path)
+    run = open_run(parse_job_text(text), load("standin:1000"))
+    plan = run.plans["classes"]
+    staged, other = plan.write_units[0], plan.write_units[-1]
+    staged_plan = dataclasses.replace(plan, staged=frozenset({staged}))
+    run = dataclasses.replace(run, plans={**run.plans, "classes": staged_plan})
+    read_unit = plan.read_units[0]
+    units = tokenize.BucketUnits(run)
+    assert list(units.process((("classes", staged), [read_unit, None]))) == []
+    (work,) = units.process((("classes", other), [read_unit, None, read_unit]))
+    assert (work.unit, work.grouped, work.read_units) == (other, True, (read_unit,))
