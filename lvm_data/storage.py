@@ -1,8 +1,14 @@
-"""One file API for local paths and gs:// URIs, built on pyarrow.fs.
+"""One file API for local paths and URIs (gs://, s3://, http(s)://, hf://, memory://, ...), built on pyarrow.fs.
 
 gs:// uses pyarrow's GCS filesystem with the default Google credentials; when the variable
 STORAGE_EMULATOR_HOST is set (as the google-cloud-storage client honours it) it talks to that
-emulator instead. Writes are atomic per file: a temporary name, then a move.
+emulator instead. Every other scheme goes through fsspec, wrapped as a pyarrow filesystem, so callers
+see one interface: s3:// needs s3fs, http(s):// needs aiohttp, hf:// (Hugging Face repos, e.g.
+hf://datasets/org/name/path) uses huggingface_hub; a scheme whose package is missing raises StorageError
+naming the package to install. Writes are atomic per file: a temporary name, then a move.
+
+A URI with a scheme is remote (kept as written); anything else is a local path (made absolute).
+URIs that list_files and glob return are written like the prefix they were given, so they open again.
 """
 
 from __future__ import annotations
@@ -11,17 +17,44 @@ import glob as _glob
 import os
 import re
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+import fsspec
 import pyarrow.fs as pafs
 
+from lvm_data.errors import SourceError
+
 GS = "gs://"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+# The pip package behind fsspec schemes that need one (fsspec's own messages name it in no fixed form).
+PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gcs": "gcsfs", "abfs": "adlfs", "abfss": "adlfs", "az": "adlfs",
+            "adl": "adlfs", "http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub", "sftp": "paramiko",
+            "ssh": "paramiko"}
+LIST_FROM = 8  # remote names sharing a folder from which one listing of the folder replaces a request per name
+LOOKUP_THREADS = 16
+
+
+class StorageError(SourceError):
+    """A location this environment cannot open: an unknown scheme, or one whose package is not installed.
+
+    A SourceError, because input paths are where a person meets it first, so the CLI prints it as one line.
+    """
+
+
+def scheme(uri: str) -> str:
+    """The URI's scheme ('gs', 's3', 'https', ...), '' for a local path."""
+    match = _SCHEME.match(uri)
+    return match.group(1).lower() if match else ""
 
 
 def is_remote(uri: str) -> bool:
-    return uri.startswith(GS)
+    """True for a URI with a scheme (kept as written); False for a local path (callers make it absolute)."""
+    return bool(scheme(uri))
 
 
 @lru_cache(maxsize=4)
@@ -33,12 +66,41 @@ def _gcs(emulator: str | None) -> pafs.FileSystem:
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path within it) for a local path or gs://bucket/key."""
-    if is_remote(uri):
+    """(filesystem, path within it) for a local path, gs://bucket/key or any URI fsspec can open."""
+    if uri.startswith(GS):
         return _gcs(os.environ.get("STORAGE_EMULATOR_HOST")), uri[len(GS):]
-    if "://" in uri:
-        raise ValueError(f"{uri}: unsupported location; use a local path or gs://bucket/path")
-    return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+    if not is_remote(uri):
+        return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
+    protocol = scheme(uri)
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ValueError as err:  # fsspec: "Protocol not known: ..."
+        raise StorageError(f"{uri}: unknown location scheme {protocol}://; use a local path, gs://, s3://, "
+                           "http(s)://, hf:// or another scheme fsspec knows") from err
+    except ImportError as err:
+        raise StorageError(_missing_package(uri, protocol, err)) from err
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except ImportError as err:  # a package the filesystem imports only when it starts
+        raise StorageError(_missing_package(uri, protocol, err)) from err
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def _missing_package(uri: str, protocol: str, err: ImportError) -> str:
+    package = PACKAGES.get(protocol)
+    if package is None:
+        return f"{uri}: reading {protocol}:// needs a package that is not installed ({err})"
+    return f"{uri}: reading {protocol}:// needs the {package} package; pip install {package}"
+
+
+def _uri_head(uri: str, path: str) -> str:
+    """What to put before a path of `uri`'s filesystem to write it as a URI like `uri` (gs://b/x, b/x -> gs://)."""
+    if not is_remote(uri):
+        return ""
+    trimmed, path = uri.rstrip("/"), path.rstrip("/")
+    if path and trimmed.endswith(path):
+        return trimmed[:len(trimmed) - len(path)]
+    return "" if is_remote(path) else f"{scheme(uri)}://"
 
 
 def join(root: str, *parts: str) -> str:
@@ -87,12 +149,59 @@ def list_files(prefix: str, recursive: bool = True) -> list[str]:
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return []
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
-    scheme = GS if is_remote(prefix) else ""
-    return sorted(scheme + i.path for i in infos if i.type == pafs.FileType.File)
+    head = _uri_head(prefix, path)
+    return sorted(head + i.path for i in infos if i.type == pafs.FileType.File)
+
+
+def file_infos(uris: Sequence[str]) -> list[pafs.FileInfo]:
+    """FileInfo (path = the URI as given, type File, Directory or NotFound, size) for each URI, in order.
+
+    Remote URIs are looked up without a request each where possible: LIST_FROM or more in one folder are
+    found with one listing of that folder (as a brace range of shards is). What a listing does not show, or
+    cannot (a plain HTTP server lists nothing, or not everything), is asked one by one, on a few threads.
+    """
+    found: dict[str, pafs.FileInfo] = {}
+    folders: dict[str, list[str]] = {}
+    for uri in uris:
+        if is_remote(uri):
+            folders.setdefault(uri.rstrip("/").rsplit("/", 1)[0], []).append(uri)
+    for folder, names in folders.items():
+        if len(names) >= LIST_FROM:
+            listed = _listing(folder)
+            hits = {u: listed[u.rstrip("/")] for u in names if u.rstrip("/") in listed}
+            found.update({u: pafs.FileInfo(u, i.type, size=i.size) for u, i in hits.items()})
+    rest = [u for u in dict.fromkeys(uris) if u not in found]
+    if any(is_remote(u) for u in rest):
+        with ThreadPoolExecutor(min(LOOKUP_THREADS, len(rest))) as pool:
+            found.update(zip(rest, pool.map(_info, rest), strict=True))
+    else:
+        found.update((u, _info(u)) for u in rest)
+    return [found[u] for u in uris]
+
+
+def _info(uri: str) -> pafs.FileInfo:
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File and uri.endswith("/") and scheme(uri) in ("http", "https"):
+        return pafs.FileInfo(uri, pafs.FileType.Directory)  # an index page: fsspec lists its links as files
+    return pafs.FileInfo(uri, info.type, size=info.size)
+
+
+def _listing(folder: str) -> dict[str, pafs.FileInfo]:
+    """{URI: FileInfo} of the entries right inside `folder` ({} where it cannot be listed), leaving out files
+    whose size the listing does not give (an HTTP index page): those are asked one by one."""
+    fs, path = filesystem(folder)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=False, allow_not_found=True))
+    except OSError:  # not a folder, or a server that lists nothing: the names are then asked one by one
+        return {}
+    head = _uri_head(folder, path)
+    return {head + i.path.rstrip("/"): i for i in infos
+            if i.type == pafs.FileType.Directory or (i.type == pafs.FileType.File and i.size is not None)}
 
 
 def glob(pattern: str) -> list[str]:
-    """Sorted matches of a glob pattern (with ** for any depth), local or gs://."""
+    """Sorted matches of a glob pattern (with ** for any depth), local or remote."""
     if not is_remote(pattern):
         return sorted(p for p in _glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
     if not re.search(r"[*?\[]", pattern):

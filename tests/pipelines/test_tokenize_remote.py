@@ -1,9 +1,10 @@
-"""The main job against services: gs:// input and output on a local GCS emulator, and Beam's
-PortableRunner against the local job service (both started here, on free ports)."""
+"""The main job against services: gs:// input and output on a local GCS emulator, memory:// (fsspec, in
+process) input and output, and Beam's PortableRunner against the local job service (started here, on free ports)."""
 
 import sys
 import time
 
+import fsspec
 import pytest
 from resumes import assert_resumed_like_clean, kill_after_first_commit, slow_job
 
@@ -31,6 +32,24 @@ def test_gs_input_and_output_on_an_emulator(tiny, gcs):
     assert read_sentences(f"{gcs}/out").num_rows == 3 and len(list_markers(f"{gcs}/out")) == 2
     assert storage.exists(f"{gcs}/out/job.yaml") and storage.exists(f"{gcs}/out/manifest.json")
     assert not [u for u in storage.list_files(f"{gcs}/out") if "/.tmp-" in u]
+
+
+def test_memory_input_by_brace_alternatives_and_memory_output(tiny):
+    root = f"memory://tokenize{time.monotonic_ns()}"
+    try:
+        for path in photos("heldout"):
+            storage.write_bytes(f"{root}/in/{path.name}", path.read_bytes())
+        storage.write_bytes(f"{root}/in/zero.png", b"")
+        names = ",".join(sorted(p.name for p in photos("heldout")))
+        source = images_source("photos", [f"{root}/in/{{{names}}}", f"{root}/in/zero.png"])
+        text = job_text("m", f"{root}/out", tiny, [source], shard_size=2)
+        manifest = run_job(parse_job_text(text), text, [])
+        assert (manifest["totals"]["ok"], manifest["totals"]["failed"]) == (3, 1)
+        assert read_ledger(f"{root}/out")["key"].to_pylist()[-1] == f"{root}/in/zero.png"
+        assert read_sentences(f"{root}/out").num_rows == 3 and len(list_markers(f"{root}/out")) == 2
+        assert not [u for u in storage.list_files(f"{root}/out") if "/.tmp-" in u]
+    finally:
+        fsspec.filesystem("memory").rm(root, recursive=True)
 
 
 def test_portable_runner_on_the_local_job_service_gives_the_embedded_rows(tmp_path, tiny, services):
