@@ -21,6 +21,7 @@ class Reason(StrEnum):
     # failed: the input could not be turned into frames
     READ_ERROR = "read_error"  # the bytes could not be read (missing file, permission, I/O)
     EMPTY_FILE = "empty_file"  # zero bytes
+    DOWNLOAD_FAILED = "download_failed"  # the dataset says its downloader failed on it (img2dataset)
     NOT_MEDIA = "not_media"  # bytes are not an image/video format we know
     DECODE_ERROR = "decode_error"  # a known format that fails to decode
     TRUNCATED = "truncated"  # the file ends early

@@ -4,11 +4,18 @@ The column (option `column`, default "image") holds the encoded image as binary,
 {bytes, path} the way Hugging Face datasets writes images, or as a string path to an image file.
 Units are row ranges of `shard_size` rows within one file, planned from the footers alone. Keys
 come from `key_column` when given, else `FILE#ROW`. `meta_columns` are copied into item meta.
+
+img2dataset's parquet output (`layout: img2dataset`, detected by default in a file with a `status`
+column beside a jpg/png/webp column) reads as img2dataset writes it: the image from that column,
+keys from `key`, `caption` and `url` as item meta, and a row whose status is not "success" (a null
+image with an `error_message`) a `download_failed` item with the message as detail. Explicit
+`column`, `key_column` and `meta_columns` still win.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,18 +26,54 @@ from lvm_data.outcomes import Reason
 from lvm_data.sources.base import Source, Unit
 from lvm_data.sources.listing import SourceError, expand_paths, failed_ref
 
+IMG2DATASET_IMAGES = ("jpg", "png", "webp")  # img2dataset names the column after its encode_format
+IMG2DATASET_META = ("caption", "url")
+LAYOUTS = ("auto", "img2dataset", "plain")
+
 
 def open_parquet(uri: str) -> pq.ParquetFile:
     fs, path = storage.filesystem(uri)
     return pq.ParquetFile(fs.open_input_file(path))
 
 
-class ParquetImages(Source):
-    format = "parquet"
+@dataclass(frozen=True)
+class Columns:
+    """The columns one file is read with. `status`/`error` are img2dataset's, None in a plain table."""
+
+    image: str
+    key: str | None
+    meta: tuple[str, ...]
+    status: str | None = None
+    error: str | None = None
 
     @property
-    def column(self) -> str:
-        return self.options.get("column", "image")
+    def names(self) -> list[str]:
+        extra = [c for c in (self.key, self.status, self.error) if c is not None]
+        return list(dict.fromkeys([self.image, *extra, *self.meta]))
+
+
+def resolve_columns(options: dict, names: list[str]) -> Columns:
+    """The columns to read from a file with columns `names`, given the source's options."""
+    layout = options.get("layout", "auto")
+    if layout not in LAYOUTS:
+        raise SourceError(f"input.layout: {layout!r} is not a parquet layout; use one of {', '.join(LAYOUTS)}")
+    if layout == "plain" or (layout == "auto" and not looks_like_img2dataset(options, names)):
+        return Columns(options.get("column", "image"), options.get("key_column"),
+                       tuple(options.get("meta_columns", [])))
+    image = options.get("column") or next((c for c in IMG2DATASET_IMAGES if c in names), IMG2DATASET_IMAGES[0])
+    key = options.get("key_column", "key" if "key" in names else None)
+    meta = options["meta_columns"] if "meta_columns" in options else [c for c in IMG2DATASET_META if c in names]
+    return Columns(image, key, tuple(meta), "status", "error_message" if "error_message" in names else None)
+
+
+def looks_like_img2dataset(options: dict, names: list[str]) -> bool:
+    """A `status` column beside a jpg/png/webp column, and no default "image" column to read instead."""
+    return ("status" in names and any(c in names for c in IMG2DATASET_IMAGES)
+            and ("column" in options or "image" not in names))
+
+
+class ParquetImages(Source):
+    format = "parquet"
 
     def plan(self) -> list[Unit]:
         size = int(self.options["shard_size"])
@@ -47,35 +90,45 @@ class ParquetImages(Source):
         return units
 
     def _check_columns(self, uri: str, names: list[str]) -> None:
-        wanted = [self.column, *([self.options["key_column"]] if "key_column" in self.options else []),
-                  *self.options.get("meta_columns", [])]
+        try:
+            wanted = resolve_columns(self.options, names).names
+        except SourceError as err:
+            raise SourceError(f"source {self.name!r}: {err}") from None
         missing = [c for c in wanted if c not in names]
-        if missing:
-            raise SourceError(f"source {self.name!r}: {uri} has no column {', '.join(map(repr, missing))}; "
-                              f"its columns are {', '.join(names)}; set input.column / key_column / meta_columns")
+        if not missing:
+            return
+        hint = "set input.column / key_column / meta_columns"
+        if "status" in names and not any(c in names for c in (*IMG2DATASET_IMAGES, "image")):
+            hint = ("this looks like the metadata img2dataset writes beside webdataset tars (no image column): "
+                    "read the .tar files with format: webdataset, or " + hint)
+        raise SourceError(f"source {self.name!r}: {uri} has no column {', '.join(map(repr, missing))}; "
+                          f"its columns are {', '.join(names)}; {hint}")
 
     def read(self, unit: Unit) -> Iterator[ItemRef]:
         uri, start, stop = unit.spec
-        table = self._rows(uri, start, stop)
-        keys = table[self.options["key_column"]].to_pylist() if "key_column" in self.options else None
-        meta_cols = {c: table[c].to_pylist() for c in self.options.get("meta_columns", [])}
+        table, cols = self._rows(uri, start, stop)
+        column = {c: table[c].to_pylist() for c in cols.names}
+        none = [None] * table.num_rows
+        keys, statuses, errors = (column[c] if c else none for c in (cols.key, cols.status, cols.error))
         seen: dict[str, int] = {}
-        for i, value in enumerate(table[self.column].to_pylist()):
-            row = start + i
-            key = str(keys[i]) if keys is not None else f"{uri}#{row}"
+        for i, value in enumerate(column[cols.image]):
+            row, where = start + i, f"{uri}#row={start + i}"
+            key = str(keys[i]) if cols.key is not None else f"{uri}#{row}"
             if key in seen:  # two inputs must never share one ledger row
-                yield failed_ref(self.name, f"{key}#row={row}", unit.id, f"{uri}#row={row}", Reason.READ_ERROR,
-                                 f"{uri}#row={row}: key {key!r} repeats row {seen[key]}; key_column must be unique")
+                yield failed_ref(self.name, f"{key}#row={row}", unit.id, where, Reason.READ_ERROR,
+                                 f"{where}: key {key!r} repeats row {seen[key]}; key_column must be unique")
                 continue
             seen[key] = row
-            yield image_ref(self.name, unit.id, key, f"{uri}#row={row}", value,
-                            {c: v[i] for c, v in meta_cols.items()})
+            failure = download_failure(statuses[i], errors[i], value)
+            if failure is not None:
+                yield failed_ref(self.name, key, unit.id, where, Reason.DOWNLOAD_FAILED, f"{where}: {failure}")
+                continue
+            yield image_ref(self.name, unit.id, key, where, value, {c: column[c][i] for c in cols.meta})
 
-    def _rows(self, uri: str, start: int, stop: int) -> pa.Table:
-        """Rows [start, stop) reading only the row groups that hold them."""
+    def _rows(self, uri: str, start: int, stop: int) -> tuple[pa.Table, Columns]:
+        """Rows [start, stop) reading only the row groups that hold them, and the columns they were read with."""
         file = open_parquet(uri)
-        columns = [self.column, *([self.options["key_column"]] if "key_column" in self.options else []),
-                   *self.options.get("meta_columns", [])]
+        cols = resolve_columns(self.options, file.schema_arrow.names)
         groups, first, offset = [], None, 0
         for g in range(file.metadata.num_row_groups):
             n = file.metadata.row_group(g).num_rows
@@ -83,8 +136,17 @@ class ParquetImages(Source):
                 groups.append(g)
                 first = offset if first is None else first
             offset += n
-        table = file.read_row_groups(groups, columns=columns) if groups else file.schema_arrow.empty_table()
-        return table.slice(start - (first or 0), stop - start)
+        table = file.read_row_groups(groups, columns=cols.names) if groups else file.schema_arrow.empty_table()
+        return table.slice(start - (first or 0), stop - start), cols
+
+
+def download_failure(status: str | None, error: str | None, value) -> str | None:
+    """What img2dataset recorded for a row it could not fetch or resize, None for a row to decode."""
+    if status is not None and status != "success":
+        return f"img2dataset status {status!r}: {error or 'no error_message'}"
+    if value is None and error:
+        return f"img2dataset error_message: {error}"
+    return None
 
 
 def image_ref(source: str, unit: str, key: str, where: str, value, meta: dict) -> ItemRef:

@@ -1,8 +1,14 @@
+import io
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from lvm_data.items import ERROR_META
+from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.outcomes import ItemError, Reason, Status, status_of
 from lvm_data.sources.listing import SourceError
 from lvm_data.sources.parquet import ParquetImages
 
@@ -58,3 +64,74 @@ def test_repeated_keys_become_failed_rows_not_merged_rows(tmp_path):
     refs = list(src.read(src.plan()[0]))
     assert [r.key for r in refs] == ["x", "y", "x#row=2"]
     assert refs[2].meta[ERROR_META]["reason"] == "read_error" and "repeats row 0" in refs[2].meta[ERROR_META]["detail"]
+
+
+def jpeg(color: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (24, 16), color).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def write_img2dataset_shard(path, encode_format: str = "jpg") -> list[bytes]:
+    """A shard as img2dataset's parquet writer leaves it: two images, a failed download, a failed resize."""
+    pics = [jpeg((200, 30, 30)), jpeg((30, 200, 30))]
+    rows = [("000000000", pics[0], "success", None), ("000000001", None, "failed_to_download", "HTTP 404"),
+            ("000000002", pics[1], "success", None), ("000000003", None, "failed_to_resize", "image too small")]
+    pq.write_table(pa.table({
+        "key": [r[0] for r in rows], encode_format: pa.array([r[1] for r in rows], pa.binary()),
+        "url": [f"http://example.com/{i}.jpg" for i in range(4)], "caption": ["red", "gone", "green", None],
+        "width": [24, None, 24, None], "height": [16, None, 16, None],
+        "original_width": [24, None, 24, 2], "original_height": [16, None, 16, 2],
+        "exif": [None] * 4, "sha256": [None] * 4,
+        "status": [r[2] for r in rows], "error_message": [r[3] for r in rows]}), path)
+    (path.parent / path.name.replace(".parquet", "_stats.json")).write_text(json.dumps({"count": 4}))
+    return pics
+
+
+def test_img2dataset_output_folder_reads_with_no_options(tmp_path):
+    pics = write_img2dataset_shard(tmp_path / "00000.parquet")
+    (tmp_path / "00000.tar").write_bytes(b"not a parquet file")  # a folder listing keeps only .parquet files
+    src = source(str(tmp_path))
+    units = src.plan()
+    assert [u.spec[0] for u in units] == [str(tmp_path / "00000.parquet")] * 2
+    refs = [r for u in units for r in src.read(u)]
+    assert [r.key for r in refs] == ["000000000", "000000001", "000000002", "000000003"]
+    assert [refs[0].parts["image"].data, refs[2].parts["image"].data] == pics
+    assert refs[0].meta == {"caption": "red", "url": "http://example.com/0.jpg"}
+    where = f"{tmp_path / '00000.parquet'}#row=1"
+    assert refs[1].meta[ERROR_META] == {"reason": "download_failed", "uri": where,
+                                       "detail": f"{where}: img2dataset status 'failed_to_download': HTTP 404"}
+    assert refs[3].meta[ERROR_META]["reason"] == "download_failed"
+    assert "'failed_to_resize': image too small" in refs[3].meta[ERROR_META]["detail"]
+    frames = [decode_item(r, DecodeSettings(16)).frames[0].pixels for r in (refs[0], refs[2])]
+    assert frames[0][8, 8, 0] > 150 and frames[1][8, 8, 1] > 150  # the red and the green photo
+    with pytest.raises(ItemError) as err:
+        decode_item(refs[1], DecodeSettings(16))
+    assert err.value.reason is Reason.DOWNLOAD_FAILED and status_of(err.value.reason) is Status.FAILED
+
+
+def test_img2dataset_png_column_and_explicit_options_win(tmp_path):
+    write_img2dataset_shard(tmp_path / "00000.parquet", encode_format="png")
+    src = source(str(tmp_path), shard_size=10)
+    refs = list(src.read(src.plan()[0]))
+    assert refs[0].parts["image"].data[:3] == b"\xff\xd8\xff" and refs[0].key == "000000000"
+    src = source(str(tmp_path), shard_size=10, column="url", key_column="url", meta_columns=["width"])
+    refs = list(src.read(src.plan()[0]))
+    assert refs[0].parts["image"].uri == "http://example.com/0.jpg" and refs[0].key == "http://example.com/0.jpg"
+    assert refs[0].meta == {"width": 24} and refs[1].meta[ERROR_META]["reason"] == "download_failed"
+
+
+def test_layout_plain_turns_detection_off_and_a_bad_layout_is_named(tmp_path):
+    write_img2dataset_shard(tmp_path / "00000.parquet")
+    src = source(str(tmp_path), layout="plain", column="jpg", shard_size=10)
+    refs = list(src.read(src.plan()[0]))
+    assert refs[1].key.endswith("00000.parquet#1") and refs[1].meta[ERROR_META]["reason"] == "empty_file"
+    with pytest.raises(SourceError, match=r"input.layout: 'webdatset' is not a parquet layout; use one of auto"):
+        source(str(tmp_path), layout="webdatset").plan()
+
+
+def test_img2dataset_metadata_beside_tars_says_to_read_the_tars(tmp_path):
+    pq.write_table(pa.table({"key": ["000000000"], "url": ["u"], "status": ["success"], "error_message": [None]}),
+                   tmp_path / "00000.parquet")
+    with pytest.raises(SourceError, match=r"has no column 'image'.*read the .tar files with format: webdataset"):
+        source(str(tmp_path)).plan()
