@@ -178,8 +178,9 @@ def bench_shape(out: Path, shape: Shape, args: argparse.Namespace) -> None:
     print(f"\n== {shape.name}: {args.sentences:,} sentences of {shape.n_images} image(s), {unit_sentences:,} per unit "
           f"({len(listing.sentences)} units); {human_bytes(listing.total_bytes)} on disk "
           f"(sentence files {human_bytes(sentence_bytes)}){f'; generated in {made:.1f} s' if made else ''}")
-    configs = [("audit (default: ids)", AuditConfig(workers=args.workers)),
-               ("audit --no-ids", AuditConfig(ids=False, workers=args.workers))]
+    configs = [("audit (default)", AuditConfig(workers=args.workers)),
+               ("audit --ids all", AuditConfig(ids="all", workers=args.workers)),
+               ("audit --ids none", AuditConfig(ids="none", workers=args.workers))]
     if args.deep:
         configs.append(("audit --deep", AuditConfig(deep=True, workers=args.workers)))
     for label, config in configs:

@@ -6,6 +6,26 @@ import contextlib
 
 import click
 
+from lvm_data.display import Display
+
+
+def beam_args(ctx: click.Context, runner: str | None = None) -> list[str]:
+    """The arguments a command passes to Beam: refused, with the closest flag, unless Beam knows them."""
+    from pipelines.beam_flags import closest, unknown_arguments
+
+    unknown = unknown_arguments(ctx.args)
+    if unknown:
+        ours = [opt for param in ctx.command.params for opt in (*param.opts, *param.secondary_opts)
+                if opt.startswith("--")]
+        word = unknown[0]
+        if not word.startswith("-"):
+            raise click.UsageError(f"unexpected argument {word!r}: it is neither an option of this command nor "
+                                   "a Beam flag's value")
+        guess = closest(word, ours)
+        raise click.UsageError(f"no such option: {word} (neither an option of this command nor a Beam flag)"
+                               + (f"; did you mean {guess}?" if guess else "; see --help"))
+    return ([f"--runner={runner}"] if runner else []) + list(ctx.args)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
@@ -120,15 +140,18 @@ def bench_tokenizer(**options) -> None:
               "duplicate sentences, and length and code-range checks per sentence.")
 @click.option("--target", metavar="MIX.yaml", help="Target mixture to compare token shares with: a YAML file "
               "(local or gs://) or a bundled name (uvdv1).")
-@click.option("--no-ids", is_flag=True, help="Skip the checks that read every sentence id and ledger key "
-              "(duplicate ids and keys, ledger ids missing from shards, orphan sentences): reads only footers and "
-              "dictionary-encoded columns. Ignored with --deep.")
+@click.option("--ids", "ids", type=click.Choice(["all", "sample", "none"]), default="sample", show_default=True,
+              help="Units whose sentence ids and ledger keys are read for the checks that need them (duplicate ids "
+              "and keys, ledger ids missing from shards, orphan sentences): all; sample (every unit of an output "
+              "under 64 MB, else a seeded sample holding 10 % of its bytes: about 1 % of the corpus is read); "
+              "none (footers and dictionary-encoded columns only). --deep reads all.")
+@click.option("--no-ids", is_flag=True, help="The same as --ids none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of tables.")
 @click.option("--report", "report_dir", metavar="DIR", help="Also write report.md, report.html, report.json "
               "and PNG charts to DIR (local or gs://).")
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(min=1), help="Files read at once.")
 @click.pass_context
-def audit(ctx: click.Context, paths: tuple[str, ...], deep: bool, target: str | None, no_ids: bool,
+def audit(ctx: click.Context, paths: tuple[str, ...], deep: bool, target: str | None, ids: str, no_ids: bool,
           as_json: bool, report_dir: str | None, workers: int) -> None:
     """Audit job outputs (each PATH is a job's OUT folder, local or gs://).
 
@@ -141,9 +164,10 @@ def audit(ctx: click.Context, paths: tuple[str, ...], deep: bool, target: str | 
     from lvm_data.audit.report import render_json, render_text, write_report
 
     try:
-        config = AuditConfig(deep=deep, ids=not no_ids, target=load_target(target) if target else None,
+        config = AuditConfig(deep=deep, ids="none" if no_ids else ids, target=load_target(target) if target else None,
                              workers=workers)
-        result = run_audit(list(paths), config)
+        with Display() as display:
+            result = run_audit(list(paths), config, report=display)
     except (AuditPathError, TargetError) as error:
         raise click.UsageError(str(error)) from error
     click.echo(render_json(result) if as_json else render_text(result))
@@ -159,7 +183,8 @@ def audit(ctx: click.Context, paths: tuple[str, ...], deep: bool, target: str | 
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N items of each source.")
 @click.option("--output", help="Write here instead of the job file's `output`.")
 @click.option("--dry-run", is_flag=True, help="List units and item counts, estimate tokens and bytes; write nothing.")
-@click.option("--progress/--no-progress", default=None, help="Progress display (default: when stderr is a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress display (default: a live bar on a terminal, a line every 30 s in a log).")
 @click.pass_context
 def run(ctx: click.Context, job_file: str, runner: str | None, limit: int | None, output: str | None,
         dry_run: bool, progress: bool | None) -> None:
@@ -169,8 +194,8 @@ def run(ctx: click.Context, job_file: str, runner: str | None, limit: int | None
     """
     from pipelines.commands import run_command
 
-    beam_args = ([f"--runner={runner}"] if runner else []) + list(ctx.args)
-    ctx.exit(run_command(job_file, beam_args, limit=limit, output=output, dry_run=dry_run, progress=progress))
+    ctx.exit(run_command(job_file, beam_args(ctx, runner), limit=limit, output=output, dry_run=dry_run,
+                         progress=progress))
 
 
 @bench.command("pipeline", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -191,7 +216,7 @@ def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
     """
     from pipelines.bench import PipelineBench, format_bench, run_bench
 
-    click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(ctx.args), **options))))
+    click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(beam_args(ctx)), **options))))
 
 
 @bench.command("standin", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -219,7 +244,7 @@ def bench_standin(ctx: click.Context, **options) -> None:
     """
     from pipelines.bench_standin import StandInBench, format_standin, run_standin
 
-    click.echo(format_standin(run_standin(StandInBench(beam_args=tuple(ctx.args), **options))))
+    click.echo(format_standin(run_standin(StandInBench(beam_args=tuple(beam_args(ctx)), **options))))
 
 
 @main.command("sample", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -227,7 +252,8 @@ def bench_standin(ctx: click.Context, **options) -> None:
               "(job.yaml), the corpus (corpus/) and preview.png; run again on it to resume.")
 @click.option("--tokenizer", "tokenizer_uri", default="builtin:tiny", show_default=True,
               help="Tokenizer for the job, e.g. a folder with LVM's VQGAN checkpoint.")
-@click.option("--progress/--no-progress", default=None, help="Progress display (default: when stderr is a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress display (default: a live bar on a terminal, a line every 30 s in a log).")
 @click.pass_context
 def sample(ctx: click.Context, out: str, tokenizer_uri: str, progress: bool | None) -> None:
     """Build the bundled sample corpus from media that installed packages ship: every data type, its job
@@ -237,7 +263,7 @@ def sample(ctx: click.Context, out: str, tokenizer_uri: str, progress: bool | No
     """
     from pipelines.sample import sample_command
 
-    ctx.exit(sample_command(out, tokenizer_uri, list(ctx.args), progress=progress))
+    ctx.exit(sample_command(out, tokenizer_uri, beam_args(ctx), progress=progress))
 
 
 @main.command("retry-failed", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -248,8 +274,7 @@ def retry_failed(ctx: click.Context, out: str, runner: str | None) -> None:
     """Reprocess only the failed items of the job output OUT; their units are rewritten atomically."""
     from pipelines.commands import retry_command
 
-    beam_args = ([f"--runner={runner}"] if runner else []) + list(ctx.args)
-    ctx.exit(retry_command(out, beam_args))
+    ctx.exit(retry_command(out, beam_args(ctx, runner)))
 
 
 @main.command("train")
@@ -286,8 +311,8 @@ def train_command(**options) -> None:
     from lvm_data.train.config import TrainConfig
     from lvm_data.train.loop import DistInfo, train
 
-    with _user_errors():
-        result = train(TrainConfig(**options), DistInfo.from_env(os.environ), log=click.echo)
+    with _user_errors(), Display() as display:
+        result = train(TrainConfig(**options), DistInfo.from_env(os.environ), log=display.echo, report=display)
     if result.rank != 0:
         return
     for source, loss in result.val_loss.items():
@@ -350,7 +375,8 @@ def preview_command(out: str, n: int, destination: str, tokenizer: str | None, s
     from lvm_data.tokenizer import CheckpointError
 
     try:
-        sheet = write_preview(out, destination, n, uri=tokenizer, source=source, cell=cell)
+        with Display() as display:
+            sheet = write_preview(out, destination, n, uri=tokenizer, source=source, cell=cell, report=display)
     except (PreviewError, CheckpointError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {len(sheet.rows)} sentence(s) to {destination}")

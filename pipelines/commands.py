@@ -5,13 +5,14 @@ Click parsing stays in lvm_data/cli.py; this module is the CLI layer's glue (it 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import sys
 
 import click
 
 from lvm_data import storage
+from lvm_data.display import Display
 from lvm_data.job.config import JobConfigError, load_job, read_job_file, with_overrides
 from lvm_data.job.plan import ResumeError
 from lvm_data.job.progress import Progress, plan_lines
@@ -27,13 +28,17 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _watch(enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
+@contextlib.contextmanager
+def _progress(run, display: Display):
+    with display, Progress(run, display):
+        yield
+
+
+def watch(enabled: bool | None):
+    """The run's progress display: a live bar on a terminal, a line every 30 s in a log; off with False."""
+    if enabled is False:
         return None
-    tty = sys.stderr.isatty()
-    return lambda run: Progress(run, lambda line: click.echo(("\r" if tty else "") + line, err=True, nl=not tty))
+    return lambda run: _progress(run, Display())
 
 
 def _quiet_beam_workers() -> None:
@@ -53,12 +58,10 @@ def run_command(job_file: str, beam_args: list[str], *, limit: int | None = None
             for line in plan_lines(plan_only(job)):
                 click.echo(line)
             return 0
-        manifest = run_job(job, text, beam_args, watch=_watch(progress))
+        manifest = run_job(job, text, beam_args, watch=watch(progress))
     except USER_ERRORS as err:
         _err(f"error: {err}")
         return 2
-    if progress is not False and sys.stderr.isatty():
-        _err("")  # end the progress line
     _print_done(manifest, job.output)
     return 0
 
@@ -69,12 +72,12 @@ def retry_command(out: str, beam_args: list[str]) -> int:
 
     _quiet_beam_workers()
     job_file = layout.join(out, layout.JOB_FILE)
-    if not storage.exists(job_file):
-        _err(f"error: {job_file} not found; is {out} the output folder of an `lvm-data run`?")
-        return 2
     try:
+        if not storage.exists(job_file):
+            _err(f"error: {job_file} not found; is {out} the output folder of an `lvm-data run`?")
+            return 2
         job = dataclasses.replace(load_job(job_file), output=out)  # the folder may have moved since the run
-        manifest = run_job(job, None, beam_args, retry=True)
+        manifest = run_job(job, None, beam_args, retry=True, watch=watch(None))
     except USER_ERRORS as err:
         _err(f"error: {err}")
         return 2

@@ -13,6 +13,7 @@ the smaller id (lvm_data.curation.survivors), so results do not depend on worker
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import apache_beam as beam
@@ -26,6 +27,7 @@ from lvm_data.job.runs import Run
 from lvm_data.job.staging import read_staged, remove_staged
 from lvm_data.job.steps import Selection, finish_unit
 from lvm_data.shards.reader import list_markers
+from lvm_data.shards.timings import staged_timings
 
 
 def _count(stage: str, name: str, n: int = 1) -> None:
@@ -211,7 +213,8 @@ class CommitStaged(beam.DoFn):
         staged = _staged(self.ctx, source, unit, digests[0])
         curation = self.ctx.unit_curation(source, parts["removed"], staged.signatures)
         marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, digests[0]), staged.expected, staged.events,
-                                      staged.rows, merge=self.merge, curation=curation)
+                                      staged.rows, merge=self.merge, curation=curation,
+                                      timings=staged_timings(staged.timings, time.perf_counter()))
         remove_staged(self.ctx.out, source, unit)
         _count("write", "units")
         for name, n in sorted(tallies.items()):

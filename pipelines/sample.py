@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from lvm_data import storage
+from lvm_data.display import Display
 from lvm_data.job.config import parse_job_text
 from lvm_data.samplecorpus.inputs import assemble
 from lvm_data.samplecorpus.job import CORPUS, MEDIA, sample_job
@@ -92,7 +93,8 @@ def _audit(corpus: str) -> bool:
     from lvm_data.audit import AuditConfig, render_text, run_audit
 
     click.echo(f"[3/4] audit: lvm-data audit {corpus} --deep")
-    result = run_audit([corpus], AuditConfig(deep=True))
+    with Display() as display:
+        result = run_audit([corpus], AuditConfig(deep=True), report=display)
     click.echo(render_text(result))
     return result.ok
 
@@ -103,7 +105,8 @@ def _preview(corpus: str, destination: str, sources: list[str]) -> bool:
 
     click.echo(f"[4/4] preview: one sentence of each source (the longest of its first few), decoded, in {destination}")
     try:
-        sheet, _ = write_source_sheet(corpus, destination, sources)
+        with Display() as display:
+            sheet, _ = write_source_sheet(corpus, destination, sources, report=display)
     except (PreviewError, CheckpointError) as err:
         _err(f"error: cannot write the preview: {err}")
         return False

@@ -13,6 +13,7 @@ from lvm_data import storage
 from lvm_data.audit import charts
 from lvm_data.audit.result import AuditResult, CountRow
 from lvm_data.audit.violations import ADVICE
+from lvm_data.shards.timings import timing_lines
 
 _NUMBER = re.compile(r"-?[\d,]+(\.\d+)?( %| [KMGTP]?B)?")  # cells right-aligned in the terminal table
 
@@ -64,6 +65,7 @@ def sections(result: AuditResult) -> list[Section]:
     out.append(Section("Sentence lengths", [], ["images", "sentences"],
                        [[str(k), f"{v:,}"] for k, v in sorted(result.lengths.items())], charts.LENGTHS))
     out += _curation_sections(result)
+    out.append(Section("Time per step", timing_lines(result.timings)))
     out += [_codebook_section(result), _mixture_section(result), *_violation_sections(result)]
     if result.notes:
         out.append(Section("Notes", list(result.notes)))

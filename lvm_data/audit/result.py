@@ -133,6 +133,7 @@ class AuditResult:
     io: IoStats
     notes: list[str] = field(default_factory=list)
     curation: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> removed per reason (markers)
+    timings: dict | None = None  # the committed units' time per step summed (lvm_data.shards.timings)
     codebook: CodebookStats | None = None
     target: Target | None = None
     mixture: list[MixtureRow] | None = None
@@ -153,6 +154,7 @@ class AuditResult:
             "violations": {"total": self.findings.total, "kinds": self.findings.to_dict()},
             "notes": self.notes,
             "curation": self.curation,
+            "timings": self.timings,
             "codebook": self.codebook.to_dict() if self.codebook else None,
             "mixture": None if self.mixture is None else {
                 "target": self.target.name, "location": self.target.location, "tolerance": self.target.tolerance,

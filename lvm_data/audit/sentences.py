@@ -23,7 +23,7 @@ from lvm_data.audit.violations import Kind, RowProblems, Violation, row_names
 from lvm_data.shards.schema import read_metadata
 
 SMALL_COLUMNS = ("id", "source", "template", "task", "n_images")
-ID_PATTERN = r"^[0-9a-f]{32}$"  # schemas/sentence.schema.json, property id
+ID_PATTERN = r"^([0-9a-f]{24}|[0-9a-f]{32})$"  # schemas/sentence.schema.json, property id
 GroupKey = tuple[str, str, str]  # (source, template, task)
 
 
@@ -150,7 +150,7 @@ def _check_values(table: pa.Table, entry: Entry, problems: RowProblems, first_ro
         return row_names(table, "id", mask, first_row)
 
     if "id" in table.column_names:
-        problems.add(Kind.INVALID_VALUE, "id is not 32 lowercase hex characters",
+        problems.add(Kind.INVALID_VALUE, "id is not 24 (or 32) lowercase hex characters",
                      *named(pc.invert(pc.match_substring_regex(table["id"], ID_PATTERN))))
     problems.add(Kind.INVALID_VALUE, "n_images < 1", *named(pc.less(table["n_images"], 1)))
     for column in ("source", "template"):

@@ -42,7 +42,7 @@ ADVICE: dict[Kind, str] = {
                           "writer and this lvm-data version disagree: rewrite with the current writer",
     Kind.WRONG_PARTITION: "rows or file metadata name another source or unit than the file's path says; "
                           "fix the writer's partitioning and rewrite the unit",
-    Kind.INVALID_VALUE: "values outside the schema (id not 32 hex chars, n_images < 1, empty names, unknown "
+    Kind.INVALID_VALUE: "values outside the schema (id not 24 or 32 hex chars, n_images < 1, empty names, unknown "
                         "status or reason); fix the writer",
     Kind.CODE_OUT_OF_RANGE: "token codes >= the codebook size in the file metadata; the tokenizer or its "
                             "metadata is wrong: re-tokenize these units",

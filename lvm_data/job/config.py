@@ -50,8 +50,8 @@ class JobConfig:
     image_size: int | None = None  # None: the tokenizer's
     resize: str = "squash"
     seed: int = 0
-    shard_size: int = 1000
-    batch_size: int = 32
+    shard_size: int | str = "auto"  # items per unit (one file each); auto: files of ~256 MB (auto_shard_size)
+    batch_size: int | str = "auto"  # images per encoder batch; auto: 256 on a GPU, 32 on a CPU (batch_size_for)
     device: str = "auto"
     dtype: str = "auto"  # bfloat16 on CUDA, float32 elsewhere (exact codes: set float32)
     compile: bool | str = "auto"  # torch.compile the encoder on CUDA workers; a runner setting, not hashed
@@ -178,8 +178,43 @@ def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:
 
 
 def shard_size_of(job: JobConfig, src: SourceConfig) -> int:
-    """Items per unit of a source: its input's shard_size, else the job's."""
-    return int(src.input.get("shard_size", job.shard_size))
+    """Items per unit of a source: its input's shard_size, else the job's (`auto` is resolved by with_resolved)."""
+    size = src.input.get("shard_size", job.shard_size)
+    if size == "auto":
+        raise ValueError(f"source {src.name}: shard_size auto is resolved when the job meets its tokenizer (bug)")
+    return int(size)
+
+
+TARGET_FILE_BYTES = 256 * 10**6  # DESIGN: shard files of 256 MB-1 GB
+BYTES_PER_TOKEN = 1.7  # DESIGN's target, held by `lvm-data bench pipeline`
+IMAGES_PER_ITEM = {"pairs": 2.0, "derived": 2.0, "multi_annotation": 4.0}  # templates whose items give more images
+CLIPS_PER_VIDEO = 4  # an estimate for `clips: all` (videos of ~10 s at LVM's strides)
+CLIP_FRAMES = 16  # LVM's clip length (lvm_data.media.clips default)
+
+
+def images_per_item(src: SourceConfig) -> float:
+    """About how many encoded images one item of the source gives (sizes units; the files tell the truth)."""
+    if src.format in CLIP_FORMATS:
+        clip = src.input.get("clip") or {}
+        clips = clip.get("clips") if isinstance(clip.get("clips"), int) else CLIPS_PER_VIDEO
+        strides = clip.get("strides")
+        return float(clip.get("frames", CLIP_FRAMES) * clips * (len(strides) if isinstance(strides, list) else 1))
+    return IMAGES_PER_ITEM.get(src.template, 1.0)
+
+
+def auto_shard_size(src: SourceConfig, tokens_per_image: int) -> int:
+    """Items per unit for files of about TARGET_FILE_BYTES: 588k single 256-token images, 9k 64-frame videos."""
+    return max(1, int(TARGET_FILE_BYTES / (BYTES_PER_TOKEN * tokens_per_image * images_per_item(src))))
+
+
+GPU_BATCH_SIZE, CPU_BATCH_SIZE = 256, 32  # DESIGN's encoder figures are at 256 per GPU; a CPU gains little above 32
+
+
+def batch_size_for(job: JobConfig, device: str) -> int:
+    """Images per encoder batch on `device` (cuda, cuda:N, cpu, mps)."""
+    if job.batch_size != "auto":
+        return int(job.batch_size)
+    return GPU_BATCH_SIZE if device.startswith("cuda") else CPU_BATCH_SIZE
 
 
 def output_config(job: JobConfig) -> dict[str, Any]:
@@ -231,9 +266,14 @@ def job_to_dict(job: JobConfig) -> dict[str, Any]:
     return dataclasses.asdict(job)
 
 
-def with_resolved(job: JobConfig, image_size: int) -> JobConfig:
-    """The job with image_size filled in from the tokenizer (checked by the caller to match)."""
-    return dataclasses.replace(job, image_size=image_size)
+def with_resolved(job: JobConfig, image_size: int, tokens_per_image: int) -> JobConfig:
+    """The job with image_size filled in from the tokenizer (checked by the caller to match), and with
+    `shard_size: auto` resolved per source (into its input, so the hash and the manifest hold the number)."""
+    sources = job.sources
+    if job.shard_size == "auto":
+        sources = tuple(src if "shard_size" in src.input else dataclasses.replace(
+            src, input={**src.input, "shard_size": auto_shard_size(src, tokens_per_image)}) for src in sources)
+    return dataclasses.replace(job, image_size=image_size, sources=sources)
 
 
 

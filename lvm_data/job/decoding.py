@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ class Decoded:
 
     pendings: list[Pending]
     events: list[ItemEvent]
+    seconds: float = 0.0  # the task's time on its worker (decoder process round trip included)
 
 
 _runtimes: collections.OrderedDict[tuple[str, str], SourceRuntime] = collections.OrderedDict()
@@ -128,8 +130,10 @@ class DecodePool:
         try:
             while (item := self._tasks.get()) is not None:
                 task, done = item
+                started = time.perf_counter()
                 try:
                     result = self._run(worker, task)
+                    result.seconds = time.perf_counter() - started
                 except Exception as err:  # noqa: BLE001 - reported to the task's unit, which fails visibly
                     result = err
                 finally:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lvm_data import tokenizer as lvm_tokenizer
+from lvm_data.job.config import batch_size_for
 from lvm_data.job.steps import Pending, Tokenized, batch_frames, tokenize, tokenized
 from lvm_data.tokenizer.standin import PREFIX as STANDIN_PREFIX
 
@@ -53,11 +54,12 @@ def models_for(job) -> list:
     """One loaded tokenizer per device of the job, shared by everything in this process."""
     out = []
     for device in devices_for(job.device, job.tokenizer):
-        key = (job.tokenizer, device, job.dtype, job.batch_size, str(job.compile))
+        batch_size = batch_size_for(job, device)
+        key = (job.tokenizer, device, job.dtype, batch_size, str(job.compile))
         with _models_lock:
             if key not in _models:
                 _models[key] = lvm_tokenizer.load(job.tokenizer, device=device, dtype=job.dtype,
-                                                  batch_size=job.batch_size, compile=job.compile)
+                                                  batch_size=batch_size, compile=job.compile)
             out.append(_models[key])
     return out
 
@@ -66,7 +68,7 @@ def models_for(job) -> list:
 class EncoderStats:
     batches: int = 0
     frames: int = 0
-    busy_s: float = 0.0  # seconds a model was encoding (on CUDA: from start to codes back)
+    busy_s: float = 0.0  # seconds a model was encoding (on CUDA: from start to codes back; overlaps once)
     peak_frames: int = 0  # most frames held at once: queued plus in the batches being encoded
 
 
@@ -85,6 +87,7 @@ class Encoder:
         self._queue: collections.deque[tuple[Pending, Done]] = collections.deque()
         self._queued = 0  # frames in the queue
         self._held = 0  # frames taken into batches not yet delivered
+        self._last_end: dict[int, float] = {}  # per model: when its latest batch's codes came back
         self._closed = False
         self._cond = threading.Condition()
         self._threads = [threading.Thread(target=self._serve, args=(model,), name=f"lvm-data-encode-{i}", daemon=True)
@@ -151,13 +154,19 @@ class Encoder:
         if results is None:
             results = tokenize(model, pendings)
         frames = sum(p.n_images for p in pendings)
+        end = time.perf_counter()
+        # an asynchronous device's batches overlap (the next one starts before this one's codes are read):
+        # count the union of their intervals, so busy time never exceeds the time that passed
+        elapsed = end - max(start, self._last_end.get(id(model), 0.0))
+        self._last_end[id(model)] = end
         with self._cond:
             self._held -= frames
             self.stats.batches += 1
             self.stats.frames += frames
-            self.stats.busy_s += time.perf_counter() - start
+            self.stats.busy_s += elapsed
             self._cond.notify_all()
-        for (_, done), result in zip(batch, results, strict=True):
+        for (pending, done), result in zip(batch, results, strict=True):
+            result.encode_s = elapsed * pending.n_images / max(frames, 1)
             done(result)
 
     def _take(self, block: bool) -> list[tuple[Pending, Done]] | None:

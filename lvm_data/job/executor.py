@@ -22,17 +22,21 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from lvm_data.curation.sentences import sentence_settings, sign_row
+from lvm_data.job.config import batch_size_for, shard_size_of
 from lvm_data.job.decoding import DecodePool, DecodeTask
 from lvm_data.job.encoder import Encoder, models_for
+from lvm_data.job.heartbeat import Heartbeat
 from lvm_data.job.plan import WorkUnit
 from lvm_data.job.staging import StagedUnit, write_staged
 from lvm_data.job.steps import Selection, Tokenized, finish_unit, unit_groups
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.reader import read_marker
+from lvm_data.shards.timings import EncoderClock, UnitTimings
 from lvm_data.shards.writer import SentenceRow
 
 DECODE_POOLS = ("auto", "processes", "threads")
@@ -62,7 +66,17 @@ class ExecutorSettings:
         pool = job.decode_pool
         if pool == "auto":
             pool = "processes" if any(getattr(m, "asynchronous", False) for m in models) else "threads"
-        return cls(workers=workers, pool=pool, units_in_flight=workers + 2)
+        largest = max((shard_size_of(job, src) for src in job.sources), default=1)
+        return cls(workers=workers, pool=pool, units_in_flight=units_in_flight(workers, largest))
+
+
+IN_FLIGHT_ITEMS = 100_000  # items of the units in flight, whose rows wait in memory for their commit
+
+
+def units_in_flight(workers: int, unit_items: int) -> int:
+    """Small units: enough in flight to keep every decoder busy (workers + 2); large ones (a unit of the default
+    256 MB file holds ~600k rows, ~0.7 GB in memory): two, one reading while the other finishes."""
+    return max(2, min(workers + 2, IN_FLIGHT_ITEMS // max(1, unit_items)))
 
 
 def available_cpus() -> int:
@@ -136,6 +150,9 @@ class UnitState:
     open_sentences: int = 0
     error: BaseException | None = None
     finished: bool = False
+    done_keys: set[str] = field(default_factory=set)  # items with an outcome: progress in flight (heartbeat)
+    images_encoded: int = 0
+    timings: UnitTimings = field(default_factory=UnitTimings)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -150,8 +167,12 @@ class UnitExecutor:
         self.sentences = sentence_settings(ctx.job)
         self._runtimes = {s.name: ctx.runtime(s.name) for s in ctx.job.sources}
         self.pool = DecodePool(ctx, self.settings.workers, isolated=self.settings.pool == "processes")
-        self.encoder = Encoder(models, ctx.job.batch_size,
+        self.encoder = Encoder(models, batch_size_for(ctx.job, models[0].runs_on()),
                                max_frames=self.settings.max_frames, upstream_busy=self._decoding)
+        self._encoder_clock = EncoderClock(len(models), lambda: self.encoder.stats.busy_s)
+        self._in_flight: set[UnitState] = set()
+        self._in_flight_lock = threading.Lock()
+        self._heartbeat = Heartbeat(ctx.out, ctx.run_id, self.progress) if ctx.run_id else None
         self._slots = threading.BoundedSemaphore(self.settings.units_in_flight)
         self._readers = 0
         self._readers_lock = threading.Lock()
@@ -173,6 +194,8 @@ class UnitExecutor:
                 return
         self._slots.acquire()
         state = UnitState(work, batch)
+        with self._in_flight_lock:
+            self._in_flight.add(state)
         threading.Thread(target=self._read_unit, args=(state,), name=f"lvm-data-read-{work.name}",
                          daemon=True).start()
 
@@ -182,6 +205,13 @@ class UnitExecutor:
         for work in units:
             self.submit(work, batch)
         return batch.wait()
+
+    def progress(self) -> dict[str, dict[str, int]]:
+        """Unit name -> items with an outcome (encoded, failed or filtered) and images encoded, for the units in
+        flight."""
+        with self._in_flight_lock:
+            states = list(self._in_flight)
+        return {s.work.name: {"items": len(s.done_keys), "images": s.images_encoded} for s in states}
 
     def close(self) -> None:
         """Stop the threads and decoder processes (after the units in flight)."""
@@ -194,6 +224,8 @@ class UnitExecutor:
         self.encoder.close()
         self._commits.put(None)
         self._writer.join()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
 
     # --- stages --------------------------------------------------------------------------------------------
 
@@ -203,11 +235,13 @@ class UnitExecutor:
         try:
             work = state.work
             rt = self._runtimes[work.source]
-            for groups in self._tasks(unit_groups(rt, work, self.selections[work.source]), work.grouped):
+            tasks = self._tasks(unit_groups(rt, work, self.selections[work.source]), work.grouped)
+            while (groups := _timed_next(tasks, state)) is not None:
                 with state.lock:
                     state.expected += [ref.key for group in groups for ref in group]
                     state.open_tasks += 1
-                self.pool.submit(DecodeTask(work.source, groups), lambda result, s=state: self._decoded(s, result))
+                task = DecodeTask(work.source, groups)
+                self.pool.submit(task, lambda result, s=state: self._decoded(s, result))
         except Exception as err:  # noqa: BLE001 - a bug or storage fault: this unit fails, visibly
             with state.lock:
                 state.error = state.error or err
@@ -241,7 +275,9 @@ class UnitExecutor:
         else:
             with state.lock:
                 state.events += result.events
+                state.done_keys.update(e.key for e in result.events)
                 state.open_sentences += len(result.pendings)
+                state.timings.decode_s += result.seconds
             for pending in result.pendings:
                 self.encoder.put(pending, lambda t, s=state: self._encoded(s, t))
         with state.lock:
@@ -259,6 +295,9 @@ class UnitExecutor:
                 state.rows.append(t.row)
             if signature is not None:
                 state.signatures.append(signature)
+            state.done_keys.update(e.key for e in t.events)
+            state.images_encoded += t.row.n_images if t.row is not None else 0
+            state.timings.encode_s += t.encode_s
             state.open_sentences -= 1
         self._maybe_finish(state)
 
@@ -281,17 +320,35 @@ class UnitExecutor:
             else:
                 state.batch._finish(marker)
             finally:
+                with self._in_flight_lock:
+                    self._in_flight.discard(state)
                 self._slots.release()
 
     def _commit(self, state: UnitState) -> dict:
         work, ctx = state.work, self.ctx
+        write_started = time.perf_counter()
+
+        def timings() -> dict:
+            return state.timings.marker(write_started, self._encoder_clock.interval())
+
         if ctx.pooled(work.source):
             return write_staged(ctx.out, StagedUnit(work.source, work.unit, work.spec_digest, ctx.config_hash,
-                                                    state.expected, state.events, state.rows, state.signatures))
+                                                    state.expected, state.events, state.rows, state.signatures,
+                                                    timings=timings()))
         marker, _tallies = finish_unit(ctx.unit_commit(work.source, work.unit, work.spec_digest), state.expected,
                                        state.events, state.rows, merge=self.merge,
-                                       curation=ctx.unit_curation(work.source))
+                                       curation=ctx.unit_curation(work.source), timings=timings)
         return marker
+
+
+def _timed_next(tasks: Iterator, state: UnitState):
+    """The next decode task (None at the end), its reading time added to the unit's `read_s`."""
+    started = time.perf_counter()
+    groups = next(tasks, None)
+    elapsed = time.perf_counter() - started
+    with state.lock:
+        state.timings.read_s += elapsed
+    return groups
 
 
 _shared: dict[tuple, tuple[UnitExecutor, int]] = {}

@@ -23,6 +23,7 @@ from lvm_data.curation.sentences import (
     sentence_settings,
     sign_row,
 )
+from lvm_data.job.config import batch_size_for
 from lvm_data.job.runs import Run
 from lvm_data.job.steps import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
@@ -45,7 +46,7 @@ class LocalExecutor:
     def __init__(self, run: Run, tokenizer, frames_per_batch: int | None = None):
         self.run, self.tokenizer = run, tokenizer
         self.ctx = run.context
-        self.frames = frames_per_batch or self.ctx.job.batch_size
+        self.frames = frames_per_batch or batch_size_for(self.ctx.job, tokenizer.runs_on())
         self.settings = self.ctx.settings()
         self.runtimes = {name: self.ctx.runtime(name) for name in run.plans}
         self.work: dict[tuple[str, str], UnitWork] = defaultdict(UnitWork)

@@ -95,8 +95,16 @@ class SourcePlan:
         return WorkUnit(self.name, bucket, self.digests[bucket], tuple(feeding), grouped=True)
 
     def estimated_items(self, shard_size: int) -> int:
-        return self.known_items + sum(min(r.max_items or shard_size, shard_size) for r in self.read_units
-                                      if r.unit.n_items is None)
+        """Items counted at planning, plus a guess for each unit counted only when read (`unit_guess`)."""
+        return self.known_items + sum(unit_guess(r, shard_size) for r in self.read_units if r.unit.n_items is None)
+
+
+CONTAINER_ITEMS = 10_000  # a guess for a unit counted only when read (a tar): img2dataset's samples per shard
+
+
+def unit_guess(read_unit: ReadUnit, shard_size: int) -> int:
+    """Items expected of a unit whose count is known only when it is read (estimates and progress only)."""
+    return read_unit.max_items or min(shard_size, CONTAINER_ITEMS)
 
 
 def is_grouping(template: Template) -> bool:

@@ -1,6 +1,7 @@
-"""What a person sees about a run: the plan (`--dry-run`) and a progress display polling unit markers.
+"""What a person sees about a run: the plan (`--dry-run`) and its progress (units committed and in flight).
 
-Nothing here prints: lines go to an `emit` callable the CLI provides; the clock is injectable.
+Nothing here prints: plan lines are returned, progress goes as Snapshots (lvm_data.progress) to a `report`
+callable the CLI provides (lvm_data.display); the clock is injectable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Callable
 from lvm_data import storage
 from lvm_data.curation.index import plan_lines as curation_plan_lines
 from lvm_data.job.config import shard_size_of
+from lvm_data.job.heartbeat import read_in_flight
+from lvm_data.job.plan import CONTAINER_ITEMS, unit_guess
 from lvm_data.job.runs import Run
+from lvm_data.progress import Meter, Report, Snapshot
 from lvm_data.shards import layout
 from lvm_data.shards.reader import visible_files
 
@@ -35,7 +39,8 @@ def plan_lines(run: Run) -> list[str]:
         shard = shard_size_of(job, src)
         estimate = plan.estimated_items(shard)
         total_items += estimate
-        unknown = f" (+ {plan.unknown_units} units counted when read, ~{shard} each)" if plan.unknown_units else ""
+        guess = min(shard, CONTAINER_ITEMS)
+        unknown = f" (+ {plan.unknown_units} units counted when read, ~{guess} each)" if plan.unknown_units else ""
         grouping = f", grouped into {plan.n_buckets} buckets" if plan.grouped else ""
         lines.append(f"source {name} ({src.format}, template {src.template}{grouping}): {len(plan.read_units)} units, "
                      f"{plan.known_items} items{unknown}; {len(plan.committed)} of {len(plan.write_units)} write "
@@ -53,53 +58,86 @@ def plan_lines(run: Run) -> list[str]:
     return lines
 
 
-class Progress:
-    """Polls the output's unit markers every `interval` seconds and emits 'units / items / images/s' lines.
+def items_to_run(run: Run) -> int:
+    """Items this run processes: its selected units' planned counts (units counted when read: ~shard_size)."""
+    total = 0
+    for name, plan in run.plans.items():
+        selection = run.selections[name]
+        if selection.retry:
+            total += sum(len(failed) for failed, _known in selection.retry.values())
+            continue
+        shard = shard_size_of(run.context.job, run.context.job.source(name))
+        if plan.grouped:  # every read unit feeds every bucket: the selected buckets' share of the items
+            share = len(selection.units) / max(1, len(plan.write_units))
+            total += round(plan.estimated_items(shard) * share)
+            continue
+        for read_unit in plan.read_units:
+            if read_unit.unit.id in selection.units:
+                n = read_unit.unit.n_items
+                total += read_unit.max_items or n if n is not None else unit_guess(read_unit, shard)
+    return total
 
-    Counts only units this run commits (markers written since the run started), so a resumed run
-    shows its own rate. Use as a context manager around the pipeline.
+
+def guessed_units(run: Run) -> dict[str, int]:
+    """Unit name -> the guess `items_to_run` made for it, for this run's units counted only when read."""
+    out = {}
+    for name, plan in run.plans.items():
+        if plan.grouped or run.selections[name].retry:
+            continue
+        shard = shard_size_of(run.context.job, run.context.job.source(name))
+        out.update({f"{name}/{r.unit.id}": unit_guess(r, shard) for r in plan.read_units
+                    if r.unit.n_items is None and r.unit.id in run.selections[name].units})
+    return out
+
+
+class Progress:
+    """The job's progress: polls unit markers and the executors' in-flight files (lvm_data.job.heartbeat)
+    every `interval` seconds and reports Snapshots of items done, with images and units in the detail.
+
+    Counts only units this run commits (markers written since the run started), so a resumed run shows its
+    own rate; a unit in flight counts its items through decoding, a committed one its ledger rows. Use as a
+    context manager around the pipeline.
     """
 
-    def __init__(self, run: Run, emit: Callable[[str], None], interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.run, self.emit, self.interval, self.clock = run, emit, interval, clock
+    def __init__(self, run: Run, report: Report, interval: float = 2.0, clock: Callable[[], float] = time.monotonic):
+        self.run = run
         self.wanted = {unit for (unit, _digest) in run.seeds()}
-        self.seen: dict[str, dict | None] = {}  # marker URI -> counts (None: not this run's)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start = clock()
+        self.seen: dict[str, dict | None] = {}  # marker URI -> marker (None: not this run's)
+        self.planned, self.guessed = items_to_run(run), guessed_units(run)
+        self.meter = Meter(f"run {run.context.job.name}", "items", self.planned, report, interval=interval,
+                           clock=clock)
 
-    def poll(self) -> str:
-        """Read markers committed since the last poll; the current progress line."""
-        out = self.run.context.out
-        for uri in visible_files(layout.join(out, "units"), ".json"):
+    def poll(self) -> Snapshot:
+        """Read what changed since the last poll; the current snapshot."""
+        ctx = self.run.context
+        for uri in visible_files(layout.join(ctx.out, "units"), ".json"):
             if uri not in self.seen:
                 marker = json.loads(storage.read_bytes(uri))
                 ours = (marker["source"], marker["unit"]) in self.wanted and marker["committed"] >= self.run.started
-                self.seen[uri] = marker["counts"] if ours else None
-        done = [c for c in self.seen.values() if c is not None]
-        items = sum(c["inputs"] for c in done)
-        images = sum(c["images"] for c in done)
-        elapsed = max(self.clock() - self._start, 1e-9)
-        return (f"units {len(done)}/{len(self.wanted)}  items {items}  images {images}  "
-                f"{images / elapsed:.1f} images/s  {elapsed:.0f}s")
+                self.seen[uri] = marker if ours else None
+        done = {f"{m['source']}/{m['unit']}": m["counts"] for m in self.seen.values() if m is not None}
+        flying = {name: c for name, c in read_in_flight(ctx.out, ctx.run_id).items() if name not in done}
+        items = sum(c["inputs"] for c in done.values()) + sum(c["items"] for c in flying.values())
+        images = sum(c["images"] for c in done.values()) + sum(c["images"] for c in flying.values())
+        detail = f"images {images}  units {len(done)}/{len(self.wanted)}" + (
+            f" ({len(flying)} in flight)" if flying else "")
+        # a committed tar's real count replaces its guess in the total
+        total = self.planned + sum(c["inputs"] - self.guessed[n] for n, c in done.items() if n in self.guessed)
+        self.meter.set(items, total=max(total, items), detail=detail)
+        return self.meter.snapshot()
 
     def _loop(self) -> None:
-        last = ""
-        while not self._stop.wait(self.interval):
-            line = self.poll()
-            if line != last:
-                self.emit(line)
-                last = line
+        while not self._stop.wait(self.meter.interval):
+            self.meter.report(self.poll())
 
     def __enter__(self) -> Progress:
-        self._start = self.clock()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lvm-data-progress", daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.emit(self.poll())
+        self._thread.join()
+        self.poll()
+        self.meter.report(self.meter.snapshot(finished=exc[0] is None))

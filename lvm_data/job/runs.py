@@ -23,6 +23,7 @@ from lvm_data.job.config import (
     shard_size_of,
     with_resolved,
 )
+from lvm_data.job.heartbeat import remove_run_folder
 from lvm_data.job.plan import ReadUnit, ResumeError, SourcePlan, WorkUnit, plan_source, with_committed
 from lvm_data.job.staging import staged_units
 from lvm_data.job.steps import Selection, SourceRuntime, make_runtime
@@ -154,7 +155,7 @@ def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
         raise JobConfigError(f"image_size {job.image_size} does not match the tokenizer {tokenizer.name}, which "
                              f"takes {tokenizer.image_size}x{tokenizer.image_size} images; remove image_size from "
                              "the job file")
-    job = with_resolved(job, tokenizer.image_size)
+    job = with_resolved(job, tokenizer.image_size, tokenizer.tokens_per_image)
     digest = config_hash(job, tokenizer.fingerprint)
     _check_manifest(job.output, digest)
     plans, buckets = {}, {}
@@ -211,6 +212,7 @@ def finish_run(run: Run, runner: str) -> dict:
         finished=datetime.now(UTC).isoformat(timespec="seconds"), markers=markers,
         sources=[s.name for s in job.sources])
     write_manifest(job.output, manifest)
+    remove_run_folder(job.output, ctx.run_id)  # the executors' in-flight progress files
     return manifest
 
 

@@ -39,6 +39,7 @@ class StagedUnit:
     events: list[ItemEvent] = field(default_factory=list)
     rows: list[SentenceRow] = field(default_factory=list)
     signatures: list[SentenceSig] = field(default_factory=list)
+    timings: dict | None = None  # the unit's step timings up to staging (lvm_data.shards.timings)
     format: int = FORMAT
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -162,6 +162,7 @@ class Tokenized:
     unit: str
     row: SentenceRow | None
     events: list[ItemEvent]
+    encode_s: float = 0.0  # this sentence's share of its batch's encoding time
 
 
 def decode_guarded(ref: ItemRef, settings: DecodeSettings) -> DecodedItem | Outcome:
@@ -276,9 +277,11 @@ def _describe(err: Exception) -> str:
 
 
 def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent], rows: list[SentenceRow],
-                merge: bool = False, curation: curation_units.UnitCuration | None = None) -> tuple[dict, Counter]:
+                merge: bool = False, curation: curation_units.UnitCuration | None = None,
+                timings: Callable[[], dict] | None = None) -> tuple[dict, Counter]:
     """Resolve the unit's ledger and commit it; with `merge`, keep the unit's existing rows for keys not redone.
     `curation` (sources with filters): token-space removals and the curation files, counted in the marker.
+    `timings`: called just before the marker is written, for its step timings (lvm_data.shards.timings).
 
     Returns the marker and this run's ledger tallies as `<status>_<reason>` -> rows (for counters).
     """
@@ -299,4 +302,4 @@ def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent]
             old_rows = sentence_rows(old_sentences)
             old_ids = {r.id for r in old_rows}
             rows = old_rows + [r for r in rows if r.id not in old_ids]
-    return commit_unit(commit, rows, ledger, curation=counts), tallies
+    return commit_unit(commit, rows, ledger, curation=counts, timings=timings), tallies

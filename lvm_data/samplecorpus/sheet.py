@@ -10,6 +10,7 @@ not the short one that ends its group.
 from __future__ import annotations
 
 from lvm_data import storage
+from lvm_data.progress import Meter, Report, silent
 from lvm_data.shards.preview import (
     PreviewError,
     Sheet,
@@ -24,37 +25,45 @@ DEFAULT_CELL = 128  # pixels per image: a 16-image row is 2048 pixels wide
 CANDIDATES = 8
 
 
-def source_rows(corpus: str, sources: list[str], tokenizer) -> tuple[list[SheetRow], list[str]]:
+def source_rows(corpus: str, sources: list[str], tokenizer,
+                report: Report = silent) -> tuple[list[SheetRow], list[str]]:
     """(the decoded sentence of each source that has one, in `sources` order; sources without sentences)."""
     rows, empty = [], []
-    for name in sources:
-        found, fingerprint = first_sentences(corpus, CANDIDATES, name)
-        if not found:
-            empty.append(name)
-            continue
-        if fingerprint and fingerprint != tokenizer.fingerprint:
-            raise PreviewError(f"{corpus}: source {name} was tokenized by fingerprint {fingerprint[:12]}..., not by "
-                               f"{tokenizer.name} ({tokenizer.fingerprint[:12]}...); pass the job's tokenizer")
-        rows.append(decode_row(max(found, key=lambda row: row["n_images"]), tokenizer))
+    with Meter("preview", "sources", len(sources), report) as meter:
+        for name in sources:
+            _add_source_row(corpus, name, tokenizer, rows, empty)
+            meter.advance(1, detail=f"images {sum(r.n_images for r in rows)}")
     return rows, empty
 
 
-def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer=None) -> tuple[Sheet, list[str]]:
+def _add_source_row(corpus: str, name: str, tokenizer, rows: list[SheetRow], empty: list[str]) -> None:
+    found, fingerprint = first_sentences(corpus, CANDIDATES, name)
+    if not found:
+        empty.append(name)
+        return
+    if fingerprint and fingerprint != tokenizer.fingerprint:
+        raise PreviewError(f"{corpus}: source {name} was tokenized by fingerprint {fingerprint[:12]}..., not by "
+                           f"{tokenizer.name} ({tokenizer.fingerprint[:12]}...); pass the job's tokenizer")
+    rows.append(decode_row(max(found, key=lambda row: row["n_images"]), tokenizer))
+
+
+def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer=None,
+                 report: Report = silent) -> tuple[Sheet, list[str]]:
     """(sheet with one row per source that has sentences, sources without any). `tokenizer`: a loaded
     one, else the one corpus/manifest.json names (loaded on CPU)."""
     if tokenizer is None:
         from lvm_data.tokenizer import load
 
         tokenizer = load(tokenizer_uri(corpus, None), device="cpu")
-    rows, empty = source_rows(corpus, sources, tokenizer)
+    rows, empty = source_rows(corpus, sources, tokenizer, report)
     if not rows:
         raise PreviewError(f"{corpus}: no source has sentences to preview")
     return layout_sheet(rows, cell), empty
 
 
 def write_source_sheet(corpus: str, destination: str, sources: list[str], cell: int = DEFAULT_CELL,
-                       tokenizer=None) -> tuple[Sheet, list[str]]:
+                       tokenizer=None, report: Report = silent) -> tuple[Sheet, list[str]]:
     """`source_sheet`, written as PNG to `destination` (atomically)."""
-    sheet, empty = source_sheet(corpus, sources, cell, tokenizer)
+    sheet, empty = source_sheet(corpus, sources, cell, tokenizer, report)
     storage.write_bytes(destination, sheet.png())
     return sheet, empty

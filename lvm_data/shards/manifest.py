@@ -1,7 +1,8 @@
 """The run manifest (OUT/manifest.json): written last by the driver from the unit markers.
 
 It holds the job (name, config hash, the output-relevant config), the tokenizer, the runner, start
-and finish times, totals over everything committed in OUT and per source, and every unit marker.
+and finish times, totals over everything committed in OUT and per source, every unit marker, and the
+markers' time per step summed (lvm_data.shards.timings).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import Counter
 from lvm_data import storage
 from lvm_data.shards import layout
 from lvm_data.shards.schema import schema_version, validation_errors
+from lvm_data.shards.timings import timings_total
 
 COUNT_FIELDS = ("inputs", "ok", "filtered", "failed", "sentences", "images", "tokens")
 
@@ -48,9 +50,11 @@ def source_totals(markers: list[dict], sources: list[str]) -> dict[str, dict]:
 def build_manifest(*, job: dict, tokenizer: dict, runner: str, started: str, finished: str,
                    markers: list[dict], sources: list[str]) -> dict:
     """The manifest document; `job` = {"name", "config_hash", "config"}, `tokenizer` per the schema."""
-    return {"schema_version": schema_version("manifest"), "job": job, "tokenizer": tokenizer, "runner": runner,
-            "started": started, "finished": finished, "totals": sum_counts(markers),
-            "sources": source_totals(markers, sources), "units": markers}
+    manifest = {"schema_version": schema_version("manifest"), "job": job, "tokenizer": tokenizer, "runner": runner,
+                "started": started, "finished": finished, "totals": sum_counts(markers),
+                "sources": source_totals(markers, sources), "units": markers}
+    timings = timings_total(markers)
+    return manifest if timings is None else {**manifest, "timings": timings}
 
 
 def write_manifest(out: str, manifest: dict) -> None:

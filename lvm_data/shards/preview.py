@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from lvm_data import storage
+from lvm_data.progress import Meter, Report, silent
 from lvm_data.shards.manifest import read_manifest
 from lvm_data.shards.reader import file_metadata, sentence_files
 
@@ -85,8 +86,9 @@ def tokenizer_uri(out: str, given: str | None) -> str:
 
 
 def preview(out: str, n: int = 8, *, tokenizer=None, uri: str | None = None, source: str | None = None,
-            cell: int | None = None) -> Sheet:
-    """The sheet of the first `n` sentences. `tokenizer` (a loaded one) wins over the location `uri`."""
+            cell: int | None = None, report: Report = silent) -> Sheet:
+    """The sheet of the first `n` sentences. `tokenizer` (a loaded one) wins over the location `uri`.
+    `report` gets the progress of decoding (lvm_data.progress)."""
     rows, fingerprint = first_sentences(out, n, source)
     if not rows:
         raise PreviewError(f"{out}: no sentence files{f' for source {source!r}' if source else ''}")
@@ -97,7 +99,11 @@ def preview(out: str, n: int = 8, *, tokenizer=None, uri: str | None = None, sou
     if fingerprint and fingerprint != tokenizer.fingerprint:
         raise PreviewError(f"{out} was tokenized by a tokenizer with fingerprint {fingerprint[:12]}..., but "
                            f"{tokenizer.name} has {tokenizer.fingerprint[:12]}...; pass the job's tokenizer")
-    decoded = [decode_row(row, tokenizer) for row in rows]
+    decoded = []
+    with Meter("preview", "sentences", len(rows), report) as meter:
+        for row in rows:
+            decoded.append(decode_row(row, tokenizer))
+            meter.advance(1, detail=f"images {sum(r.n_images for r in decoded)}")
     return layout_sheet(decoded, cell or tokenizer.image_size)
 
 

@@ -2,7 +2,7 @@
 
 Contract: after `train` returns, OUT holds checkpoints/ (model, optimiser, step, RNG, data positions),
 log.jsonl (train loss, lr, tokens/s; per source the validation loss, its unseen images' loss and the unigram
-baseline) and loss.png.
+baseline) and loss.png, which is also rewritten (atomically) after every evaluation, to watch while it trains.
 Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
 uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU. Several ranks
 (torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
@@ -22,6 +22,7 @@ import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
 from lvm_data import storage
+from lvm_data.progress import Meter, Report, silent
 from lvm_data.train import checkpoint, curves, validation
 from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device
 from lvm_data.train.model import LLaMA, init_weights, token_loss
@@ -76,9 +77,10 @@ def make_optimizer(model: LLaMA, cfg: TrainConfig, device: torch.device) -> torc
 class Trainer:
     """One training run; `run()` trains to `config.steps`. Built by `train`."""
 
-    def __init__(self, cfg: TrainConfig, dist: DistInfo, log: Callable[[str], None]):
+    def __init__(self, cfg: TrainConfig, dist: DistInfo, log: Callable[[str], None], report: Report = silent):
         self.cfg, self.dist = cfg, dist
         self.log = log if dist.rank == 0 else (lambda _: None)  # one voice: rank 0 speaks for all
+        self.report = report if dist.rank == 0 else silent
         self.device = pick_device(cfg.device, dist.local_rank)
         self.corpus: Corpus = open_corpus(cfg.data)
         self.vocab = Vocab(self.corpus.codebook_size)
@@ -100,6 +102,7 @@ class Trainer:
                                            else None) if dist.world_size > 1 else None)
         self.forward = torch.compile(self.ddp or self.model) if cfg.compile else (self.ddp or self.model)
         self.last_checkpoint: str | None = None
+        self.charted: int | None = None  # how many log records loss.png shows
 
     def _validation_sets(self, val_extra: tuple[str, ...]) -> list[validation.ValidationSet]:
         cfg = self.cfg
@@ -208,20 +211,32 @@ class Trainer:
         val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
             val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
+            self.chart()
         loss, tokens_per_s, clock, clock_tokens = None, None, time.perf_counter(), self.tokens
-        while self.step < cfg.steps:
-            loss = self.train_step()
-            last = self.step == cfg.steps
-            if self.step % cfg.log_every == 0 or last:
-                now = time.perf_counter()
-                tokens_per_s = (self.tokens - clock_tokens) / max(now - clock, 1e-9)
-                clock, clock_tokens = now, self.tokens
-                self._record(loss, tokens_per_s)
-            if self.dist.rank == 0 and (self.step % cfg.eval_every == 0 or last):
-                val_scores = self.evaluate()
-            if self.step % cfg.save_every == 0 or last:
-                self.save()
+        with Meter(f"train {cfg.model}", "steps", cfg.steps, self.report) as meter:
+            meter.set(self.step)  # a resumed run counts from where it stands
+            while self.step < cfg.steps:
+                loss = self.train_step()
+                meter.advance(1, detail=f"loss {loss:.3f}")
+                last = self.step == cfg.steps
+                if self.step % cfg.log_every == 0 or last:
+                    now = time.perf_counter()
+                    tokens_per_s = (self.tokens - clock_tokens) / max(now - clock, 1e-9)
+                    clock, clock_tokens = now, self.tokens
+                    self._record(loss, tokens_per_s)
+                if self.dist.rank == 0 and (self.step % cfg.eval_every == 0 or last):
+                    val_scores = self.evaluate()
+                    self.chart()
+                if self.step % cfg.save_every == 0 or last:
+                    self.save()
         return self._finish(loss, val_scores, tokens_per_s)
+
+    def chart(self) -> None:
+        """Rewrite loss.png (rank 0) unless it already shows every record: a few tenths of a second."""
+        if self.dist.rank == 0 and self.charted != len(self.losslog.records):
+            curves.plot(self.losslog.records, storage.join(self.cfg.out, curves.CURVE_FILE),
+                        f"{self.cfg.model} on {self.cfg.data}")
+            self.charted = len(self.losslog.records)
 
     def _record(self, loss: float, tokens_per_s: float) -> None:
         lr = lr_at(self.step - 1, self.cfg)
@@ -234,8 +249,7 @@ class Trainer:
         self.batches.close()  # stops DataLoader workers now, not at garbage collection
         if self.dist.rank == 0:
             self.losslog.flush()
-            curves.plot(self.losslog.records, storage.join(self.cfg.out, curves.CURVE_FILE),
-                        f"{self.cfg.model} on {self.cfg.data}")
+        self.chart()  # the train records since the last evaluation, if any
         saved = self.last_checkpoint or checkpoint.latest(self.cfg.out)
         return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss,
                            {source: score.loss for source, score in val_scores.items()},
@@ -260,14 +274,15 @@ def _absolute(uri: str) -> str:
     return uri if storage.is_remote(uri) else os.path.abspath(uri)
 
 
-def train(cfg: TrainConfig, dist: DistInfo = DistInfo(), log: Callable[[str], None] = lambda _: None
-          ) -> TrainResult:
-    """Train (or continue training) into cfg.out; see the module docstring for what OUT then holds."""
+def train(cfg: TrainConfig, dist: DistInfo = DistInfo(), log: Callable[[str], None] = lambda _: None,
+          report: Report = silent) -> TrainResult:
+    """Train (or continue training) into cfg.out; see the module docstring for what OUT then holds.
+    `report` gets the progress in steps (lvm_data.progress; rank 0 only)."""
     created = dist.world_size > 1 and not torch_dist.is_initialized()
     if created:
         torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        return Trainer(cfg, dist, log).run()
+        return Trainer(cfg, dist, log, report).run()
     finally:
         if created:
             torch_dist.destroy_process_group()

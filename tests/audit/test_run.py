@@ -346,3 +346,25 @@ def test_a_ledger_file_with_an_extra_column_is_still_counted(tmp_path):
     result = run_audit([str(tmp_path)])
     assert kinds(result) == {"schema_mismatch", "count_mismatch"}  # the marker's ledger_bytes changed too
     assert next(r for r in result.ledger if r.source == "kinetics").inputs == 4
+
+
+def test_a_large_output_has_its_ids_checked_in_a_seeded_sample_of_units(tmp_path, monkeypatch):
+    """Above ID_SAMPLE_ABOVE the default reads ids of whole units up to ID_SAMPLE_SHARE of the bytes: a
+    violation inside the sample is found, the rest is named as unchecked, and `ids="all"` checks everything."""
+    from lvm_data.audit import run as audit_run
+    from lvm_data.audit.files import list_output
+
+    c = standard(str(tmp_path))
+    plant_missing_sentence(c)  # in kinetics/00000
+    monkeypatch.setattr(audit_run, "ID_SAMPLE_ABOVE", 0)
+    output = list_output(str(tmp_path))
+    sample = audit_run.id_sample(output, "sample")
+    assert sample == audit_run.id_sample(output, "sample") and 1 <= len(sample) < 5  # seeded: the same each time
+    chosen = sum(f[u].size for u in sample for f in (output.sentences, output.ledger) if u in f)
+    assert len(sample) == 1 or chosen <= audit_run.ID_SAMPLE_SHARE * output.total_bytes
+    monkeypatch.setattr(audit_run, "id_sample", lambda out, mode: {("kinetics", "00000")} if mode == "sample" else
+                        None if mode == "all" else set())
+    sampled, full = run_audit([str(tmp_path)]), run_audit([str(tmp_path)], AuditConfig(ids="all"))
+    assert "missing_sentence" in kinds(sampled) and kinds(sampled) == kinds(full)
+    assert any("checked in 1 of 5 units" in note for note in sampled.notes)
+    assert sampled.io.bytes_read < full.io.bytes_read

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -35,7 +36,8 @@ def test_run_with_progress_limit_and_beam_flags(job, tmp_path):
     result = CliRunner().invoke(main, ["run", str(job), "--progress", "--limit", "3", "--direct_num_workers", "1",
                                        "--output", str(tmp_path / "limited")])
     assert result.exit_code == 0, result.output
-    assert "units 1/1  items 3  images 2" in result.output  # progress goes to stderr (mixed in here)
+    (last,) = [line for line in result.output.splitlines() if line.startswith("run cli: ")]  # stderr, mixed in here
+    assert re.fullmatch(r"run cli: items 3/3 \(100%\)  [0-9.]+ items/s  images 2  units 1/1  took \d+s", last), last
     assert "3 items: 2 ok, 0 filtered, 1 failed -> 2 sentences, 128 tokens" in result.output
     manifest = json.loads((tmp_path / "limited" / "manifest.json").read_text())
     assert manifest["job"]["config"]["limit"] == 3 and manifest["runner"] == "FnApiRunner(in_memory)"
@@ -74,3 +76,24 @@ def test_retry_failed_leaves_units_without_failures_alone(job, tmp_path):
     assert result.exit_code == 0, result.output
     assert clean.read_text() == before
     assert "4 items: 3 ok, 0 filtered, 1 failed" in result.output and "empty_file=1" in result.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--dryrun"], "no such option: --dryrun (neither an option of this command nor a Beam flag); did you mean "
+                   "--dry-run?"),
+    (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
+    (["--no-progres"], "did you mean --no-progress?"),
+    (["--zzzz"], "no such option: --zzzz (neither an option of this command nor a Beam flag); see --help"),
+    (["stray"], "unexpected argument 'stray'"),
+])
+def test_unknown_flags_are_refused_with_the_closest_match_before_any_work(job, tmp_path, args, expected):
+    result = CliRunner().invoke(main, ["run", str(job), *args])
+    assert result.exit_code == 2 and expected in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_beam_flags_with_values_pass_through(job, tmp_path):
+    result = CliRunner().invoke(main, ["run", str(job), "--direct_num_workers", "1", "--direct_running_mode=in_memory",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "4 items: 3 ok, 0 filtered, 1 failed" in result.output

@@ -40,7 +40,7 @@ def test_minimal_job_gets_defaults():
     job = parse_job_text(MINIMAL)
     assert job.name == "photos" and job.output == "out/photos"
     assert job.tokenizer == DEFAULT_TOKENIZER and job.resize == "squash" and job.image_size is None
-    assert job.seed == 0 and job.shard_size == 1000
+    assert job.seed == 0 and job.shard_size == "auto" and job.batch_size == "auto"
     assert (job.dtype, job.device, job.compile) == ("auto", "auto", "auto")
     (src,) = job.sources
     assert (src.name, src.format, src.template, src.template_options) == ("web", "images", "single", {})
@@ -176,3 +176,21 @@ def test_sources_relying_on_a_changed_default_get_another_hash():
     multi = {"name": "m", "input": {"format": "paired", "images": "x", "annotations": {"depth": "y"}},
              "template": "multi_annotation"}
     assert changed_defaults(source(multi).sources[0]) == {"order": "shared"}
+
+
+def test_auto_shard_size_aims_at_files_of_256_mb_and_batch_size_follows_the_device():
+    from lvm_data.job.config import auto_shard_size, batch_size_for, with_resolved
+
+    job = parse_job({"name": "j", "output": "o", "sources": [
+        {"name": "web", "input": {"format": "images", "paths": "x"}},
+        {"name": "set", "input": {"format": "images", "paths": "y", "shard_size": 10}},
+        {"name": "clips", "input": {"format": "videos", "paths": "z"}, "template": "video"}]})
+    resolved = with_resolved(job, 256, 256)
+    sizes = [src.input["shard_size"] for src in resolved.sources]
+    assert sizes == [auto_shard_size(job.sources[0], 256), 10, auto_shard_size(job.sources[2], 256)]
+    assert 255.9e6 <= sizes[0] * 256 * 1.7 <= 256e6  # 588k single images of 256 tokens at 1.7 bytes/token
+    assert 255.9e6 <= sizes[2] * 16 * 4 * 256 * 1.7 <= 256e6  # videos: 4 clips of 16 frames each (an estimate)
+    assert config_hash(resolved, "fp") != config_hash(with_resolved(job, 256, 64), "fp")  # the number is hashed
+    assert [batch_size_for(job, d) for d in ("cuda:0", "cuda", "cpu", "mps")] == [256, 256, 32, 32]
+    assert batch_size_for(parse_job({"name": "j", "output": "o", "batch_size": 8, "sources": [
+        {"name": "web", "input": {"format": "images", "paths": "x"}}]}), "cuda:0") == 8

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lvm_data.audit import AuditConfig, run_audit
 from lvm_data.cli import main
-from lvm_data.job.config import load_job
+from lvm_data.job.config import load_job, with_resolved
 from lvm_data.job.steps import make_runtime
 from lvm_data.samplecorpus import inputs
 from lvm_data.samplecorpus.job import SOURCE_TEMPLATES
@@ -35,7 +35,7 @@ def sample(tmp_path_factory, tiny):
 
 
 def planned_items(job) -> dict[str, int]:
-    counts = {}
+    job, counts = with_resolved(job, 32, 16), {}  # shard_size auto needs the tokenizer's size (any works here)
     for src in job.sources:
         rt = make_runtime(job, src)
         counts[src.name] = sum(1 for unit in rt.source.plan() for _ in rt.source.read(unit))

@@ -3,6 +3,7 @@ grouping templates, determinism (also with multi_processing), resume after a kil
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from resumes import assert_resumed_like_clean, kill_after_first_commit, ledger, rows, slow_job
 
 from lvm_data.cli import main
@@ -174,6 +176,40 @@ def test_every_source_format(tmp_path, tiny):
     assert tokens[f"{tmp_path}/hf#train/1"] == direct[1]
 
 
+def test_img2dataset_parquet_output_with_no_options(tmp_path, tiny):
+    """img2dataset's parquet output folder as it writes it: failed downloads are download_failed ledger rows."""
+    pics = [package_file("skimage", n).read_bytes() for n in ("chelsea.png", "coffee.png")]
+    jpgs = []
+    for pic in pics:
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(pic)).convert("RGB").save(buf, format="JPEG")
+        jpgs.append(buf.getvalue())
+    folder = tmp_path / "laion"
+    folder.mkdir()
+    pq.write_table(pa.table({
+        "key": ["000000000", "000000001", "000000002", "000000003"],
+        "jpg": pa.array([jpgs[0], None, jpgs[1], None], pa.binary()), "caption": ["a cat", "x", "coffee", "y"],
+        "url": [f"http://example.com/{i}.jpg" for i in range(4)], "width": [256, None, 256, None],
+        "status": ["success", "failed_to_download", "success", "failed_to_resize"],
+        "error_message": [None, "<urlopen error timed out>", None, "image too small"]}), folder / "00000.parquet")
+    (folder / "00000_stats.json").write_text(json.dumps({"count": 4, "successes": 2}))
+    out = tmp_path / "out"
+    manifest = run(job_text("i2d", out, tiny, [{"name": "laion", "input": {"format": "parquet", "paths": str(folder)}}],
+                            shard_size=10))
+    totals = manifest["sources"]["laion"]
+    assert (totals["inputs"], totals["ok"], totals["failed"]) == (4, 2, 2)
+    table = pq.read_table(out / list_markers(str(out))[0]["ledger_file"])
+    got = {r["key"]: (r["status"], r["reason"], r["detail"]) for r in table.to_pylist()}
+    where = f"{folder}/00000.parquet#row="
+    assert got["000000000"][:2] == got["000000002"][:2] == ("ok", "ok")
+    assert got["000000001"] == ("failed", "download_failed",
+                                f"{where}1: img2dataset status 'failed_to_download': <urlopen error timed out>")
+    assert got["000000003"] == ("failed", "download_failed",
+                                f"{where}3: img2dataset status 'failed_to_resize': image too small")
+    tokens = {r["frames"][0]["uri"]: r["tokens"] for r in read_sentences(str(out)).to_pylist()}
+    assert tokens[f"{where}2"] == direct_codes(load(tiny, device="cpu"), ["k"], [jpgs[1]]).tolist()[0]
+
+
 def test_killed_run_resumes_to_the_same_rows_as_a_clean_run(tmp_path):
     files = [str(p) for p in photos("all")[:10]]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
@@ -252,3 +288,37 @@ def test_limit_and_changed_inputs(tmp_path, tiny):
     (folder / "new.png").write_bytes((folder / "chelsea.png").read_bytes())
     with pytest.raises(ResumeError, match="different inputs|does not plan it"):
         run(text2)
+
+
+def test_progress_moves_while_units_are_in_flight_and_markers_time_each_step(tmp_path):
+    """One 12-image unit on a stand-in encoder at 4 images/s (3 s; in-flight files are written every second): the
+    progress shows its items before it commits; its marker times read, decode, encode and write, and the manifest
+    sums them with the encoder's busy share."""
+    from lvm_data.job.progress import Progress
+
+    files = [str(p) for p in photos("all")[:12]]
+    out = tmp_path / "out"
+    text = job_text("p", out, "standin:4", [images_source("photos", files)], shard_size=12, batch_size=2)
+    snaps = []
+
+    @contextlib.contextmanager
+    def watch(run):
+        with Progress(run, snaps.append, interval=0.2):
+            yield
+
+    manifest = run_job(parse_job_text(text), text, [], watch=watch)
+    in_flight = [s for s in snaps if "units 0/1" in s.detail and s.done > 0]
+    assert in_flight, f"progress moved only at the commit: {[s.line() for s in snaps]}"
+    assert snaps[-1].finished and (snaps[-1].done, snaps[-1].total) == (12, 12)
+    assert not list((out / "progress").rglob("*.json")), "in-flight files are removed when the run ends"
+    timings = list_markers(str(out))[0]["timings"]
+    assert timings["encode_s"] >= 0.8 * 12 / 4  # the stand-in sleeps 1/4 s per image
+    assert all(timings[f"{step}_s"] > 0 for step in ("read", "decode", "write"))
+    assert timings["wall_s"] >= timings["encode_s"]
+    total = manifest["timings"]
+    assert total["units"] == 1 and total["encode_s"] == timings["encode_s"]
+    assert 0.3 < total["encoder_busy_share"] <= 1.0
+    from lvm_data.audit import render_text, run_audit
+
+    audited = run_audit([str(out)])
+    assert audited.timings == total and "time per step over 1 units: read " in render_text(audited)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from lvm_data.items import ERROR_META
-from lvm_data.job.config import parse_job_text
+from lvm_data.job.config import parse_job_text, with_resolved
 from lvm_data.job.steps import make_runtime
 from lvm_data.samplecorpus.job import SOURCE_TEMPLATES, sample_job, tokenizer_location
 from lvm_data.sentences.registry import TEMPLATES
@@ -36,7 +36,7 @@ def test_local_tokenizers_become_absolute_and_other_locations_stay(tmp_path, mon
 
 
 def test_every_source_reads_all_its_items_over_the_assembled_media(assembled):
-    job = parse_job_text(sample_job(Path(assembled.root).parent))
+    job = with_resolved(parse_job_text(sample_job(Path(assembled.root).parent)), 32, 16)  # shard_size auto resolved
     for src in job.sources:
         rt = make_runtime(job, src)
         refs = [ref for unit in rt.source.plan() for ref in rt.source.read(unit)]

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from lvm_data import storage
-from lvm_data.train import checkpoint
+from lvm_data.train import checkpoint, curves
 from lvm_data.train.config import TrainConfig
 from lvm_data.train.loop import lr_at, train
 
@@ -53,6 +53,34 @@ def test_resume_after_an_interruption_continues_the_same_loss_curve(tmp_path):
     done = train(broken)  # nothing left to train: reports the checkpoint's validation loss, logs nothing new
     assert done.step == 8 and done.val_loss == whole.val_loss
     assert records(tmp_path / "broken") == records(tmp_path / "whole")
+
+
+def test_loss_png_is_rewritten_at_every_evaluation_not_only_at_the_end(tmp_path, monkeypatch):
+    random_corpus(tmp_path / "data", files=1, per_file=12, tpi=8)
+    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=4, batch_size=2, context=16,
+                      eval_every=2, save_every=4, log_every=1, val_fraction=0.2)
+    png = tmp_path / "run" / "loss.png"
+
+    def stop_at_the_first_step(message):
+        if message.startswith("step 1/"):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the evaluation at step 0 is on the chart
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(cfg, log=stop_at_the_first_step)
+
+    charts = []
+    real_plot = curves.plot
+
+    def spy(records, uri, title=""):
+        charts.append(max(r["step"] for r in records))
+        real_plot(records, uri, title)
+
+    monkeypatch.setattr(curves, "plot", spy)
+    train(cfg.with_(out=str(tmp_path / "again")))
+    assert charts == [0, 2, 4]  # after each evaluation; the one at the end is not drawn twice
+    train(cfg.with_(out=str(tmp_path / "again")))  # nothing left to train: nothing new to draw, drawn once
+    assert charts == [0, 2, 4, 4]
 
 
 def test_no_resume_refuses_a_folder_with_checkpoints(tmp_path):
