@@ -6,6 +6,10 @@ baseline) and loss.png, which is also rewritten (atomically) after every evaluat
 Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
 uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU. Several ranks
 (torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
+DATA may be a mix output (`lvm-data mix`): training then reads its train/ rows in the mix's order
+(lvm_data.train.stream), its validation/ split is the held-out set (per source, from the rows' source
+column; val_fraction does not apply), and a resumed run continues at the next row of the mix, also with
+another number of ranks (the position is one for all ranks).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from lvm_data.progress import Meter, Report, silent
 from lvm_data.train import checkpoint, curves, validation
 from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device
 from lvm_data.train.model import LLaMA, init_weights, token_loss
-from lvm_data.train.shards import Corpus, open_corpus, small_source_holdouts
+from lvm_data.train.shards import Corpus, open_corpus, open_mix_validation, small_source_holdouts
 from lvm_data.train.stream import StreamLoader, StreamSpec
 
 
@@ -91,8 +95,10 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.step, self.tokens = 0, 0
         saved = self._restore()
-        val_extra = small_source_holdouts(self.corpus, cfg.val_fraction)
-        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, cfg.val_fraction, val_extra, dist.rank,
+        mix = self.corpus.mix  # a mix holds out its own validation split: no hash split of the training rows
+        val_fraction = 0.0 if mix else cfg.val_fraction
+        val_extra = small_source_holdouts(self.corpus, val_fraction)
+        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, val_fraction, val_extra, dist.rank,
                           dist.world_size, cfg.num_workers)
         self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
         self.batches = iter(self.loader)
@@ -105,6 +111,8 @@ class Trainer:
         self.charted: int | None = None  # how many log records loss.png shows
 
     def _validation_sets(self, val_extra: tuple[str, ...]) -> list[validation.ValidationSet]:
+        if self.corpus.mix:
+            return self._mix_validation_sets()
         cfg = self.cfg
         training = validation.scan_training(self.corpus, cfg.val_fraction, val_extra)
         sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens,
@@ -117,6 +125,17 @@ class Trainer:
                      "left without any)") if val_extra else ""
             self.log(f"validation: {sum(v.sentences for v in sets)} held-out sentences from "
                      f"{len(sets)} of {len(self.corpus.sources)} sources{extra}")
+        return sets
+
+    def _mix_validation_sets(self) -> list[validation.ValidationSet]:
+        """A mix's validation/ split, every row held out (fraction 1), against its train/ rows' codes."""
+        training = validation.scan_training(self.corpus, 0.0)
+        held_out = open_mix_validation(self.corpus)
+        sets = [] if held_out is None else validation.build(held_out, self.vocab, self.mcfg.context, 1.0,
+                                                             self.cfg.val_tokens, (), training)
+        self.log(f"mix {self.corpus.data}: training on its train/ rows in the mix's order; validation: "
+                 + (f"{sum(v.sentences for v in sets)} sentences of its validation/ split from "
+                    f"{len(sets)} sources" if sets else "none (the mix has no validation split)"))
         return sets
 
     def autocast(self):
@@ -136,7 +155,7 @@ class Trainer:
         if payload["model_config"] != self.mcfg.to_dict():
             raise checkpoint.CheckpointError(f"{found}: trained with model {payload['model_config']}, not "
                                              f"{self.mcfg.to_dict()}; use the same --model/--context or a new --out")
-        if len(payload["data"]) != self.dist.world_size:
+        if len(payload["data"]) != self.dist.world_size and not self.corpus.mix:
             raise checkpoint.CheckpointError(f"{found}: written by {len(payload['data'])} ranks; resume with as many "
                                              "(data positions are per rank)")
         self.model.load_state_dict(payload["model"])
@@ -146,6 +165,11 @@ class Trainer:
         if self.device.type == "cuda" and payload["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(payload["rng"]["cuda"].cpu(), self.device)
         self.log(f"resuming from {found} at step {self.step}")
+        if self.corpus.mix:  # one position for all ranks (lvm_data.train.stream): any world size resumes from it
+            if any(p.get("position") != payload["data"][0].get("position") for p in payload["data"]):
+                raise checkpoint.CheckpointError(f"{found}: its ranks stand at different positions of the mix; "
+                                                 "resume from an earlier checkpoint")
+            return payload["data"][0]
         return payload["data"][self.dist.rank]
 
     def train_step(self) -> float:

@@ -3,6 +3,10 @@
 DATA may be a job output folder (its sentences/ is read), a folder of Parquet files, one file, or a
 glob, local or gs://. Every file must carry the sentence metadata (lvm_data.shards.schema) and all
 files must agree on tokenizer fingerprint, codebook size and tokens per image.
+
+DATA may also be a mix output (`lvm-data mix`: manifest.json of schema mix-1.0 beside train/): its train/
+shards are then the corpus, in file order (`Corpus.mix`: the stream reads them in that order, rows top to
+bottom, since the mix is the shuffle), and its validation/ shards are the held-out set (`open_mix_validation`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from lvm_data import storage
+from lvm_data.mix import shards as mix_shards
 from lvm_data.shards import layout
+from lvm_data.shards.reader import visible_files
 from lvm_data.shards.schema import read_metadata
 
 VAL_SALT = b"lvm_data.train.validation"
 READ_COLUMNS = ["id", "source", "n_images", "tokens"]
+MIX_ID = "sentence_id"  # a mix row's id column (its sentence's id in the job output it came from)
 SMALL_SOURCE_ROWS = 100_000
 
 
@@ -48,6 +55,11 @@ class Corpus:
     codebook_size: int
     tokens_per_image: int
     tokenizer_fingerprint: str
+    mix: bool = False  # a mix's split: read in file order, rows top to bottom; ids in its sentence_id column
+
+    @property
+    def id_column(self) -> str:
+        return MIX_ID if self.mix else "id"
 
     @property
     def fingerprint(self) -> str:
@@ -81,8 +93,9 @@ class SentenceBatch:
 
 
 def content_key(codes: np.ndarray) -> str:
-    """A sentence's split key: a digest of its codes, not its id. Ids hash the input paths, so the same files
-    read from another folder or bucket would be split otherwise; codes are the same wherever the inputs live."""
+    """A sentence's split key: a digest of its codes, not its id. Ids are location-free too (item keys relative to
+    their paths entry, frame names), but codes are what the model sees: they are the same wherever the inputs live,
+    and whatever the source, template or key a sentence came from."""
     return hashlib.blake2b(np.ascontiguousarray(codes, dtype=np.uint16).tobytes(), digest_size=16).hexdigest()
 
 
@@ -103,6 +116,31 @@ def shard_files(data: str) -> list[str]:
     return files
 
 
+def mix_manifest(data: str) -> dict | None:
+    """The manifest of DATA when DATA is a mix output folder (schema mix-1.0), else None."""
+    if re.search(r"[*?\[]", data) or data.endswith(".parquet"):
+        return None
+    uri = layout.join(data, mix_shards.MANIFEST)
+    if not storage.exists(uri):
+        return None
+    try:
+        manifest = json.loads(storage.read_bytes(uri))
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("schema_version") == mix_shards.SCHEMA_VERSION \
+        else None
+
+
+def mix_files(data: str, manifest: dict, split: str) -> list[str]:
+    """A mix's shard files of `split`, in the mix's order; every shard the manifest lists must be there."""
+    files = sorted(visible_files(layout.join(data, split), ".parquet"))
+    listed = sum(1 for s in manifest.get("shards", []) if s.get("split") == split)
+    if len(files) != listed:
+        raise DataError(f"{data}: the manifest lists {listed} {split} shards but {split}/ holds {len(files)}; "
+                        "rerun `lvm-data mix` on its mix file to finish or repair it")
+    return files
+
+
 def _footer(uri: str) -> tuple[dict[str, str], list[int], list[str]]:
     fs, path = storage.filesystem(uri)
     with fs.open_input_file(path) as f:
@@ -112,14 +150,42 @@ def _footer(uri: str) -> tuple[dict[str, str], list[int], list[str]]:
 
 
 def open_corpus(data: str, threads: int = 8) -> Corpus:
-    """Read every file's footer (in parallel) and check that the files belong together."""
-    files = shard_files(data)
+    """Read every file's footer (in parallel) and check that the files belong together. For a mix output
+    (`mix_manifest`) the corpus is its train/ shards, with `mix` set."""
+    manifest = mix_manifest(data)
+    if manifest is None:
+        return _open(data, shard_files(data), False, threads)
+    files = mix_files(data, manifest, "train")
+    corpus = _open(data, files, True, threads) if files else None
+    if corpus is None or not corpus.groups:
+        raise DataError(f"{data}: the mix's train/ shards hold no rows; check the mix file's parts")
+    return corpus
+
+
+def open_mix_validation(corpus: Corpus, threads: int = 8) -> Corpus | None:
+    """The validation/ shards of the mix `corpus` came from (None when the mix holds none), checked against it."""
+    manifest = mix_manifest(corpus.data)
+    files = mix_files(corpus.data, manifest, "validation") if corpus.mix and manifest is not None else []
+    if not files:
+        return None
+    held_out = _open(corpus.data, files, True, threads)
+    facts = (held_out.tokenizer_fingerprint, held_out.codebook_size, held_out.tokens_per_image)
+    if facts != (corpus.tokenizer_fingerprint, corpus.codebook_size, corpus.tokens_per_image):
+        raise DataError(f"{files[0]}: tokenizer facts {facts} differ from the mix's train/ shards; rerun "
+                        "`lvm-data mix` into a new output folder")
+    return held_out
+
+
+def _open(data: str, files: list[str], mix: bool, threads: int) -> Corpus:
     with ThreadPoolExecutor(max_workers=threads) as pool:
         footers = list(pool.map(_footer, files))
     first = None
     groups, file_sources = [], []
     for i, (uri, (meta, rows, columns)) in enumerate(zip(files, footers, strict=True)):
-        missing = [c for c in READ_COLUMNS if c not in columns]
+        if not mix and meta.get("schema_version") == mix_shards.SCHEMA_VERSION:
+            raise DataError(f"{uri}: a shard of a mix; point DATA at the mix output folder (the one holding "
+                            "manifest.json), and if it has none, rerun `lvm-data mix` to finish it")
+        missing = [c for c in [MIX_ID if mix else "id", *READ_COLUMNS[1:]] if c not in columns]
         if missing:
             raise DataError(f"{uri}: not a sentence shard (no column {', '.join(missing)}); "
                             "point DATA at the job's sentences/")
@@ -132,7 +198,7 @@ def open_corpus(data: str, threads: int = 8) -> Corpus:
         file_sources.append(meta.get("source") or _source_from_path(uri))
         groups.extend(RowGroup(i, g, n) for g, n in enumerate(rows) if n > 0)
     fingerprint, codebook, tpi = first[1]
-    return Corpus(data, tuple(files), tuple(groups), tuple(file_sources), codebook, tpi, fingerprint)
+    return Corpus(data, tuple(files), tuple(groups), tuple(file_sources), codebook, tpi, fingerprint, mix)
 
 
 def _vocab_facts(uri: str, meta: dict[str, str]) -> tuple[str, int, int]:
@@ -153,12 +219,12 @@ def read_group(corpus: Corpus, group: RowGroup) -> SentenceBatch:
     uri = corpus.files[group.file]
     fs, path = storage.filesystem(uri)
     with fs.open_input_file(path) as f:
-        table = pq.ParquetFile(f).read_row_group(group.index, columns=READ_COLUMNS)
+        table = pq.ParquetFile(f).read_row_group(group.index, columns=[corpus.id_column, *READ_COLUMNS[1:]])
     col = table.column("tokens").combine_chunks()
     offsets = col.offsets.to_numpy().astype(np.int64)
     tokens = col.flatten().to_numpy(zero_copy_only=False).astype(np.uint16, copy=False)
     offsets -= offsets[0]
-    ids = table.column("id").to_pylist()
+    ids = table.column(corpus.id_column).to_pylist()
     batch = SentenceBatch(ids, table.column("source").to_pylist(), offsets, tokens)
     _check(corpus, uri, group, batch, table.column("n_images").to_numpy())
     return batch

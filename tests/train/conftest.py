@@ -11,3 +11,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def small_mix(tmp_path_factory):
+    """A finished mix of two synthetic job outputs (synth.small_mix); read-only: copy it to change it."""
+    from .synth import small_mix as build
+
+    return build(tmp_path_factory.mktemp("small-mix"))

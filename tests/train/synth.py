@@ -102,3 +102,30 @@ def split_keys(out: Path) -> dict[str, str]:
         for sid, tokens in zip(table.column("id").to_pylist(), table.column("tokens").to_pylist(), strict=True):
             keys[sid] = content_key(np.asarray(tokens, dtype=np.uint16))
     return keys
+
+
+def small_mix(root: Path, *, shard_bytes: int = 120, validation: float = 0.2, seed: int = 3) -> Path:
+    """A finished mix (`lvm-data mix`) of two synthetic job outputs (tests.mix.outputs: codebook 64, 4 codes per
+    image): about 60 train rows over several shards, in the mix's order, and a validation split. Seconds."""
+    from lvm_data.mix.config import parse_mix
+    from pipelines.mix import run_mix
+    from tests.mix.outputs import fake_output
+
+    alpha = fake_output(root / "alpha", "alpha", 40, n_images=2, seed=1)
+    beta = fake_output(root / "beta", "beta", 30, n_images=1, seed=2)
+    config = parse_mix({"name": "small", "output": str(root / "mix"), "seed": seed, "validation": validation,
+                        "shard_bytes": shard_bytes, "parts": [{"name": "a", "inputs": [alpha], "weight": 0.6},
+                                                              {"name": "b", "inputs": [beta], "weight": 0.4}]})
+    run_mix(config, None, [])
+    return root / "mix"
+
+
+def mix_rows(mix: Path, split: str = "train") -> list[tuple[int, int, str, np.ndarray]]:
+    """(shard, row, sentence id, codes) of a mix's split in its order: the files by name, rows top to bottom."""
+    rows = []
+    for shard, path in enumerate(sorted((mix / split).glob("part-*.parquet"))):
+        table = pq.read_table(path, columns=["sentence_id", "tokens"])
+        for row, (sid, tokens) in enumerate(zip(table.column("sentence_id").to_pylist(),
+                                                table.column("tokens").to_pylist(), strict=True)):
+            rows.append((shard, row, sid, np.asarray(tokens, dtype=np.int64)))
+    return rows

@@ -1,14 +1,20 @@
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from lvm_data import storage
-from lvm_data.train import checkpoint, curves
-from lvm_data.train.config import TrainConfig
+from lvm_data.train import checkpoint, curves, loop
+from lvm_data.train.config import TrainConfig, Vocab
 from lvm_data.train.loop import lr_at, train
+from lvm_data.train.stream import Packer, StreamLoader
 
-from .synth import random_corpus, structured_corpus
+from .synth import mix_rows, random_corpus, structured_corpus
 
 
 def test_lr_warms_up_then_decays_by_cosine_to_min_lr():
@@ -121,3 +127,79 @@ def test_data_and_output_on_gcs(tmp_path, gcs):
         "latest.json", "step-00000002.pt", "log.jsonl", "loss.png"]
     again = train(cfg.with_(steps=3))
     assert again.step == 3 and checkpoint.latest(cfg.out).endswith("step-00000003.pt")
+
+
+def recording_loader(consumed):
+    class Recording(StreamLoader):
+        """The trainer's loader, keeping every batch it hands out."""
+
+        def __iter__(self):
+            for batch in super().__iter__():
+                consumed.append(batch.tolist())
+                yield batch
+
+    return Recording
+
+
+def test_training_on_a_mix_reads_it_in_order_and_resumes_at_the_next_row(small_mix, tmp_path, monkeypatch):
+    consumed = {"whole": [], "broken": []}
+    cfg = TrainConfig(data=str(small_mix), out=str(tmp_path / "whole"), steps=8, batch_size=2, context=12,
+                      lr=1e-3, eval_every=4, save_every=4, log_every=1)
+    monkeypatch.setattr(loop, "StreamLoader", recording_loader(consumed["whole"]))
+    whole = train(cfg)
+    packer, rows = Packer(Vocab(64), 12), []  # the mix's rows in its order, packed as the stream packs them
+    for _shard, _row, _sid, codes in mix_rows(small_mix) * 2:
+        packer.add(codes)
+        rows.extend(r.tolist() for r in packer.rows())
+    assert [r for batch in consumed["whole"] for r in batch] == rows[:16]
+    assert set(whole.val_loss) == {s for s in pq.read_table(small_mix / "validation", columns=["source"])
+                                   .column("source").to_pylist()} == {"alpha", "beta"}
+
+    monkeypatch.setattr(loop, "StreamLoader", recording_loader(consumed["broken"]))
+    broken = cfg.with_(out=str(tmp_path / "broken"))
+
+    def stop_after_first_save(message):
+        if message.startswith("saved") and message.endswith("step-00000004.pt"):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(broken, log=stop_after_first_save)
+    position = checkpoint.load(checkpoint.latest(broken.out))["data"][0]["position"]
+    assert len(consumed["broken"]) == 4 and position["epoch"] == 0
+    resumed = train(broken)
+    assert consumed["broken"] == consumed["whole"]  # 4 + 4 batches: the uninterrupted run's, row for row
+    assert records(tmp_path / "broken") == records(tmp_path / "whole")  # and its losses, bit for bit on CPU
+    assert resumed.val_loss == whole.val_loss and resumed.train_loss == whole.train_loss
+    # the position names the next row (row `row` of shard `shard`) and the packing carry: from there the mix's
+    # rows pack into exactly the rows the resumed run trained on
+    mix = mix_rows(small_mix)
+    k = sum(1 for s, r, _sid, _codes in mix if (s, r) < (position["shard"], position["row"]))
+    assert 0 < k < len(mix)
+    packer, after = Packer(Vocab(64), 12, position["buffer"]), []
+    for _shard, _row, _sid, codes in mix[k:]:
+        packer.add(codes)
+        after.extend(r.tolist() for r in packer.rows())
+    assert after[:8] == [r for batch in consumed["whole"][4:] for r in batch]
+
+
+@pytest.mark.slow
+def test_a_mix_checkpoint_of_two_ranks_resumes_on_one_at_the_next_row(small_mix, tmp_path):
+    """Two CPU ranks (torchrun, gloo) train 4 steps; one rank resumes to 6: its data position is where one rank
+    alone stands after 8 and then 10 steps of the same batch size (2 ranks x 4 steps = 8 global batches)."""
+    flags = ["--steps", "4", "--batch-size", "2", "--context", "12", "--save-every", "4", "--eval-every", "100",
+             "--device", "cpu"]
+    lvm_data = str(Path(sys.executable).with_name("lvm-data"))
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          lvm_data, "train", str(small_mix), "--out", str(tmp_path / "two"), *flags],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    saved = checkpoint.load(checkpoint.latest(str(tmp_path / "two")))["data"]
+    assert len(saved) == 2 and saved[0]["position"] == saved[1]["position"]
+    cfg = TrainConfig(data=str(small_mix), out=str(tmp_path / "one"), steps=8, batch_size=2, context=12,
+                      save_every=4, eval_every=100)
+    train(cfg)
+    assert saved[0]["position"] == checkpoint.load(checkpoint.latest(cfg.out))["data"][0]["position"]
+    train(cfg.with_(out=str(tmp_path / "two"), steps=6))  # one rank now: from the two ranks' position
+    train(cfg.with_(steps=10))
+    resumed = checkpoint.load(checkpoint.latest(str(tmp_path / "two")))["data"]
+    assert resumed[0]["position"] == checkpoint.load(checkpoint.latest(cfg.out))["data"][0]["position"]

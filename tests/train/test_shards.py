@@ -1,11 +1,20 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from lvm_data.train.shards import DataError, is_validation, manifest_tokenizer, open_corpus, read_group, shard_files
+from lvm_data.train.shards import (
+    DataError,
+    is_validation,
+    manifest_tokenizer,
+    open_corpus,
+    open_mix_validation,
+    read_group,
+    shard_files,
+)
 
-from .synth import random_corpus, sentence_id, write_shard
+from .synth import mix_rows, random_corpus, sentence_id, write_shard
 
 
 def test_a_job_folder_a_glob_and_a_file_name_the_same_shards(tmp_path):
@@ -63,3 +72,32 @@ def test_tokenizer_uri_comes_from_the_manifest(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"tokenizer": {"uri": "builtin:x"}}))
     assert manifest_tokenizer(str(tmp_path)) == "builtin:x"
     assert manifest_tokenizer(str(tmp_path / "sentences" / "source=alpha")) == "builtin:x"
+
+
+def test_a_mix_output_is_its_train_shards_in_order_and_its_validation_split(small_mix, tmp_path):
+    corpus = open_corpus(str(small_mix))
+    names = sorted(p.name for p in (small_mix / "train").glob("*.parquet"))
+    assert corpus.mix and len(names) > 1 and [f.rsplit("/", 1)[1] for f in corpus.files] == names
+    assert (corpus.codebook_size, corpus.tokens_per_image) == (64, 4)
+    assert [i for g in corpus.groups for i in read_group(corpus, g).ids] == [r[2] for r in mix_rows(small_mix)]
+    held_out = open_mix_validation(corpus)
+    assert held_out.mix and [f.rsplit("/", 1)[1] for f in held_out.files] == sorted(
+        p.name for p in (small_mix / "validation").glob("*.parquet"))
+    assert {s for g in held_out.groups for s in read_group(held_out, g).sources} == {"alpha", "beta"}
+    with pytest.raises(DataError, match="a shard of a mix; point DATA at the mix output folder"):
+        open_corpus(str(small_mix / "train"))
+    broken = tmp_path / "broken"
+    shutil.copytree(small_mix, broken)
+    (broken / "train" / names[-1]).unlink()
+    with pytest.raises(DataError, match=f"lists {len(names)} train shards but train/ holds {len(names) - 1}"):
+        open_corpus(str(broken))
+
+
+def test_a_mix_without_validation_split_has_no_held_out_set(small_mix, tmp_path):
+    mix = tmp_path / "mix"
+    shutil.copytree(small_mix, mix)
+    manifest = json.loads((mix / "manifest.json").read_text())
+    manifest["shards"] = [s for s in manifest["shards"] if s["split"] == "train"]
+    (mix / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(mix / "validation")
+    assert open_mix_validation(open_corpus(str(mix))) is None
