@@ -277,6 +277,46 @@ def retry_failed(ctx: click.Context, out: str, runner: str | None) -> None:
     ctx.exit(retry_command(out, beam_args(ctx, runner)))
 
 
+@main.command("mix", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("mix_file")
+@click.option("--runner", help="Beam runner (default: the embedded FnApiRunner); other Beam flags pass through.")
+@click.pass_context
+def mix(ctx: click.Context, mix_file: str, runner: str | None) -> None:
+    """Mix job outputs into training shards as MIX_FILE says: parts by weight or epochs, a global shuffle, a
+    train / validation split by sentence id, optional exact dedup; a manifest of the shares asked and achieved.
+
+    Run it again on the same output to write the shards a kill left unwritten."""
+    from pipelines.commands import mix_command
+
+    ctx.exit(mix_command(mix_file, beam_args(ctx, runner)))
+
+
+# --bos / --eos / --pad alone: the default id (lvm_data.mix.export.DEFAULT_ID)
+SPECIAL_ID = {"type": int, "is_flag": False, "flag_value": -1, "metavar": "[ID]"}
+
+
+@main.command("export-mix")
+@click.argument("mix_out")
+@click.option("--dest", required=True, help="Folder for the export (local or gs://); an earlier export there is "
+              "replaced, any other file there refused.")
+@click.option("--format", "fmt", type=click.Choice(["easylm", "packed"]), default="easylm", show_default=True,
+              help="easylm: LVM's EasyLM JSONL, a line per sentence; packed: uint16 rows of --length tokens.")
+@click.option("--bos", **SPECIAL_ID, help="BOS id before each sentence, >= the codebook size; alone: the codebook "
+              "size. easylm: none unless given (LVM's scripts add none); packed: always, default the codebook size.")
+@click.option("--eos", **SPECIAL_ID, help="EOS id after each sentence; alone: the codebook size + 1 (as --bos).")
+@click.option("--pad", **SPECIAL_ID, help="packed: the id that fills the last row (default the codebook size + 2).")
+@click.option("--length", type=int, help="packed: tokens per row (default 4096, LVM's context).")
+@click.pass_context
+def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> None:
+    """Write the mix in MIX_OUT (the output of `lvm-data mix`) in its order for other trainers: LVM's EasyLM
+    JSONL (DEST/SPLIT/part-SSSSS.jsonl, {"tokens": base64 int32 codes} per line) or packed rows
+    (DEST/SPLIT/tokens.bin, index.npy, meta.json); DEST/export.json last. Give MIX_OUT before --bos/--eos/--pad."""
+    from lvm_data.mix.export import ExportConfig
+    from pipelines.commands import export_mix_command
+
+    ctx.exit(export_mix_command(ExportConfig(mix_out, dest, fmt, **ids)))
+
+
 @main.command("train")
 @click.argument("data")
 @click.option("--model", default="tiny", show_default=True,
@@ -305,7 +345,8 @@ def retry_failed(ctx: click.Context, out: str, runner: str | None) -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the newest checkpoint in --out.")
 def train_command(**options) -> None:
-    """Train a LLaMA-style model on the visual sentences in DATA (a job output folder, files or a glob)."""
+    """Train a LLaMA-style model on the visual sentences in DATA (a job output folder, a mix output folder, read
+    in its order, files or a glob)."""
     import os
 
     from lvm_data.train.config import TrainConfig

@@ -20,6 +20,8 @@ class Part:
     data: bytes | None = field(default=None, repr=False)
 
 
+DEFAULT_MAX_ITEM_BYTES = 256 * 2**20  # the job's `max_item_bytes`: bytes one part may have in memory (issue 15)
+
 ERROR_META = "error"
 
 

@@ -20,12 +20,16 @@ class Reason(StrEnum):
     OK = "ok"
     # failed: the input could not be turned into frames
     READ_ERROR = "read_error"  # the bytes could not be read (missing file, permission, I/O)
+    LINK_OUTSIDE_ROOT = "link_outside_root"  # a link in an input folder (or tar) pointing outside it
+    BROKEN_LINK = "broken_link"  # a link whose target is missing, a loop, or not a regular file
     EMPTY_FILE = "empty_file"  # zero bytes
     DOWNLOAD_FAILED = "download_failed"  # the dataset says its downloader failed on it (img2dataset)
     NOT_MEDIA = "not_media"  # bytes are not an image/video format we know
     DECODE_ERROR = "decode_error"  # a known format that fails to decode
     TRUNCATED = "truncated"  # the file ends early
-    TOO_LARGE = "too_large"  # dimensions beyond the decompression-bomb limit
+    TOO_LARGE = "too_large"  # dimensions beyond the decompression-bomb limit (max_pixels, from the header)
+    FILE_TOO_LARGE = "file_too_large"  # more bytes than max_item_bytes (from the file size or tar header, unread)
+    OUT_OF_MEMORY = "out_of_memory"  # the decoder could not get the memory the item needs (MemoryError)
     TIMEOUT = "timeout"  # the decoder did not finish in time
     DECODER_CRASH = "decoder_crash"  # the decoder process died (segfault)
     TOO_SHORT = "too_short"  # a video or sequence shorter than one clip

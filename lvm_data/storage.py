@@ -9,13 +9,16 @@ naming the package to install. Writes are atomic per file: a temporary name, the
 
 A URI with a scheme is remote (kept as written); anything else is a local path (made absolute).
 URIs that list_files and glob return are written like the prefix they were given, so they open again.
+Local folders are listed by lvm_data.localfs (not pyarrow): a name that is not UTF-8 comes back
+percent-escaped, and read_bytes, exists, size and open_input open such a path again; links are followed
+inside the listed folder only, once per target (list_tree and glob_tree also return what was refused).
 """
 
 from __future__ import annotations
 
-import glob as _glob
 import os
 import re
+import stat
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +29,9 @@ from urllib.parse import urlparse
 import fsspec
 import pyarrow.fs as pafs
 
+from lvm_data import localfs
 from lvm_data.errors import SourceError
+from lvm_data.localfs import Refused, Tree  # noqa: F401 - part of this module's API
 
 GS = "gs://"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -107,10 +112,37 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
+def _escaped_local(uri: str) -> bytes | None:
+    """The OS path of a local path that only opens percent-decoded (a non-UTF-8 name, see localfs), else None."""
+    if is_remote(uri):
+        return None
+    path = localfs.os_path(os.path.expanduser(uri))
+    return path if isinstance(path, bytes) else None
+
+
 def read_bytes(uri: str) -> bytes:
+    if (local := _escaped_local(uri)) is not None:
+        with open(local, "rb") as f:
+            return f.read()
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
         return f.read()
+
+
+def open_input(uri: str):
+    """A seekable binary file to read (a context manager), local or remote; escaped local names open too."""
+    if (local := _escaped_local(uri)) is not None:
+        return open(local, "rb")
+    fs, path = filesystem(uri)
+    return fs.open_input_file(path)
+
+
+def open_input_stream(uri: str):
+    """A binary stream to read once from the start (a context manager); escaped local names open too."""
+    if (local := _escaped_local(uri)) is not None:
+        return open(local, "rb")
+    fs, path = filesystem(uri)
+    return fs.open_input_stream(path)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -125,11 +157,15 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def exists(uri: str) -> bool:
+    if (local := _escaped_local(uri)) is not None:
+        return os.path.exists(local)
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def size(uri: str) -> int:
+    if (local := _escaped_local(uri)) is not None:
+        return os.stat(local).st_size
     fs, path = filesystem(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
@@ -144,7 +180,15 @@ def delete(uri: str) -> None:
 
 
 def list_files(prefix: str, recursive: bool = True) -> list[str]:
-    """Files under a folder/prefix, sorted, as URIs of the same kind as `prefix`. Missing -> []."""
+    """Files under a folder/prefix, sorted, as URIs of the same kind as `prefix`. Missing -> [].
+
+    Locally, recursive listings follow links as localfs.walk does and leave out what it refuses; a listing of
+    one folder keeps links to files wherever they point."""
+    if not is_remote(prefix):
+        root = filesystem(prefix)[1]
+        if not recursive:
+            return localfs.list_folder(root) if os.path.isdir(localfs.os_path(root)) else []
+        return list_tree(root).files
     fs, path = filesystem(prefix)
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return []
@@ -154,7 +198,7 @@ def list_files(prefix: str, recursive: bool = True) -> list[str]:
 
 
 def file_infos(uris: Sequence[str]) -> list[pafs.FileInfo]:
-    """FileInfo (path = the URI as given, type File, Directory or NotFound, size) for each URI, in order.
+    """FileInfo (path = the URI as given, type File, Directory or NotFound, size, mtime) for each URI, in order.
 
     Remote URIs are looked up without a request each where possible: LIST_FROM or more in one folder are
     found with one listing of that folder (as a brace range of shards is). What a listing does not show, or
@@ -169,7 +213,7 @@ def file_infos(uris: Sequence[str]) -> list[pafs.FileInfo]:
         if len(names) >= LIST_FROM:
             listed = _listing(folder)
             hits = {u: listed[u.rstrip("/")] for u in names if u.rstrip("/") in listed}
-            found.update({u: pafs.FileInfo(u, i.type, size=i.size) for u, i in hits.items()})
+            found.update({u: pafs.FileInfo(u, i.type, size=i.size, mtime_ns=i.mtime_ns) for u, i in hits.items()})
     rest = [u for u in dict.fromkeys(uris) if u not in found]
     if any(is_remote(u) for u in rest):
         with ThreadPoolExecutor(min(LOOKUP_THREADS, len(rest))) as pool:
@@ -180,11 +224,18 @@ def file_infos(uris: Sequence[str]) -> list[pafs.FileInfo]:
 
 
 def _info(uri: str) -> pafs.FileInfo:
+    if (local := _escaped_local(uri)) is not None:  # a percent-escaped name (localfs): pyarrow cannot open it
+        try:
+            st = os.stat(local)
+        except OSError:
+            return pafs.FileInfo(uri, pafs.FileType.NotFound)
+        kind = pafs.FileType.Directory if stat.S_ISDIR(st.st_mode) else pafs.FileType.File
+        return pafs.FileInfo(uri, kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
     fs, path = filesystem(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.File and uri.endswith("/") and scheme(uri) in ("http", "https"):
         return pafs.FileInfo(uri, pafs.FileType.Directory)  # an index page: fsspec lists its links as files
-    return pafs.FileInfo(uri, info.type, size=info.size)
+    return pafs.FileInfo(uri, info.type, size=info.size, mtime_ns=info.mtime_ns)
 
 
 def _listing(folder: str) -> dict[str, pafs.FileInfo]:
@@ -200,10 +251,27 @@ def _listing(folder: str) -> dict[str, pafs.FileInfo]:
             if i.type == pafs.FileType.Directory or (i.type == pafs.FileType.File and i.size is not None)}
 
 
+def list_tree(prefix: str, links: str = "inside") -> Tree:
+    """list_files(prefix) with what a local walk refused beside it (links outside the folder, broken links,
+    special files, folders it cannot list), each a Refused to write as a ledger row. links: localfs.LINKS."""
+    if is_remote(prefix):
+        return Tree(list_files(prefix))
+    tree = localfs.list_tree(filesystem(prefix)[1], links)
+    return Tree(sorted(tree.files), tree.refused)
+
+
+def glob_tree(pattern: str, links: str = "inside") -> Tree:
+    """glob(pattern) with what a local walk refused beside it (see list_tree)."""
+    if is_remote(pattern):
+        return Tree(glob(pattern))
+    tree = localfs.glob_tree(pattern, links)
+    return Tree(sorted(tree.files), tree.refused)
+
+
 def glob(pattern: str) -> list[str]:
     """Sorted matches of a glob pattern (with ** for any depth), local or remote."""
     if not is_remote(pattern):
-        return sorted(p for p in _glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+        return glob_tree(pattern).files
     if not re.search(r"[*?\[]", pattern):
         return [pattern] if exists(pattern) else []
     base = re.split(r"[*?\[]", pattern, maxsplit=1)[0].rsplit("/", 1)[0]

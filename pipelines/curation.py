@@ -26,7 +26,6 @@ from lvm_data.curation.config import index_sources
 from lvm_data.job.runs import Run
 from lvm_data.job.staging import read_staged, remove_staged
 from lvm_data.job.steps import Selection, finish_unit
-from lvm_data.shards.reader import list_markers
 from lvm_data.shards.timings import staged_timings
 
 
@@ -202,8 +201,8 @@ def ensure_index(run: Run, runner, options, label: str) -> bool:
 class CommitStaged(beam.DoFn):
     """((source, unit), {digest, removed}) -> the staged unit committed with its token-space removals."""
 
-    def __init__(self, ctx, merge: bool):
-        self.ctx, self.merge = ctx, merge
+    def __init__(self, ctx, merge: frozenset[tuple[str, str]]):
+        self.ctx, self.merge = ctx, merge  # (source, unit) of the units that keep part of their files (retry)
 
     def process(self, element):
         (source, unit), parts = element
@@ -213,7 +212,7 @@ class CommitStaged(beam.DoFn):
         staged = _staged(self.ctx, source, unit, digests[0])
         curation = self.ctx.unit_curation(source, parts["removed"], staged.signatures)
         marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, digests[0]), staged.expected, staged.events,
-                                      staged.rows, merge=self.merge, curation=curation,
+                                      staged.rows, merge=(source, unit) in self.merge, curation=curation,
                                       timings=staged_timings(staged.timings, time.perf_counter()))
         remove_staged(self.ctx.out, source, unit)
         _count("write", "units")
@@ -246,7 +245,7 @@ def commit_staged(run: Run, runner, options) -> None:
         new = (units | "SpreadStaged" >> beam.Reshuffle()
                | "ReadStagedSignatures" >> beam.FlatMap(_staged_signatures, ctx=ctx))
         committed = (p | "CommittedSignatureFiles" >> beam.Create(
-            token_space.committed_files(ctx.out, list_markers(ctx.out), settings))
+            token_space.committed_files(ctx.out, run.kept_markers(), settings))
             | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed))
         exact = (new, committed) | "AllSignatures" >> beam.Flatten() | "ExactSentences" >> ExactDedup()
         removals = [exact["removed"] | "ExactSentencesPending" >> beam.Filter(_not_committed)
@@ -261,7 +260,7 @@ def commit_staged(run: Run, runner, options) -> None:
                    | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r)))
         digests = units | "DigestsByUnit" >> beam.Map(lambda u: ((u[0], u[1]), u[2]))
         _ = ({"digest": digests, "removed": removed} | "JoinStaged" >> beam.CoGroupByKey()
-             | "CommitStaged" >> beam.ParDo(CommitStaged(ctx, merge=run.retry)))
+             | "CommitStaged" >> beam.ParDo(CommitStaged(ctx, merge=run.merged_units())))
 
 
 def _not_committed(match) -> bool:

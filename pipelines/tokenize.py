@@ -39,6 +39,7 @@ from lvm_data.curation.config import parse_filters
 from lvm_data.curation.report import write_report
 from lvm_data.job.config import JobConfig
 from lvm_data.job.executor import Batch, release_executor, shared_executor
+from lvm_data.job.heartbeat import remove_run_folder
 from lvm_data.job.runs import Run, RunContext, finish_run, open_run, remove_stale_temporaries, save_job_file
 from lvm_data.job.steps import buckets_fed
 from lvm_data.outcomes import Reason, status_of
@@ -205,8 +206,13 @@ def run_job(job: JobConfig, job_text: str | None, beam_args: list[str], *, retry
     remove_stale_temporaries(job.output)
     label = pipeline_options(beam_args)[2]
     if run.seeds():
-        with watch(run) if watch else contextlib.nullcontext():
-            label = execute(run, beam_args)
+        try:
+            with watch(run) if watch else contextlib.nullcontext():
+                label = execute(run, beam_args)
+        except Exception:  # a storage fault or a bug: the executors' in-flight progress files go (best effort)
+            with contextlib.suppress(OSError):
+                remove_run_folder(job.output, run.context.run_id)
+            raise
     manifest = finish_run(run, label)
     if any(parse_filters(s.filters).any for s in job.sources):
         write_report(job.output, tokenizer=tokenizer)

@@ -1,6 +1,7 @@
 """lvm_data.storage on memory:// (fsspec, in process), the URI forms it returns, and its errors for schemes
 this environment cannot open. HTTP is exercised through expand_paths in tests/sources/test_listing.py."""
 
+import os
 import time
 
 import fsspec
@@ -116,3 +117,55 @@ def test_an_unknown_scheme_says_what_works():
     with pytest.raises(storage.StorageError, match=r"nosuch://b/x: unknown location scheme nosuch://; use a local "
                                                    r"path, gs://, s3://"):
         storage.exists("nosuch://b/x")
+
+
+def _write(path: bytes, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    os.close(fd)
+
+
+def test_a_local_folder_with_a_non_utf8_name_lists_and_each_uri_opens_again(tmp_path):
+    # pyarrow's FileInfo raised UnicodeDecodeError on such a name, which stopped the job while planning
+    _write(os.fsencode(tmp_path) + b"/bad\xff.png", b"bad bytes")
+    (tmp_path / "good.png").write_bytes(b"good")
+    files = storage.list_files(str(tmp_path))
+    assert files == [f"{tmp_path}/bad%FF.png", f"{tmp_path}/good.png"]
+    assert storage.list_files(str(tmp_path), recursive=False) == files
+    assert storage.read_bytes(files[0]) == b"bad bytes" and storage.size(files[0]) == 9 and storage.exists(files[0])
+    with storage.open_input(files[0]) as f:
+        f.seek(4)
+        assert f.read() == b"bytes"
+    with storage.open_input_stream(files[0]) as f:
+        assert f.read() == b"bad bytes"
+    assert storage.glob(f"{tmp_path}/*.png") == files
+    assert not storage.exists(f"{tmp_path}/bad%FE.png")
+
+
+def test_a_link_loop_in_a_local_folder_lists_each_file_once(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.png").write_bytes(b"a")
+    os.symlink("..", tmp_path / "sub" / "up")
+    os.symlink(".", tmp_path / "self")
+    assert storage.list_files(str(tmp_path)) == [f"{tmp_path}/sub/a.png"]
+    assert storage.glob(f"{tmp_path}/**/*.png") == [f"{tmp_path}/sub/a.png"]
+    os.symlink("/", tmp_path / "root")
+    tree = storage.list_tree(str(tmp_path))
+    assert tree.files == [f"{tmp_path}/sub/a.png"]
+    assert [(r.uri, r.reason.value) for r in tree.refused] == [(f"{tmp_path}/root", "link_outside_root")]
+
+
+def test_remote_listings_have_nothing_refused(mem):
+    storage.write_bytes(f"{mem}/t/a.png", b"a")
+    assert storage.list_tree(f"{mem}/t") == storage.Tree([f"{mem}/t/a.png"])
+    assert storage.glob_tree(f"{mem}/t/*.png").files == [f"{mem}/t/a.png"]
+
+
+def test_an_escaped_name_from_a_listing_can_be_named_as_an_input_again(tmp_path):
+    os.mkdir(os.fsencode(tmp_path) + b"/dir\xfe")
+    _write(os.fsencode(tmp_path) + b"/dir\xfe/x.png", b"x")
+    (folder, file, missing) = storage.file_infos([f"{tmp_path}/dir%FE", f"{tmp_path}/dir%FE/x.png",
+                                                  f"{tmp_path}/dir%FD"])
+    assert (folder.type, file.type, file.size, missing.type) == (
+        pafs.FileType.Directory, pafs.FileType.File, 1, pafs.FileType.NotFound)
+    assert storage.list_files(f"{tmp_path}/dir%FE") == [f"{tmp_path}/dir%FE/x.png"]

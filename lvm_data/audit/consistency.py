@@ -68,6 +68,9 @@ def load_commits(output: Output, map_: Callable[[Callable, Iterable], Iterable] 
 def _from_manifest(output: Output, commits: Commits, manifest_uri: str) -> None:
     for record in commits.manifest["units"]:
         key = (record["source"], record["unit"])
+        if key in commits.records:
+            commits.violations.append(Violation(Kind.MANIFEST_MISMATCH, manifest_uri, f"unit {key[1]} of {key[0]} "
+                                                "is listed twice in the manifest's units"))
         commits.records[key], commits.where[key] = record, manifest_uri
         if key not in output.markers:
             commits.violations.append(Violation(Kind.MISSING_FILE, layout.join(output.root, layout.marker_file(*key)),
@@ -92,7 +95,7 @@ def _add_marker(commits: Commits, entry: Entry, document: object, error: str) ->
 
 
 def _differences(said: dict, found: dict, what: str) -> list[str]:
-    return [f"{k}: {what} says {said[k]}, found {found[k]}" for k in found if said.get(k) != found[k]]
+    return [f"{k}: {what} says {said.get(k, 'nothing')}, found {found[k]}" for k in found if said.get(k) != found[k]]
 
 
 def _arithmetic(counts: dict) -> list[str]:
@@ -154,14 +157,17 @@ def check_manifest(commits: Commits, where: str) -> list[Violation]:
         sums = per_source.setdefault(source, Counter())
         sums.update({k: record["counts"][k] for k in COUNT_KEYS})
         sums.update(units=1, sentences_bytes=record.get("sentences_bytes", 0))
-    problems = []
+    problems, unlisted = [], []
     for source in sorted(set(per_source) | set(manifest["sources"])):
         sums = per_source.get(source, Counter())
         found = {k: sums[k] for k in (*COUNT_KEYS, "units", "sentences_bytes")}
-        problems += [f"source {source}: {p}" for p in _differences(manifest["sources"].get(source, {}), found,
-                                                                   "manifest")]
+        if source not in manifest["sources"]:  # e.g. a source renamed in the job file after a kill
+            unlisted.append(Violation(Kind.MANIFEST_MISMATCH, where, f"source {source}: {sums['units']} committed "
+                                      f"units ({sums['inputs']} inputs) that the manifest's sources do not list"))
+            continue
+        problems += [f"source {source}: {p}" for p in _differences(manifest["sources"][source], found, "manifest")]
     totals = sum(per_source.values(), Counter())
     problems += [f"totals: {p}" for p in _differences(manifest["totals"], {k: totals[k] for k in COUNT_KEYS},
                                                       "manifest")]
     problems += [f"totals: {p}" for p in _arithmetic(manifest["totals"])]
-    return [Violation(Kind.COUNT_MISMATCH, where, p) for p in problems]
+    return unlisted + [Violation(Kind.COUNT_MISMATCH, where, p) for p in problems]

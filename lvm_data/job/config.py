@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from lvm_data import storage
+from lvm_data.items import DEFAULT_MAX_ITEM_BYTES
 from lvm_data.media.image import DEFAULT_MAX_PIXELS
 from lvm_data.shards.schema import validator
 
@@ -59,6 +60,7 @@ class JobConfig:
     decode_pool: str = "auto"  # processes (a crash or hang costs one item) | threads | auto (by encoder device)
     jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale; changes pixels, so hashed when on
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # bytes of one file / tar member (file_too_large); hashed if set
     limit: int | None = None  # first N items per source (job file or --limit); changes the output: hashed
 
     def source(self, name: str) -> SourceConfig:
@@ -87,6 +89,12 @@ def parse_job_text(text: str, where: str = "job file") -> JobConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise JobConfigError(f"{where}: not valid YAML ({err})") from err
+    except RecursionError as err:  # PyYAML recurses per level of nesting (found by benchmarks/fuzz.py)
+        raise JobConfigError(f"{where}: nested too deeply to read; a job file needs a few levels") from err
+    except (ValueError, LookupError, AttributeError) as err:  # PyYAML's constructors: `!!timestamp x`, `!!bool x`,
+        # `!!int ''`, a number of more than 4300 digits (found by benchmarks/fuzz.py)
+        raise JobConfigError(f"{where}: not valid YAML ({type(err).__name__}: {err}); check the values with an "
+                             "explicit tag (!!int, !!timestamp, ...) and numbers of more than 4300 digits") from err
     return parse_job(raw, where)
 
 
@@ -135,8 +143,10 @@ def _field_path(path) -> str:
 
 
 def semantic_problems(job: JobConfig) -> list[str]:
-    """Checks the schema cannot express: known formats and templates, unique source names, usable filters."""
+    """Checks the schema cannot express: known formats and templates, unique source names, usable filters, and
+    (lvm_data.job.validate) the output's scheme and place, templates their input format can feed."""
     from lvm_data.curation.config import filter_problems
+    from lvm_data.job.validate import job_problems
     from lvm_data.sentences.registry import TEMPLATES
     from lvm_data.sources.registry import SOURCES
 
@@ -151,7 +161,7 @@ def semantic_problems(job: JobConfig) -> list[str]:
         if src.template not in TEMPLATES:
             problems.append(f"sources[{i}].template: {src.template!r} is not a known template; "
                             f"use one of {', '.join(sorted(TEMPLATES))}")
-    return problems + filter_problems(job)
+    return problems + filter_problems(job) + job_problems(job)
 
 
 def _source(raw: dict) -> SourceConfig:
@@ -173,8 +183,9 @@ def _filter(entry: str | dict) -> dict[str, dict]:
 
 
 def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:
-    """The options a Source is built with: its input block, with the job's shard_size and seed as defaults."""
-    return {"shard_size": job.shard_size, "seed": job.seed, **src.input}
+    """The options a Source is built with: its input block, with the job's shard_size, seed and max_item_bytes
+    (a container source checks its members against it) as defaults."""
+    return {"shard_size": job.shard_size, "seed": job.seed, "max_item_bytes": job.max_item_bytes, **src.input}
 
 
 def shard_size_of(job: JobConfig, src: SourceConfig) -> int:
@@ -226,7 +237,13 @@ def output_config(job: JobConfig) -> dict[str, Any]:
                      "template_options": s.template_options, "filters": list(s.filters),
                      **({"defaults": d} if (d := changed_defaults(s)) else {})} for s in job.sources],
         **({"jpeg_draft": True} if job.jpeg_draft else {}),  # absent when off: outputs from before it keep their hash
+        **({"max_item_bytes": job.max_item_bytes} if job.max_item_bytes != DEFAULT_MAX_ITEM_BYTES else {}),  # same
+        "keys": KEYS,
     }
+
+
+KEYS = "relative"  # item keys relative to their paths entry, ids hashing frame names, not URIs (sources.listing):
+# hashed so that an output written with URI keys is refused ("another job configuration"), never mixed by a resume
 
 
 CLIP_FORMATS = ("videos", "frame_folders", "sequences")

@@ -336,7 +336,8 @@ class UnitExecutor:
                                                     state.expected, state.events, state.rows, state.signatures,
                                                     timings=timings()))
         marker, _tallies = finish_unit(ctx.unit_commit(work.source, work.unit, work.spec_digest), state.expected,
-                                       state.events, state.rows, merge=self.merge,
+                                       state.events, state.rows,
+                                       merge=self.merge and self.selections[work.source].merges(work.unit),
                                        curation=ctx.unit_curation(work.source), timings=timings)
         return marker
 

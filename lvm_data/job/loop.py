@@ -27,7 +27,6 @@ from lvm_data.job.config import batch_size_for
 from lvm_data.job.runs import Run
 from lvm_data.job.steps import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
-from lvm_data.shards.reader import list_markers
 from lvm_data.shards.writer import SentenceRow
 
 
@@ -106,7 +105,7 @@ class LocalExecutor:
         new = [s for work in self.work.values() for s in work.signatures]
         if not new:
             return
-        entries = committed_files(self.ctx.out, list_markers(self.ctx.out), self.sentences)
+        entries = committed_files(self.ctx.out, self.run.kept_markers(), self.sentences)
         committed = [sig for entry in entries for sig in read_committed(entry)]
         for removal in decide(new + committed, self.sentences):
             self.work[(removal.source, removal.unit)].removed.append(removal)
@@ -114,6 +113,6 @@ class LocalExecutor:
     def _commit(self, source: str, unit: str) -> dict:
         work = self.work.pop((source, unit), UnitWork())
         marker, _tallies = finish_unit(self.ctx.unit_commit(source, unit, self.digests[(source, unit)]),
-                                       work.expected, work.events, work.rows, merge=self.run.retry,
+                                       work.expected, work.events, work.rows, merge=self.run.merges(source, unit),
                                        curation=self.ctx.unit_curation(source, work.removed, work.signatures))
         return marker

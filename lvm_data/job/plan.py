@@ -3,8 +3,11 @@
 Read units come from `Source.plan()`. Write units (one Parquet file each) are the read units for
 templates that build items alone, and `n_buckets` hash buckets of the group key (`g000000`, ...)
 for templates that group items, so that a grouped sentence always lands in the same file and
-resume keeps working. Every write unit has a digest of the inputs it was planned from; a committed
-unit whose digest or job config hash differs from this plan is a `ResumeError`.
+resume keeps working. Every write unit has a digest of the inputs it was planned from: its spec, and the
+size and modification time of each file it reads (`Source.files`: a file changed in place is noticed; on gs://
+the object's update time, which a new generation changes). A committed unit whose digest or job config hash
+differs from this plan is a `ResumeError`, and so is a marker of a source the job no longer has. Markers written
+before the digest held sizes and times (a spec-only digest) are compared by spec alone (`SourcePlan.spec_digests`).
 
 What a runner distributes is a `WorkUnit`: one write unit and the read units that feed it, no media
 bytes. For templates that build items alone a work unit is its read unit; for grouping templates the
@@ -18,8 +21,13 @@ import dataclasses
 import functools
 import json
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow.fs as pafs
+
+from lvm_data import localfs, storage
 from lvm_data.sentences.base import Template, derive_seed
 from lvm_data.sources.base import Source, Unit, digest
 
@@ -72,6 +80,8 @@ class SourcePlan:
     unknown_units: int = 0  # units whose item count is known only when read (containers)
     committed: frozenset[str] = field(default_factory=frozenset)
     staged: frozenset[str] = field(default_factory=frozenset)  # tokenized, waiting for token-space dedup
+    spec_digests: dict[str, str] = field(default_factory=dict)  # the digests without file sizes and times (older
+    # outputs' markers hold these; such units are compared by spec alone)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -112,8 +122,36 @@ def is_grouping(template: Template) -> bool:
     return type(template).group_key is not Template.group_key
 
 
-def unit_digest(read_unit: ReadUnit) -> str:
-    return digest([json.dumps([list(read_unit.unit.spec), read_unit.max_items], default=str)])
+def unit_digest(read_unit: ReadUnit, stamps: Sequence | None = None) -> str:
+    """The unit's spec and limit, and `stamps` ((size, mtime) of each file it reads) when there are any: with none,
+    the spec-only digest that outputs before stamps hold."""
+    spec = [list(read_unit.unit.spec), read_unit.max_items]
+    return digest([json.dumps([*spec, [list(s) for s in stamps]] if stamps else spec, default=str)])
+
+
+def input_stamps(source: Source, read_units: Sequence[ReadUnit]) -> dict[str, list[tuple]]:
+    """Unit id -> (size, mtime in ns) of each file `Source.files` names for it, all looked up together."""
+    files = {r.unit.id: source.files(r.unit) for r in read_units}
+    stamps = file_stamps(sorted({uri for uris in files.values() for uri in uris}))
+    return {unit: [stamps[uri] for uri in uris] for unit, uris in files.items() if uris}
+
+
+def file_stamps(uris: Sequence[str]) -> dict[str, tuple]:
+    """URI -> (size, mtime in ns): os.stat for local paths (percent-escaped names too, see localfs), one
+    storage.file_infos call for remote ones (a listing per folder). What is missing, or what a store does not say
+    (a folder on gs://, an HTTP server's times), is None."""
+    out: dict[str, tuple] = {}
+    remote = [uri for uri in uris if storage.is_remote(uri)]
+    for info in storage.file_infos(remote) if remote else []:
+        out[info.path] = (info.size, info.mtime_ns) if info.type != pafs.FileType.NotFound else (None, None)
+    for uri in uris:
+        if uri not in out:
+            try:
+                st = os.stat(localfs.os_path(os.path.expanduser(uri)))
+                out[uri] = (st.st_size, st.st_mtime_ns)
+            except OSError:  # gone since it was listed: its unit fails when read
+                out[uri] = (None, None)
+    return out
 
 
 def apply_limit(source: str, units: list[Unit], limit: int | None) -> list[ReadUnit]:
@@ -144,14 +182,33 @@ def plan_source(name: str, source: Source, template: Template, *, limit: int | N
     read_units = apply_limit(name, source.plan(), limit)
     known = sum(r.max_items or r.unit.n_items for r in read_units if r.unit.n_items is not None)
     unknown = sum(1 for r in read_units if r.unit.n_items is None)
-    digests = {r.unit.id: unit_digest(r) for r in read_units}
+    stamps = input_stamps(source, read_units)
+    digests = {r.unit.id: unit_digest(r, stamps.get(r.unit.id)) for r in read_units}
+    specs = {r.unit.id: unit_digest(r) for r in read_units}
     if not is_grouping(template):
-        return SourcePlan(name, False, tuple(read_units), tuple(digests), digests, 0, known, unknown)
+        return SourcePlan(name, False, tuple(read_units), tuple(digests), digests, 0, known, unknown,
+                          spec_digests=specs)
     estimate = known + sum(min(r.max_items or shard_size, shard_size) for r in read_units if r.unit.n_items is None)
     n_buckets = max(1, math.ceil(estimate / shard_size))
     whole = digest([str(n_buckets), *digests.values()])  # any input change may move any group
+    whole_spec = digest([str(n_buckets), *specs.values()])
     buckets = tuple(bucket_id(i) for i in range(n_buckets))
-    return SourcePlan(name, True, tuple(read_units), buckets, {b: whole for b in buckets}, n_buckets, known, unknown)
+    return SourcePlan(name, True, tuple(read_units), buckets, {b: whole for b in buckets}, n_buckets, known, unknown,
+                      spec_digests={b: whole_spec for b in buckets})
+
+
+def check_sources(markers: list[dict], sources: Sequence[str], out: str) -> None:
+    """Refuse an output holding committed units of a source the job does not have (renamed or removed since they
+    were written): they would stay beside the new ones, counted in the manifest."""
+    foreign: dict[str, int] = {}
+    for marker in markers:
+        if marker.get("source") not in sources:
+            foreign[str(marker.get("source"))] = foreign.get(str(marker.get("source")), 0) + 1
+    if foreign:
+        names = ", ".join(f"{name!r} ({n} unit{'s' if n != 1 else ''})" for name, n in sorted(foreign.items()))
+        raise ResumeError(f"{out} holds committed units of source {names}, which the job file no longer has (its "
+                          f"sources: {', '.join(sources)}); use a new output folder, or give the source its old name "
+                          "again in the job file")
 
 
 def with_committed(plan: SourcePlan, markers: list[dict], config_hash: str, out: str) -> SourcePlan:
@@ -167,8 +224,9 @@ def with_committed(plan: SourcePlan, markers: list[dict], config_hash: str, out:
         if unit not in plan.digests:
             raise ResumeError(f"{where} is committed but this run does not plan it: the inputs changed; "
                               "use a new output folder")
-        if marker.get("spec_digest") != plan.digests[unit]:
-            raise ResumeError(f"{where} was committed from different inputs than this run plans; "
-                              "use a new output folder")
+        if marker.get("spec_digest") not in {plan.digests[unit], plan.spec_digests.get(unit, plan.digests[unit])}:
+            raise ResumeError(f"{where} was committed from different inputs than this run plans (other files, or "
+                              "a file whose size or modification time changed since); use a new output folder, or "
+                              "restore the inputs it was written from")
         committed.add(unit)
     return dataclasses.replace(plan, committed=frozenset(committed))

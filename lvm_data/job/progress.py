@@ -6,7 +6,6 @@ callable the CLI provides (lvm_data.display); the clock is injectable.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from lvm_data.job.plan import CONTAINER_ITEMS, unit_guess
 from lvm_data.job.runs import Run
 from lvm_data.progress import Meter, Report, Snapshot
 from lvm_data.shards import layout
-from lvm_data.shards.reader import visible_files
+from lvm_data.shards.reader import parse_marker, visible_files
 
 # Parquet bytes per token measured by `lvm-data bench pipeline` (dictionary-encoded uint16 + zstd);
 # used only for --dry-run estimates.
@@ -112,7 +111,9 @@ class Progress:
         ctx = self.run.context
         for uri in visible_files(layout.join(ctx.out, "units"), ".json"):
             if uri not in self.seen:
-                marker = json.loads(storage.read_bytes(uri))
+                marker = parse_marker(storage.read_bytes(uri))
+                if marker is None:  # damaged (planning warned): read again next time, its unit may be redone
+                    continue
                 ours = (marker["source"], marker["unit"]) in self.wanted and marker["committed"] >= self.run.started
                 self.seen[uri] = marker if ours else None
         done = {f"{m['source']}/{m['unit']}": m["counts"] for m in self.seen.values() if m is not None}

@@ -24,11 +24,20 @@ from lvm_data.job.config import (
     with_resolved,
 )
 from lvm_data.job.heartbeat import remove_run_folder
-from lvm_data.job.plan import ReadUnit, ResumeError, SourcePlan, WorkUnit, plan_source, with_committed
+from lvm_data.job.plan import (
+    ReadUnit,
+    ResumeError,
+    SourcePlan,
+    WorkUnit,
+    check_sources,
+    plan_source,
+    with_committed,
+)
 from lvm_data.job.staging import staged_units
 from lvm_data.job.steps import Selection, SourceRuntime, make_runtime
 from lvm_data.media.decode import DecodeSettings
 from lvm_data.shards import layout
+from lvm_data.shards.card import write_job_card
 from lvm_data.shards.manifest import build_manifest, read_manifest, write_manifest
 from lvm_data.shards.reader import list_markers, read_parquet
 from lvm_data.shards.writer import ShardInfo, UnitCommit
@@ -67,7 +76,8 @@ class RunContext:
         return self.job.output
 
     def settings(self) -> DecodeSettings:
-        return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft)
+        return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft,
+                              self.job.max_item_bytes)
 
     def runtime(self, source: str, index: bool = True) -> SourceRuntime:
         """The source's reader, template and filters; `index`: use the job's image dedup index."""
@@ -143,6 +153,24 @@ class Run:
         the tokenizing pipeline each is staged and waits for the pool's decision."""
         return [(name, unit, digest) for (name, unit), digest in self.seeds() if self.context.pooled(name)]
 
+    def merges(self, source: str, unit: str) -> bool:
+        """Whether committing `unit` keeps part of its committed files (retry-failed redoes some of its keys)."""
+        return self.retry and self.selections[source].merges(unit)
+
+    def merged_units(self) -> frozenset[tuple[str, str]]:
+        """(source, unit) of every unit whose commit keeps part of its committed files."""
+        return frozenset((name, unit) for name, selection in self.selections.items() for unit in selection.units
+                         if self.merges(name, unit))
+
+    def kept_markers(self) -> list[dict]:
+        """The output's markers, less those of the committed units this run produces whole (retry-failed's rebuilt
+        units): their files are replaced, so their old sentences take no part in token-space dedup."""
+        markers = list_markers(self.context.out)
+        if not self.retry:
+            return markers
+        return [m for m in markers if m["source"] not in self.selections or m["unit"] not in
+                self.selections[m["source"]].units or self.merges(m["source"], m["unit"])]
+
     def seeds(self) -> list[tuple[tuple[str, str], str]]:
         """((source, write unit), spec digest) for every unit this run commits (empty ones included)."""
         return [((name, unit), plan.digests[unit]) for name, plan in self.plans.items()
@@ -158,20 +186,25 @@ def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
     job = with_resolved(job, tokenizer.image_size, tokenizer.tokens_per_image)
     digest = config_hash(job, tokenizer.fingerprint)
     _check_manifest(job.output, digest)
-    plans, buckets = {}, {}
+    plans, buckets, changed = {}, {}, {}
     markers = list_markers(job.output)
+    check_sources(markers, [src.name for src in job.sources], job.output)
     for src in job.sources:
         rt = make_runtime(job, src)
         plan = plan_source(src.name, rt.source, rt.template, limit=job.limit,
                            shard_size=shard_size_of(job, src))
-        plan = with_committed(plan, [m for m in markers if m["source"] == src.name], digest, job.output)
+        own = [m for m in markers if m["source"] == src.name]
+        if retry:  # the repaired files of failed items changed: their units are accepted, and redone whole
+            plan, changed[src.name] = committed_for_retry(plan, own, digest, job.output)
+        else:
+            plan = with_committed(plan, own, digest, job.output)
         if not retry and src.name in sentence_sources(job):  # a retry restages what it redoes
             pending = {unit: plan.digests[unit] for unit in plan.pending}
             plan = dataclasses.replace(plan, staged=frozenset(staged_units(job.output, src.name, pending, digest)))
         plans[src.name] = plan
         buckets[src.name] = plan.n_buckets
     context = RunContext(job, digest, TokenizerInfo.of(tokenizer, job.device), buckets, run_id=uuid.uuid4().hex)
-    selections = {name: retry_selection(job.output, p) if retry else Selection(frozenset(p.pending))
+    selections = {name: retry_selection(job.output, p, changed[name]) if retry else Selection(frozenset(p.pending))
                   for name, p in plans.items()}
     return Run(context, plans, selections, retry, datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -183,19 +216,61 @@ def _check_manifest(out: str, digest: str) -> None:
                           f"{manifest['job']['config_hash']} vs {digest}); use a new output folder")
 
 
-def retry_selection(out: str, plan: SourcePlan) -> Selection:
-    """Units with failed ledger rows, and per unit its failed and its known keys."""
+UNREADABLE_KEYS = ("#unreadable", "#<unreadable>")  # key suffixes of a failed row that stands for a whole
+# read unit (lvm_data.job.steps: a unit the source cannot read; webdataset: a tar that cannot be opened)
+
+
+def committed_for_retry(plan: SourcePlan, markers: list[dict], config_hash: str,
+                        out: str) -> tuple[SourcePlan, frozenset[str]]:
+    """For retry-failed: the plan with its committed units, and those of them whose inputs changed since they were
+    committed (files repaired in place: another size or modification time). A changed unit with failed items is
+    accepted and redone whole, since which of its files changed is not known; a grouping source's buckets share
+    one digest, so when it changed and any bucket has failed items, every bucket is. A changed unit without
+    failed items (or another job configuration, or a unit this plan does not have) is refused as on any run."""
+    failed = {m["unit"] for m in markers if m["counts"]["failed"]}
+    changed = set()
+    for marker in markers:
+        if marker.get("config_hash") != config_hash or marker["unit"] not in plan.digests:
+            continue  # with_committed below names the problem
+        try:
+            with_committed(plan, [marker], config_hash, out)
+        except ResumeError:
+            if failed if plan.grouped else marker["unit"] in failed:
+                changed.add(marker["unit"])
+            else:
+                raise
+    plan = with_committed(plan, [m for m in markers if m["unit"] not in changed], config_hash, out)
+    return dataclasses.replace(plan, committed=plan.committed | changed), frozenset(changed)
+
+
+def retry_selection(out: str, plan: SourcePlan, changed: frozenset[str] = frozenset()) -> Selection:
+    """Units with failed ledger rows, and per unit its failed and its known keys.
+
+    A grouping template's bucket with a failed item is redone whole (no `retry` entry): its groups are rebuilt
+    from all their items as a clean run builds them (the items left over beside a failed one may now fill a
+    sentence, and the shuffle of a group depends on all its members), and its new files replace the old ones.
+    Other buckets keep their files: a group never spans buckets. A failed row that stands for a whole unreadable
+    read unit redoes every bucket of the source, since that unit's items may land in any of them. `changed`
+    units (`committed_for_retry`: their inputs changed) are redone whole too.
+    """
     if plan.pending:
         raise ResumeError(f"{out}: source {plan.name} has {len(plan.pending)} uncommitted units; finish the job "
                           f"with `lvm-data run {layout.join(out, layout.JOB_FILE)}` before retrying failed items")
-    retry = {}
+    retry, whole = {}, set()
     for marker in list_markers(out, plan.name):
         if marker["counts"]["failed"] == 0:
             continue
         ledger = read_parquet(layout.join(out, marker["ledger_file"]), columns=["key", "status"]).to_pylist()
         failed = frozenset(r["key"] for r in ledger if r["status"] == "failed")
-        retry[marker["unit"]] = (failed, frozenset(r["key"] for r in ledger))
-    return Selection(frozenset(retry), retry)
+        if marker["unit"] in changed:
+            whole.add(marker["unit"])
+        elif not plan.grouped:
+            retry[marker["unit"]] = (failed, frozenset(r["key"] for r in ledger))
+        elif any(key.endswith(UNREADABLE_KEYS) for key in failed):
+            whole.update(plan.write_units)
+        else:
+            whole.add(marker["unit"])
+    return Selection(frozenset(retry) | frozenset(whole) | changed, retry)
 
 
 def finish_run(run: Run, runner: str) -> dict:
@@ -211,6 +286,7 @@ def finish_run(run: Run, runner: str) -> dict:
         tokenizer=tokenizer, runner=runner, started=run.started,
         finished=datetime.now(UTC).isoformat(timespec="seconds"), markers=markers,
         sources=[s.name for s in job.sources])
+    write_job_card(job.output, job.name, [s.name for s in job.sources])  # README.md: load_dataset(OUT)
     write_manifest(job.output, manifest)
     remove_run_folder(job.output, ctx.run_id)  # the executors' in-flight progress files
     return manifest

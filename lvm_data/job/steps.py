@@ -33,7 +33,7 @@ from lvm_data.items import DecodedItem, ItemRef
 from lvm_data.job.config import JobConfig, SourceConfig, source_options
 from lvm_data.job.plan import ReadUnit, WorkUnit, bucket_of
 from lvm_data.media.decode import DecodeSettings, decode_item
-from lvm_data.outcomes import ItemError, Outcome, Reason
+from lvm_data.outcomes import ItemError, Outcome, Reason, Status
 from lvm_data.sentences.base import Sentence, Template, TemplateContext
 from lvm_data.sentences.registry import make_template
 from lvm_data.shards.ledger import ItemEvent, resolve_unit
@@ -73,11 +73,18 @@ class Selection:
     """Which write units of a source this run produces, and for retry-failed which keys of each.
 
     `retry[unit] = (failed keys, all keys in the unit's ledger)`: an item is retried when it failed or
-    was never recorded (e.g. a container member that was unreadable last time).
+    was never recorded (e.g. a container member that was unreadable last time). A selected unit without a
+    `retry` entry is produced whole: every key (a grouping template's bucket that retry-failed rebuilds, see
+    lvm_data.job.runs.retry_selection).
     """
 
     units: frozenset[str]
     retry: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+
+    def merges(self, unit: str) -> bool:
+        """Whether committing `unit` keeps part of its committed files (retry-failed redoes some of its keys);
+        a unit produced whole replaces them."""
+        return unit in self.retry
 
     def wants(self, unit: str, key: str) -> bool:
         if unit not in self.units:
@@ -129,8 +136,11 @@ def _read_guarded(rt: SourceRuntime, read_unit: ReadUnit) -> Iterator[ItemRef]:
     try:
         yield from rt.source.read(unit)
     except Exception as err:  # noqa: BLE001 - an unreadable unit becomes a ledger row, not a crash
-        yield failed_ref(rt.name, f"{unit.id}#unreadable", unit.id, str(unit.spec[0]) if unit.spec else unit.id,
-                         Reason.READ_ERROR, f"unit {unit.name}: {type(err).__name__}: {err}")
+        first = unit.spec[0] if unit.spec else unit.id  # a URI, or a spec entry (FileEntry, a tuple holding one)
+        while isinstance(first, tuple) and first:
+            first = first[0]
+        yield failed_ref(rt.name, f"{unit.id}#unreadable", unit.id, str(first), Reason.READ_ERROR,
+                         f"unit {unit.name}: {type(err).__name__}: {err}")
 
 
 def group_key(rt: SourceRuntime, ref: ItemRef) -> str:
@@ -279,27 +289,53 @@ def _describe(err: Exception) -> str:
 def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent], rows: list[SentenceRow],
                 merge: bool = False, curation: curation_units.UnitCuration | None = None,
                 timings: Callable[[], dict] | None = None) -> tuple[dict, Counter]:
-    """Resolve the unit's ledger and commit it; with `merge`, keep the unit's existing rows for keys not redone.
-    `curation` (sources with filters): token-space removals and the curation files, counted in the marker.
-    `timings`: called just before the marker is written, for its step timings (lvm_data.shards.timings).
+    """Resolve the unit's ledger and commit it; with `merge` (retry-failed), keep what `kept_rows` keeps of the
+    unit's committed files. `curation` (sources with filters): token-space removals and the curation files,
+    counted in the marker. `timings`: called just before the marker is written, for its step timings
+    (lvm_data.shards.timings).
 
     Returns the marker and this run's ledger tallies as `<status>_<reason>` -> rows (for counters).
     """
+    kept = kept_rows(commit, set(expected) | {e.key for e in events}) if merge else None
     counts = None
     if curation is not None:
-        curated = curation_units.apply(commit, events, rows, curation, merge)
+        curated = curation_units.apply(commit, events, rows, curation, kept is not None)
         rows, events, counts = curated.rows, curated.events, curated.counts
     ledger = resolve_unit(commit.source, commit.unit, expected, events)
     tallies = Counter(f"{r.status}_{r.reason}" for r in ledger)
-    if merge:
-        marker = read_marker(commit.out, commit.source, commit.unit)
-        if marker is not None:
-            if counts is not None:
-                counts = curation_units.merged_counts(marker["counts"].get("curation"), counts)
-            old_sentences, old_ledger = read_unit_files(commit.out, marker)
-            redone = {r.key for r in ledger}
-            ledger = [r for r in ledger_rows(old_ledger) if r.key not in redone] + ledger
-            old_rows = sentence_rows(old_sentences)
-            old_ids = {r.id for r in old_rows}
-            rows = old_rows + [r for r in rows if r.id not in old_ids]
+    if kept is not None:
+        if counts is not None:
+            counts = curation_units.merged_counts(kept.marker["counts"].get("curation"), counts)
+        old_ids = {r.id for r in kept.rows}
+        ledger = kept.ledger + ledger
+        rows = kept.rows + [r for r in rows if r.id not in old_ids]
     return commit_unit(commit, rows, ledger, curation=counts, timings=timings), tallies
+
+
+@dataclass
+class Kept:
+    """What a retried unit keeps of its committed files."""
+
+    marker: dict
+    ledger: list
+    rows: list[SentenceRow]
+
+
+def kept_rows(commit: UnitCommit, redone: set[str]) -> Kept | None:
+    """What a unit that retry-failed redoes `redone` keys of keeps of its committed files: the ledger rows of
+    the other items, less the failed ones (every failed key is retried; one this run does not read again
+    stood for a whole unit that was unreadable), and the sentences of those rows (a rebuilt group's sentences
+    replace the old ones of its items). None when nothing is kept (every item was redone): the new files
+    replace the old, curation counts and files too. A unit retry-failed produces whole (`Selection.merges`
+    false) is committed without `merge`, so that no row of an item that is gone from its inputs survives.
+    """
+    marker = read_marker(commit.out, commit.source, commit.unit)
+    if marker is None:
+        return None
+    old_sentences, old_ledger = read_unit_files(commit.out, marker)
+    ledger = [r for r in ledger_rows(old_ledger) if r.key not in redone and r.status != Status.FAILED.value]
+    if not ledger:
+        return None
+    ids = {sid for r in ledger for sid in r.sentence_ids}
+    rows = [r for r in sentence_rows(old_sentences) if r.id in ids]
+    return Kept(marker, ledger, rows)

@@ -1,7 +1,17 @@
 """Decoders for annotation roles, for the decode table (lvm_data.media.decode.DECODERS).
 
-Each is `(part, role, settings) -> PartFrames` with one frame already at settings.image_size, placed
-by the job's resize policy exactly where the item's image lands (label maps nearest-neighbour).
+Each is `(part, role, settings, image=None) -> PartFrames` with one frame already at settings.image_size,
+placed by the job's resize policy exactly where the item's image lands (label maps nearest-neighbour).
+`image` (an `ImageGrid`: the item's image file and its original size, when the item has one) is what
+the annotation must match (`annotation_fit`):
+
+- the same size: placed like the image;
+- the same aspect ratio within `ASPECT_TOLERANCE` (1 %), or within one pixel of it (the rounding of a
+  downscaled odd size), at any scale (NYU and KITTI depth are the image's size; half- and quarter-
+  resolution masks; ScanNet's 640x480 depth for 1296x968 colour is 0.4 % off): stretched onto the
+  image's pixel grid, then placed like the image (so each annotation pixel covers the same image area);
+- anything else (a transposed or rotated map, another image's annotation): `bad_annotation`, naming
+  both files and both sizes. Pose and box coordinates are checked by the frame size the JSON states.
 Render options come from `AnnotationPart.options` (defaults for a plain Part):
 
 - depth: `encoding` depth | disparity (what the file holds), `display` inverse | linear,
@@ -15,7 +25,11 @@ Render options come from `AnnotationPart.options` (defaults for a plain Part):
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
+from PIL import Image
 
 from lvm_data.items import Frame, Part
 from lvm_data.media.annotations import (
@@ -46,6 +60,40 @@ from lvm_data.media.resize import resize
 from lvm_data.outcomes import ItemError, Reason
 
 KINDS = ("depth", "segmentation", "normals", "edges", "pose", "boxes", "target")
+ASPECT_TOLERANCE = 0.01  # an annotation's aspect ratio may differ from its image's by this fraction
+
+
+@dataclass(frozen=True)
+class ImageGrid:
+    """The item's image that an annotation must match: its file and original (height, width)."""
+
+    uri: str
+    height: int
+    width: int
+
+
+def shapes_agree(height: int, width: int, image: ImageGrid) -> bool:
+    """Whether an annotation of (height, width) is a uniform scale of the image (see the module docstring)."""
+    cross = abs(height * image.width - width * image.height)  # 0 for the same aspect ratio
+    one_pixel = max(image.height, image.width)  # height (or width) off by one from the image's aspect
+    return cross <= max(ASPECT_TOLERANCE * width * image.height, one_pixel)
+
+
+def annotation_fit(uri: str, height: int, width: int, settings, image: ImageGrid | None = None) -> Fit:
+    """Where an annotation of (height, width) lands: its own fit without an image, else the image's placement
+    (stretched onto the image's grid when the sizes differ within the tolerance); bad_annotation beyond it."""
+    if image is None or (height, width) == (image.height, image.width):
+        return Fit.of(height, width, settings.image_size, settings.resize)
+    if not shapes_agree(height, width, image):
+        off = abs(height * image.width - width * image.height) / (width * image.height)
+        raise ItemError(Reason.BAD_ANNOTATION, (
+            f"{uri}: annotation is {width}x{height} (width x height) but its image {image.uri} is "
+            f"{image.width}x{image.height}; the aspect ratios differ by {100 * off:.1f} % (allowed: "
+            f"{100 * ASPECT_TOLERANCE:g} %), so it would be stretched onto the wrong pixels. A transposed or "
+            "rotated map, or another image's annotation? Save it at the image's size or a uniform scale of it "
+            "(half, quarter), or fix the pairing"))
+    placed = Fit.of(image.height, image.width, settings.image_size, settings.resize)
+    return dataclasses.replace(placed, height=height, width=width)
 
 
 def _api():
@@ -63,9 +111,9 @@ def _one(pixels: np.ndarray, part: Part, role: str, height: int, width: int, **i
                              {"width": width, "height": height, **info})
 
 
-def decode_depth(part: Part, role: str, settings):
+def decode_depth(part: Part, role: str, settings, image: ImageGrid | None = None):
     depth = read_depth(_api().read_part(part), part.uri)
-    fit = Fit.of(*depth.shape, settings.image_size, settings.resize)
+    fit = annotation_fit(part.uri, *depth.shape, settings, image)
     style = DepthStyle(_option(part, "encoding", "depth"), _option(part, "display", "inverse"),
                        _option(part, "colormap", DEFAULT_COLORMAP), tuple(_option(part, "percentiles", PERCENTILES)))
     rgb = render_depth(depth, fit, style, part.uri)
@@ -73,63 +121,71 @@ def decode_depth(part: Part, role: str, settings):
     return _one(rgb, part, role, *depth.shape, valid_fraction=round(valid, 4))
 
 
-def decode_segmentation(part: Part, role: str, settings):
+def decode_segmentation(part: Part, role: str, settings, image: ImageGrid | None = None):
     data = _api().read_part(part)
     ids = read_label_map(data, part.uri)
     if ids is None:  # an RGB colour mask: keep its colours, never blend them
         rgb = decode_image(data, part.uri)
-        fit = Fit.of(*rgb.shape[:2], settings.image_size, settings.resize)
+        fit = annotation_fit(part.uri, *rgb.shape[:2], settings, image)
         return _one(render_color_mask(rgb, fit), part, role, *rgb.shape[:2], encoding="rgb")
-    fit = Fit.of(*ids.shape, settings.image_size, settings.resize)
+    fit = annotation_fit(part.uri, *ids.shape, settings, image)
     rgb = render_segmentation(ids, fit, _option(part, "palette", DEFAULT_VERSION), part.uri)
     return _one(rgb, part, role, *ids.shape, encoding="ids", classes=int(np.unique(ids).size))
 
 
-def decode_normals(part: Part, role: str, settings):
+def decode_normals(part: Part, role: str, settings, image: ImageGrid | None = None):
     normals, encoded = read_normals(_api().read_part(part), part.uri)
-    fit = Fit.of(*normals.shape[:2], settings.image_size, settings.resize)
+    fit = annotation_fit(part.uri, *normals.shape[:2], settings, image)
     return _one(render_normals(normals, fit, encoded), part, role, *normals.shape[:2])
 
 
-def decode_edges(part: Part, role: str, settings):
+def decode_edges(part: Part, role: str, settings, image: ImageGrid | None = None):
     strength = read_gray(_api().read_part(part), part.uri)
-    fit = Fit.of(*strength.shape, settings.image_size, settings.resize)
+    fit = annotation_fit(part.uri, *strength.shape, settings, image)
     return _one(render_edges(strength, fit), part, role, *strength.shape)
 
 
-def decode_pose(part: Part, role: str, settings):
+def decode_pose(part: Part, role: str, settings, image: ImageGrid | None = None):
     shapes = read_keypoints(_api().read_part(part), part.uri)
-    fit, background = _frame_of(part, shapes, settings)
+    fit, background = _frame_of(part, shapes, settings, image)
     return _one(render_pose(shapes.items, fit, background), part, role, fit.height, fit.width,
                 people=len(shapes.items))
 
 
-def decode_boxes(part: Part, role: str, settings):
+def decode_boxes(part: Part, role: str, settings, image: ImageGrid | None = None):
     shapes = read_boxes(_api().read_part(part), part.uri, _option(part, "box_format", "xywh"))
-    fit, background = _frame_of(part, shapes, settings)
+    fit, background = _frame_of(part, shapes, settings, image)
     palette = _option(part, "palette", DEFAULT_VERSION)
     return _one(render_boxes(shapes.items, fit, background, palette), part, role, fit.height, fit.width,
                 boxes=len(shapes.items))
 
 
-def decode_target(part: Part, role: str, settings):
+def decode_target(part: Part, role: str, settings, image: ImageGrid | None = None):
     pixels = decode_image(_api().read_part(part), part.uri, settings.max_pixels)
-    return _one(pixels, part, role, *pixels.shape[:2])
+    height, width = pixels.shape[:2]
+    if image is not None and (height, width) != (image.height, image.width):
+        annotation_fit(part.uri, height, width, settings, image)  # bad_annotation beyond the tolerance
+        pixels = np.asarray(Image.fromarray(pixels).resize((image.width, image.height), Image.BICUBIC))
+    return _one(pixels, part, role, height, width)
 
 
-def _frame_of(part: Part, shapes: Shapes, settings) -> tuple[Fit, np.ndarray | None]:
-    """The coordinate frame of keypoints/boxes (the image's size) and, with `overlay`, the image as background."""
-    image = getattr(part, "image", None)
+def _frame_of(part: Part, shapes: Shapes, settings, image: ImageGrid | None) -> tuple[Fit, np.ndarray | None]:
+    """The coordinate frame of keypoints/boxes (the size the JSON states, else the `width`/`height` options,
+    else the image's) and, with `overlay`, the image as background."""
+    companion = getattr(part, "image", None)
     overlay = bool(_option(part, "overlay", False))
     pixels = None
-    if image is not None and (overlay or shapes.width is None or shapes.height is None):
-        pixels = decode_image(_api().read_part(image), image.uri, settings.max_pixels)
-    height = shapes.height or _option(part, "height") or (pixels.shape[0] if pixels is not None else None)
-    width = shapes.width or _option(part, "width") or (pixels.shape[1] if pixels is not None else None)
+    stated = (shapes.height or _option(part, "height"), shapes.width or _option(part, "width"))
+    if companion is not None and (overlay or (image is None and not all(stated))):
+        pixels = decode_image(_api().read_part(companion), companion.uri, settings.max_pixels)
+        if image is None:
+            image = ImageGrid(companion.uri, *pixels.shape[:2])
+    height = stated[0] or (image.height if image is not None else None)
+    width = stated[1] or (image.width if image is not None else None)
     if not height or not width:
         raise ItemError(Reason.BAD_ANNOTATION, f"{part.uri}: the JSON does not give the image's width and "
                         "height and the item has no image; add them to the JSON or pair it with its image")
-    fit = Fit.of(int(height), int(width), settings.image_size, settings.resize)
+    fit = annotation_fit(part.uri, int(height), int(width), settings, image)
     if overlay and pixels is None:
         raise ItemError(Reason.UNPAIRED, f"{part.uri}: overlay needs the item's image, which is missing")
     background = resize(pixels, settings.image_size, settings.resize) if overlay else None

@@ -2,8 +2,17 @@
 
 `decode_item(ref, settings)` reads each part (inline bytes or its URI), decodes it with the decoder
 registered for its role in `DECODERS`, resizes every frame to `settings.image_size` with the job's
-policy and records what each decoder reports (original sizes) in `DecodedItem.info[role]`.
+policy and records what each decoder reports (original sizes) in `DecodedItem.info[role]`. The image part
+is decoded first: annotation decoders get its file and original size (`ImageGrid`) and fail an annotation
+whose shape does not match it (lvm_data.media.annotate).
 Failures raise `ItemError` with a reason code; the pipeline turns them into ledger rows.
+
+Per-item limits (job fields): `max_item_bytes` on the bytes a part may have (checked from the file size
+before reading, and by a capped read; inline bytes by their length: `file_too_large`), `max_pixels` on its
+decoded size (from the header, before decoding: `too_large`); a decoder of any role (or the resize) that runs
+out of memory fails its item with `out_of_memory` (decode_item: one place for every item kind). A still image
+is fitted from the Pillow image (lvm_data.media.image.load_image), never from a full-size numpy copy, so its
+peak is its bytes + at most 8 bytes a pixel (`item_memory_bound`).
 
 Adding a role is one entry in `DECODERS`: a function `(part, role, settings) -> PartFrames` whose
 frames may have any size (decode_item resizes them) and which raises `ItemError` on bad input.
@@ -18,13 +27,17 @@ from typing import Any
 import numpy as np
 
 from lvm_data import storage
-from lvm_data.items import ERROR_META, DecodedItem, Frame, ItemRef, Part
+from lvm_data.items import DEFAULT_MAX_ITEM_BYTES, ERROR_META, DecodedItem, Frame, ItemRef, Part
 from lvm_data.media.annotate import DECODERS as ANNOTATION_DECODERS
+from lvm_data.media.annotate import ImageGrid
 from lvm_data.media.frames import decode_frames_part, decode_sequence_part, decode_views_part
-from lvm_data.media.image import DEFAULT_MAX_PIXELS, decode_image_sized
-from lvm_data.media.resize import POLICIES, resize
+from lvm_data.media.image import BAND_PIXELS, DEFAULT_MAX_PIXELS, load_image
+from lvm_data.media.resize import POLICIES, resize, resize_image
 from lvm_data.media.video import decode_video_part
 from lvm_data.outcomes import ItemError, Reason
+
+READ_CHUNK = 8 * 2**20  # a capped read takes the bytes in pieces of this size (no allocation of the whole limit)
+BYTES_PER_PIXEL = 8  # a still image's decode peak per pixel beyond its file bytes (lvm_data.media.image)
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class DecodeSettings:
     resize: str = "squash"
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale (lvm_data.media.image.decode_image)
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # a part's bytes read into memory (file_too_large above it)
 
     def __post_init__(self):
         if self.resize not in POLICIES:
@@ -52,22 +66,64 @@ class PartFrames:
 PartDecoder = Callable[[Part, str, DecodeSettings], PartFrames]
 
 
-def read_part(part: Part) -> bytes:
-    """The part's bytes: inline data, or read from its URI. Unreadable -> ItemError(read_error)."""
+def item_memory_bound(settings: DecodeSettings) -> int:
+    """Bytes one still-image item may take while it decodes: its bytes + BYTES_PER_PIXEL x max_pixels + its row
+    bands' temporaries (at most 32 bytes a band pixel: a float64 band of deep grayscale and its copies)."""
+    return settings.max_item_bytes + BYTES_PER_PIXEL * settings.max_pixels + 32 * BAND_PIXELS
+
+
+def read_part(part: Part, max_bytes: int = DEFAULT_MAX_ITEM_BYTES) -> bytes:
+    """The part's bytes: inline data, or read from its URI, at most `max_bytes` of them.
+
+    Unreadable -> ItemError(read_error); larger than `max_bytes` -> ItemError(file_too_large), decided from the
+    file's size before reading where the filesystem says it cheaply (local files), else by a read that stops
+    after `max_bytes` + 1 bytes (object stores, pipes, devices): a part is never read whole beyond the limit.
+    """
     if part.data is not None:
+        if len(part.data) > max_bytes:
+            raise _too_many_bytes(part.uri, len(part.data), max_bytes)
         return part.data
     try:
-        return storage.read_bytes(part.uri)
+        return _read_capped(part.uri, max_bytes)
     except FileNotFoundError as err:
         raise ItemError(Reason.READ_ERROR, f"{part.uri}: file not found") from err
     except (OSError, ValueError) as err:
         raise ItemError(Reason.READ_ERROR, f"{part.uri}: cannot read ({err})") from err
 
 
+def _read_capped(uri: str, max_bytes: int) -> bytes:
+    size = None
+    if not storage.is_remote(uri):  # a stat is free here; on an object store it would be one request more
+        size = storage.size(uri)  # storage: percent-escaped local names (lvm_data.localfs) open too
+        if size is not None and size > max_bytes:
+            raise _too_many_bytes(uri, size, max_bytes)
+    step = min(READ_CHUNK, size + 1) if size else READ_CHUNK  # a small file in one read, no 8 MiB buffer
+    chunks, total = [], 0
+    with storage.open_input_stream(uri) as stream:
+        while chunk := stream.read(min(step, max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise _too_many_bytes(uri, None, max_bytes)
+    return b"".join(chunks)
+
+
+def _too_many_bytes(uri: str, size: int | None, max_bytes: int) -> ItemError:
+    has = f"{size} bytes" if size is not None else "more bytes than that"
+    return ItemError(Reason.FILE_TOO_LARGE, f"{uri}: {has}, over the limit of {max_bytes} bytes (max_item_bytes); "
+                     "it was not read. Raise max_item_bytes in the job file to read such files")
+
+
 def decode_image_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
-    """A still image (first frame of GIFs and multi-page TIFFs) as one frame."""
-    pixels, (width, height) = decode_image_sized(read_part(part), part.uri, settings.max_pixels,
-                                                 settings.image_size if settings.jpeg_draft else None)
+    """A still image (first frame of GIFs and multi-page TIFFs) as one frame, already at the tokenizer's size:
+    resized from the decoded Pillow image, so no full-size numpy copy of a large image is ever made."""
+    image, (width, height) = load_image(read_part(part, settings.max_item_bytes), part.uri, settings.max_pixels,
+                                        settings.image_size if settings.jpeg_draft else None)
+    try:
+        pixels = resize_image(image, settings.image_size, settings.resize)
+    except MemoryError as err:
+        raise ItemError(Reason.OUT_OF_MEMORY, f"{part.uri}: no memory to resize {image.size[0]}x{image.size[1]} "
+                        "pixels; lower decode_workers or max_pixels in the job file") from err
     return PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)], {"width": width, "height": height})
 
 
@@ -83,23 +139,41 @@ def decode_item(ref: ItemRef, settings: DecodeSettings) -> DecodedItem:
     """Frames of every part, in part order, each (S, S, 3) uint8 RGB with S = settings.image_size.
 
     Raises ItemError: the source's own failure (unreadable container member), `not_media` for an
-    item without parts, `internal_error` for a role no decoder handles, or the decoder's reason.
+    item without parts, `internal_error` for a role no decoder handles, `out_of_memory` for a MemoryError
+    of any decoder (of every role, in this process or an isolated one) or resize, or the decoder's reason.
     """
     error = ref.meta.get(ERROR_META)
     if error:
         raise ItemError(Reason(error["reason"]), error["detail"])
     if not ref.parts:
         raise ItemError(Reason.NOT_MEDIA, f"{ref.key}: item has no media file")
-    frames, info = [], {}
-    for role, part in ref.parts.items():
+    try:
+        decoded = _decode_parts(ref, settings)
+        frames = [fit(frame, settings) for role in ref.parts for frame in decoded[role].frames]
+    except MemoryError as err:
+        raise ItemError(Reason.OUT_OF_MEMORY, f"{ref.uri}: no memory to decode item {ref.key} "
+                        f"({err or 'MemoryError'}); lower max_pixels or decode_workers in the job file, or give "
+                        "the workers more memory") from err
+    return DecodedItem(ref=ref, frames=frames, info={role: decoded[role].info for role in ref.parts})
+
+
+def _decode_parts(ref: ItemRef, settings: DecodeSettings) -> dict[str, PartFrames]:
+    """Role -> its part decoded at the decoder's size: the image first, then the others in part order."""
+    decoded: dict[str, PartFrames] = {}
+    grid = None  # the item's image, which its annotations must match (lvm_data.media.annotate.annotation_fit)
+    for role in sorted(ref.parts, key=lambda r: r != "image"):  # the image first, then the others in part order
+        part = ref.parts[role]
         decoder = DECODERS.get(role)
         if decoder is None:
             raise ItemError(Reason.INTERNAL_ERROR, f"{part.uri}: no decoder for role {role!r}; "
                             f"known roles: {', '.join(sorted(DECODERS))}")
-        decoded = decoder(part, role, settings)
-        frames.extend(fit(frame, settings) for frame in decoded.frames)
-        info[role] = decoded.info
-    return DecodedItem(ref=ref, frames=frames, info=info)
+        if role in ANNOTATION_DECODERS:
+            decoded[role] = decoder(part, role, settings, image=grid)
+        else:
+            decoded[role] = decoder(part, role, settings)
+        if role == "image":
+            grid = ImageGrid(part.uri, decoded[role].info["height"], decoded[role].info["width"])
+    return decoded
 
 
 def fit(frame: Frame, settings: DecodeSettings) -> Frame:

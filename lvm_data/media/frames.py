@@ -128,9 +128,11 @@ def decode_sequence_part(part: Part, role: str, settings):
 
     Frames and annotation files are matched by key (stem, or the part's `match` pattern), never by
     position; only frames that have every annotation kind are sampled (counts in info). A sampled
-    frame whose annotation cannot be rendered fails the whole sequence (bad_annotation, naming the file).
+    frame whose annotation cannot be rendered, or whose shape does not match its frame's
+    (lvm_data.media.annotate.annotation_fit), fails the whole sequence (bad_annotation, naming the file).
     """
     from lvm_data.media.annotate import DECODERS as ANNOTATION_DECODERS
+    from lvm_data.media.annotate import ImageGrid
     from lvm_data.media.decode import PartFrames
 
     seq = part if isinstance(part, SequencePart) else SequencePart(part.uri)
@@ -143,11 +145,13 @@ def decode_sequence_part(part: Part, role: str, settings):
     for clip in clips:
         for i in clip.indices:
             index, frame_uri, annotations = matched[i]
-            frames.append(Frame(pixels=resize(read_image(frame_uri), settings.image_size, settings.resize),
+            pixels = read_image(frame_uri)
+            frames.append(Frame(pixels=resize(pixels, settings.image_size, settings.resize),
                                 uri=frame_uri, index=index, role="image"))
+            grid = ImageGrid(frame_uri, *pixels.shape[:2])  # each annotation must match its frame
             for kind, uri, options in annotations:
                 annotation = AnnotationPart(uri, options=options, image=Part(frame_uri))
-                frames.extend(ANNOTATION_DECODERS[kind](annotation, kind, settings).frames)
+                frames.extend(ANNOTATION_DECODERS[kind](annotation, kind, settings, image=grid).frames)
     kinds = [kind for kind, _, _ in seq.annotations]
     return PartFrames(frames, {**counts, "annotations": kinds, "clips": _clip_info(clips)})
 

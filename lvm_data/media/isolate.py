@@ -4,7 +4,8 @@ A decoder that segfaults or aborts kills only its worker process: the call raise
 `ItemError(decoder_crash)` and the next call starts a fresh worker. A decoder that hangs past its
 timeout is killed: the call raises `ItemError(timeout)`. Either way the caller (a Beam worker) lives
 on and the item becomes a ledger row. Exceptions raised inside the function travel back and are
-re-raised in the caller as `ItemError`: its own reason kept, any other exception `decode_error`.
+re-raised in the caller as `ItemError`: its own reason kept, any other exception `decode_error`; a
+MemoryError as a MemoryError, which the caller words as it does its own (lvm_data.media.decode: out_of_memory).
 
 Workers are fresh interpreters (`python -c`, like the spawn start method: never fork, because OpenCV
 and fork deadlock; and unlike multiprocessing's spawn, the parent's __main__ is never re-run) and
@@ -214,19 +215,25 @@ def _serve(conn: _Duplex) -> None:
             conn.send((False, _portable(err)))
 
 
+MEMORY_ERROR = "MemoryError"  # not a reason code: a MemoryError travels back as one
+
+
 def _portable(err: Exception) -> tuple[str, str]:
-    """(reason code, detail) of a failure inside the worker; exceptions other than ItemError are decode errors."""
+    """(reason code, detail) of a failure inside the worker; exceptions other than ItemError are decode errors,
+    but a MemoryError stays one (MEMORY_ERROR)."""
     if isinstance(err, ItemError):
         return err.reason.value, err.detail
     frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename != __file__]
     where = frames[-1] if frames else None
     place = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    if isinstance(err, MemoryError):
+        return MEMORY_ERROR, f"MemoryError in the decoder process{place}" + (f": {err}" if str(err) else "")
     return Reason.DECODE_ERROR.value, f"{type(err).__name__}: {err}{place}"
 
 
-def _rebuild(failure: tuple[str, str]) -> ItemError:
+def _rebuild(failure: tuple[str, str]) -> ItemError | MemoryError:
     reason, detail = failure
-    return ItemError(Reason(reason), detail)
+    return MemoryError(detail) if reason == MEMORY_ERROR else ItemError(Reason(reason), detail)
 
 
 class _ThreadWorkers(threading.local):

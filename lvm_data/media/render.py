@@ -1,7 +1,8 @@
 """Annotations -> RGB images at the tokenizer's size, placed exactly where their image lands.
 
 Every renderer takes the raw annotation (see lvm_data.media.annotations) and a `Fit` (the geometry of
-the job's resize policy for the annotation's original size) and returns (size, size, 3) uint8 RGB.
+the job's resize policy for the annotation's original size; for an annotation smaller or larger than its
+image, the image's placement: lvm_data.media.annotate.annotation_fit) and returns (size, size, 3) uint8 RGB.
 
 - segmentation: class ids -> colours of the versioned palette (lvm_data.media.palette); ids are
   resized nearest-neighbour before colouring, so no blended colours and no invented classes.

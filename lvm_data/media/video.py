@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lvm_data import storage
+from lvm_data import localfs, storage
 from lvm_data.items import Frame, Part
 from lvm_data.media.clips import Clip, ClipSpec, plan_clips, shortest_video
 from lvm_data.media.isolate import IsolatedWorker, worker_for_thread
@@ -79,7 +79,8 @@ def decode_video(data: bytes | None, uri: str, request: VideoRequest, timeout_s:
                  worker: IsolatedWorker | None = None) -> VideoClips:
     """Sample and decode a video in an isolated worker. `data` is the file's bytes, or None to read `uri`.
 
-    Raises ItemError: too_short, decode_error, not_media, empty_file, read_error, timeout, decoder_crash.
+    Raises ItemError: too_short, decode_error, not_media, empty_file, read_error, timeout, decoder_crash;
+    MemoryError when the decoder process ran out of memory (decode_item makes it out_of_memory).
     """
     worker = worker or worker_for_thread()
     if data is None:
@@ -118,7 +119,8 @@ def _a_backend_failed(errors: list[str]) -> bool:
 
 
 def read_clips(request: VideoRequest) -> VideoClips:
-    """In-process decode with backend fallback (the worker runs this). Raises ItemError."""
+    """In-process decode with backend fallback (the worker runs this). Raises ItemError, or MemoryError (no
+    fallback: another backend needs the same frames)."""
     if not os.path.exists(request.path):
         raise ItemError(Reason.READ_ERROR, f"{request.name}: no such file")
     if os.path.getsize(request.path) == 0:
@@ -136,6 +138,8 @@ def read_clips(request: VideoRequest) -> VideoClips:
         except ImportError as err:
             errors.append(f"{label}{NOT_INSTALLED}({err}); pip install {PIP_NAMES.get(label, label)}")
             continue
+        except MemoryError:  # not the backend's failure: the item's (decode_item says out_of_memory)
+            raise
         except Exception as err:  # noqa: BLE001 - any backend failure means: try the next one
             errors.append(f"{label}: cannot open: {type(err).__name__}: {err}")
             continue
@@ -146,6 +150,8 @@ def read_clips(request: VideoRequest) -> VideoClips:
         wanted = sorted({i for clip in clips for i in clip.indices})
         try:
             frames = _checked(opened.read(wanted), len(wanted))
+        except MemoryError:
+            raise
         except Exception as err:  # noqa: BLE001
             errors.append(f"{label}: {type(err).__name__}: {err}")
             unreadable = True
@@ -262,6 +268,7 @@ def decode_video_part(part: Part, role: str, settings):
 
     clip = part if isinstance(part, ClipPart) else ClipPart(part.uri, part.data)
     local = part.data is None and not storage.is_remote(part.uri)
+    local = local and not isinstance(localfs.os_path(part.uri), bytes)  # a percent-escaped name: read as bytes
     data = None if local else (part.data if part.data is not None else _read_remote(part.uri))
     request = VideoRequest(part.uri, part.uri, clip.key or part.uri, clip.spec, clip.seed, settings.image_size,
                            settings.resize, tuple(clip.backends))

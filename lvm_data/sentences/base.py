@@ -48,11 +48,19 @@ ID_BYTES = 12  # 96 bits: a collision among 10^10 sentences has odds ~10^-9; 12 
 
 def sentence_id(source: str, template: str, item_keys: list[str], params: dict, frames: list[Frame]) -> str:
     """Content hash (24 hex digits) of what defines a sentence: source, template, item keys, params and frame
-    provenance."""
+    provenance. Item keys are location-free (lvm_data.sources.listing) and each frame enters by `frame_name`,
+    index and role, never by its full URI: the same files give the same ids in a local folder, on gs:// or behind
+    http:// (the sentence's `frames` column keeps the full URIs)."""
     payload = json.dumps({"source": source, "template": template, "items": list(item_keys),
-                          "params": params, "frames": [[f.uri, f.index, f.role] for f in frames]},
+                          "params": params, "frames": [[frame_name(f.uri), f.index, f.role] for f in frames]},
                          sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=ID_BYTES).hexdigest()
+
+
+def frame_name(uri: str) -> str:
+    """A frame's location-free name: its URI's last path segment (the file name; for a tar member or a row, what
+    follows the last '/': `000.tar#k.jpg`, `k.jpg` of `000.tar#dir/k.jpg`, `part.parquet#row=3`)."""
+    return uri.rstrip("/").rsplit("/", 1)[-1]
 
 
 def derive_seed(seed: int, *keys: str) -> int:

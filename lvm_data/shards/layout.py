@@ -5,6 +5,7 @@ OUT/ledger/source=NAME/part-UNIT.parquet      one row per input item of that uni
 OUT/units/source=NAME/UNIT.json               commit marker, written after both files
 OUT/manifest.json                             run manifest, written last
 OUT/job.yaml                                  the job file as run
+OUT/README.md                                 dataset card: `datasets.load_dataset(OUT)` (lvm_data.shards.card)
 """
 
 from __future__ import annotations

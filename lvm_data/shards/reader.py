@@ -7,6 +7,7 @@ Readers see only committed, whole files: temporary files start with '.', which e
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -20,22 +21,49 @@ from lvm_data.shards.writer import SentenceRow
 
 READ_THREADS = 16
 
+log = logging.getLogger(__name__)
+
+
+def parse_marker(data: bytes) -> dict | None:
+    """A marker file's content as a dict, or None when it is damaged (not a whole JSON object naming its source
+    and unit). A marker is written atomically, so a damaged one was cut or overwritten from outside."""
+    try:
+        marker = json.loads(data)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("source"), str) or \
+            not isinstance(marker.get("unit"), str):
+        return None
+    return marker
+
+
+def _load_marker(uri: str) -> dict | None:
+    """The marker at `uri`; None (with a warning naming the file) when it is damaged: its unit then counts as not
+    committed, so a run redoes it (its files are rewritten whole, then a whole marker replaces the damaged one)."""
+    marker = parse_marker(storage.read_bytes(uri))
+    if marker is None:
+        log.warning("unit marker %s is damaged (not a whole JSON object); its unit counts as not "
+                    "committed: a run redoes it and replaces the marker", uri)
+    return marker
+
 
 def read_marker(out: str, source: str, unit: str) -> dict | None:
-    """The commit marker of a unit, or None when the unit is not committed."""
+    """The commit marker of a unit, or None when the unit is not committed or its marker is damaged (planning,
+    through `list_markers`, has warned about it)."""
     uri = layout.join(out, layout.marker_file(source, unit))
     try:
-        return json.loads(storage.read_bytes(uri))
+        return parse_marker(storage.read_bytes(uri))
     except FileNotFoundError:
         return None
 
 
 def list_markers(out: str, source: str | None = None) -> list[dict]:
-    """Every committed unit's marker (optionally of one source), sorted by (source, unit)."""
+    """Every committed unit's marker (optionally of one source), sorted by (source, unit). A damaged marker is
+    left out with a warning: its unit counts as not committed."""
     prefix = layout.join(out, "units" if source is None else f"units/source={source}")
     uris = visible_files(prefix, ".json")
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:  # object stores: many small reads at once
-        markers = list(pool.map(lambda uri: json.loads(storage.read_bytes(uri)), uris))
+        markers = [m for m in pool.map(_load_marker, uris) if m is not None]
     return sorted(markers, key=lambda m: (m["source"], m["unit"]))
 
 

@@ -124,15 +124,17 @@ def check_sentence_table(table: pa.Table, codebook_size: int, tokens_per_image: 
     return problems
 
 
-def write_parquet_atomic(uri: str, table: pa.Table) -> int:
-    """Write `table` to a '.tmp-' file beside `uri`, check its footer, move it into place; returns bytes."""
+def write_parquet_atomic(uri: str, table: pa.Table, encodings: dict | None = None) -> int:
+    """Write `table` to a '.tmp-' file beside `uri`, check its footer, move it into place; returns bytes.
+    `encodings`: ParquetWriter's use_dictionary / column_encoding (default: the sentence file's, for one)."""
     fs, path = storage.filesystem(uri)
     folder, name = path.rsplit("/", 1)
     fs.create_dir(folder, recursive=True)
     tmp = f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
     tokens_per_row = max(1, _mean_list_length(table))
     sentences = {"id", "tokens"} <= set(table.schema.names)
-    encodings = {"use_dictionary": SENTENCE_DICTIONARY, "column_encoding": SENTENCE_ENCODING} if sentences else {}
+    if encodings is None:
+        encodings = {"use_dictionary": SENTENCE_DICTIONARY, "column_encoding": SENTENCE_ENCODING} if sentences else {}
     with fs.open_output_stream(tmp) as stream, pq.ParquetWriter(
             stream, table.schema, compression="zstd", write_statistics=STATISTICS, **encodings) as writer:
         if table.num_rows:  # an empty unit gets a file with no row groups (readers skip it cleanly)
@@ -165,6 +167,29 @@ class UnitCommit:
 
 
 def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow],
+                curation: dict | None = None, timings: Callable[[], dict] | None = None) -> dict:
+    """`_write_unit`; when it fails (a full disk, say) the files it moved into place go again (`withdraw`)."""
+    try:
+        return _write_unit(commit, rows, ledger, curation, timings)
+    except BaseException:
+        withdraw(commit.out, commit.source, commit.unit)
+        raise
+
+
+def withdraw(out: str, source: str, unit: str) -> None:
+    """After a failed commit, delete the unit's sentence and ledger files unless a marker names them (an earlier
+    commit that a retry was rewriting), so that no file is visible without its marker. Best effort: the storage
+    may be what failed, and a rerun rewrites the files anyway."""
+    try:
+        if storage.exists(layout.join(out, layout.marker_file(source, unit))):
+            return
+        for rel in (layout.sentences_file(source, unit), layout.ledger_file(source, unit)):
+            storage.delete(layout.join(out, rel))
+    except OSError:
+        pass
+
+
+def _write_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow],
                 curation: dict | None = None, timings: Callable[[], dict] | None = None) -> dict:
     """Write the sentence file, the ledger file, then the marker; returns the marker.
     `curation`: what the unit's filters removed (lvm_data.curation.units), kept in the marker's counts.

@@ -54,3 +54,9 @@ class Source(ABC):
     @abstractmethod
     def read(self, unit: Unit) -> Iterator[ItemRef]:
         """The unit's items. Unreadable members still yield an ItemRef (their failure is decoded later)."""
+
+    def files(self, unit: Unit) -> list[str]:
+        """The files (or folders) `unit` reads, named in its spec. Their size and modification time enter the unit's
+        digest (lvm_data.job.plan), so a file changed in place after its unit committed is noticed on resume. None
+        by default: the digest then covers the spec alone."""
+        return []

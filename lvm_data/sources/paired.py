@@ -8,7 +8,8 @@ default: that relative path without its extension, so `scene1/0001.jpg` pairs wi
 
 Every file ends in exactly one item: a matched key is one item (image + annotations); an image or
 annotation without its partner, and a file whose key another file of the same side already has,
-become items that fail `unpaired` (their detail says what is missing). Units are hash buckets of
+become items that fail `unpaired` (their detail says what is missing), keyed by their path relative to their
+root (`@1`, `@2`, ... added when that is another item's key). Units are hash buckets of
 the keys (lvm_data.sources.trees.hash_units), so each unit is a uniform sample of the source.
 """
 
@@ -22,8 +23,8 @@ from lvm_data.media.frames import IMAGE_EXTENSIONS
 from lvm_data.media.parts import AnnotationPart, options_tuple
 from lvm_data.outcomes import Reason
 from lvm_data.sources.base import Source, Unit
-from lvm_data.sources.listing import SourceError
-from lvm_data.sources.trees import hash_units, key_rule, rooted_files
+from lvm_data.sources.listing import RefusedEntry, SourceError, follow_links, unique_key
+from lvm_data.sources.trees import hash_units, key_rule, rooted_inputs, unheld
 
 REQUIRE = ("all", "any")
 
@@ -57,23 +58,30 @@ class Paired(Source):
         """(key, image uri | None, ((kind, uri), ...), unpaired detail | None) per item, sorted by key."""
         key = key_rule(self.options.get("match"))
         image_ext = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
-        sides = {"image": rooted_files(self.name, "images", self.options["images"], image_ext)}
-        for kind, spec in self.annotations.items():
-            sides[kind] = rooted_files(self.name, f"annotations.{kind}", spec["paths"])
+        links = follow_links(self.name, self.options)
+        sides, refused = {}, []  # refused by the listings (links out of a root, ...): items of their own
+        for side, paths, extensions in [("image", self.options["images"], image_ext),
+                                        *((kind, spec["paths"], None) for kind, spec in self.annotations.items())]:
+            field = "images" if side == "image" else f"annotations.{side}"
+            sides[side], out = rooted_inputs(self.name, field, paths, extensions, links)
+            refused += out
         tables: dict[str, dict[str, str]] = {side: {} for side in sides}
-        extra: list[tuple] = []
+        extra: list[tuple] = []  # keyed by their path below their root, made unique (listing.unique_key)
         for side, files in sides.items():
             for uri, rel in files:
                 k = key(rel)
                 if k is None:
-                    extra.append((uri, None, ((side, uri),), f"{uri}: its path does not match input.match"))
+                    extra.append((rel, None, ((side, uri),), f"{uri}: its path does not match input.match"))
                 elif k in tables[side]:
-                    extra.append((uri, None, ((side, uri),), f"{uri}: key {k!r} is also the key of "
+                    extra.append((rel, None, ((side, uri),), f"{uri}: key {k!r} is also the key of "
                                   f"{tables[side][k]}; keys must be unique per side (set input.match)"))
                 else:
                     tables[side][k] = uri
+        extra += [(r.key, None, (), r) for r in unheld(refused)]
         keys = sorted(set().union(*(t.keys() for t in tables.values())))
-        return [self._entry(k, tables) for k in keys] + sorted(extra)
+        taken = set(keys)
+        extra = [(unique_key(k, taken), *rest) for k, *rest in extra]
+        return [self._entry(k, tables) for k in keys] + sorted(extra, key=lambda e: e[0])
 
     def _entry(self, key: str, tables: dict[str, dict[str, str]]) -> tuple:
         image = tables["image"].get(key)
@@ -86,6 +94,10 @@ class Paired(Source):
             problem = f"key {key!r}: image {image} has no {', '.join(missing)} annotation"
         return key, image, found, problem
 
+    def files(self, unit: Unit) -> list[str]:
+        """Each item's image and annotation files."""
+        return [uri for _key, image, found, _problem in unit.spec for uri in (image, *(u for _, u in found)) if uri]
+
     def read(self, unit: Unit) -> Iterator[ItemRef]:
         for key, image, found, problem in unit.spec:
             parts: dict[str, Part] = {"image": Part(image)} if image else {}
@@ -97,7 +109,9 @@ class Paired(Source):
                 parts[kind] = AnnotationPart(uri, options=options_tuple(options),
                                              image=Part(image) if image else None)
             meta = {}
-            if problem:
+            if isinstance(problem, RefusedEntry):
+                meta[ERROR_META] = {"reason": problem.reason, "detail": problem.detail, "uri": problem.uri}
+            elif problem:
                 meta[ERROR_META] = {"reason": Reason.UNPAIRED.value, "detail": problem,
                                     "uri": next(iter(parts.values())).uri if parts else key}
             yield ItemRef(source=self.name, key=key, unit=unit.id, parts=parts, meta=meta)

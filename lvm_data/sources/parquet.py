@@ -2,8 +2,10 @@
 
 The column (option `column`, default "image") holds the encoded image as binary, as a struct
 {bytes, path} the way Hugging Face datasets writes images, or as a string path to an image file.
-Units are row ranges of `shard_size` rows within one file, planned from the footers alone. Keys
-come from `key_column` when given, else `FILE#ROW`. `meta_columns` are copied into item meta.
+Units are row ranges of `shard_size` rows within one file, planned from the footers alone (files in key
+order). Keys come from `key_column` when given, else `FILE#ROW` with FILE the file's path relative to the root
+of its `paths` entry (lvm_data.sources.listing: `part-0.parquet#12`), so they do not depend on where the files
+are stored. `meta_columns` are copied into item meta.
 
 img2dataset's parquet output (`layout: img2dataset`, detected by default in a file with a `status`
 column beside a jpg/png/webp column) reads as img2dataset writes it: the image from that column,
@@ -24,7 +26,7 @@ from lvm_data import storage
 from lvm_data.items import ItemRef, Part
 from lvm_data.outcomes import Reason
 from lvm_data.sources.base import Source, Unit
-from lvm_data.sources.listing import SourceError, expand_paths, failed_ref
+from lvm_data.sources.listing import FileEntry, SourceError, expand_inputs, failed_ref
 
 IMG2DATASET_IMAGES = ("jpg", "png", "webp")  # img2dataset names the column after its encode_format
 IMG2DATASET_META = ("caption", "url")
@@ -32,8 +34,7 @@ LAYOUTS = ("auto", "img2dataset", "plain")
 
 
 def open_parquet(uri: str) -> pq.ParquetFile:
-    fs, path = storage.filesystem(uri)
-    return pq.ParquetFile(fs.open_input_file(path))
+    return pq.ParquetFile(storage.open_input(uri))  # storage: a percent-escaped local name opens too
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class ParquetImages(Source):
     def plan(self) -> list[Unit]:
         size = int(self.options["shard_size"])
         units = []
-        for index, uri in enumerate(expand_paths(self.name, self.options["paths"], ("parquet",))):
+        files = expand_inputs(self.name, self.options["paths"], ("parquet",))
+        for index, (uri, file_key) in enumerate((e.uri, e.key) for e in files.entries() if isinstance(e, FileEntry)):
             try:
                 meta = open_parquet(uri).metadata
             except (OSError, pa.ArrowInvalid) as err:
@@ -86,7 +88,8 @@ class ParquetImages(Source):
             self._check_columns(uri, meta.schema.to_arrow_schema().names)
             for start in range(0, meta.num_rows, size):
                 stop = min(start + size, meta.num_rows)
-                units.append(Unit(self.name, f"{index:05d}-{start // size:05d}", (uri, start, stop), stop - start))
+                units.append(Unit(self.name, f"{index:05d}-{start // size:05d}", (uri, start, stop, file_key),
+                                  stop - start))
         return units
 
     def _check_columns(self, uri: str, names: list[str]) -> None:
@@ -104,8 +107,13 @@ class ParquetImages(Source):
         raise SourceError(f"source {self.name!r}: {uri} has no column {', '.join(map(repr, missing))}; "
                           f"its columns are {', '.join(names)}; {hint}")
 
+    def files(self, unit: Unit) -> list[str]:
+        """The Parquet file the row range is in."""
+        return [unit.spec[0]]
+
     def read(self, unit: Unit) -> Iterator[ItemRef]:
-        uri, start, stop = unit.spec
+        uri, start, stop = unit.spec[:3]
+        file_key = unit.spec[3] if len(unit.spec) > 3 else uri  # a spec from before keys were relative: the URI
         table, cols = self._rows(uri, start, stop)
         column = {c: table[c].to_pylist() for c in cols.names}
         none = [None] * table.num_rows
@@ -113,7 +121,7 @@ class ParquetImages(Source):
         seen: dict[str, int] = {}
         for i, value in enumerate(column[cols.image]):
             row, where = start + i, f"{uri}#row={start + i}"
-            key = str(keys[i]) if cols.key is not None else f"{uri}#{row}"
+            key = str(keys[i]) if cols.key is not None else f"{file_key}#{row}"
             if key in seen:  # two inputs must never share one ledger row
                 yield failed_ref(self.name, f"{key}#row={row}", unit.id, where, Reason.READ_ERROR,
                                  f"{where}: key {key!r} repeats row {seen[key]}; key_column must be unique")

@@ -4,7 +4,9 @@ Both sample clips when decoding (lvm_data.media.clips), with the input block's `
 `frames` (default 16), `stride` (frames, one or a list; default LVM's [8, 12, 24]) or `spacing_s`
 (seconds), `clips` (all | k), `offset` (random | start), `max_clips` (default 64). `seed` (default
 0) and each item's key seed the clip choice. Units are consecutive runs of `shard_size` items in
-sorted order; an item's key is its URI (the folder's, for frame folders).
+key order; an item's key is its path relative to the root of its `paths` entry (lvm_data.sources.listing:
+`a/clip.mp4`; for frame folders the folder's, "." for a root that holds frames itself), so the same files give
+the same clips wherever they are stored.
 
 videos: files with video extensions under folders (globs keep every match, so a non-video named by
 a glob becomes a ledger row); `timeout_s` per video (default 300) and `backends` (default pyav,
@@ -23,8 +25,19 @@ from lvm_data.media.frames import IMAGE_EXTENSIONS
 from lvm_data.media.parts import ClipPart
 from lvm_data.media.video import DEFAULT_BACKENDS, DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS
 from lvm_data.sources.base import Source, Unit
-from lvm_data.sources.listing import SourceError, chunks, expand_paths
-from lvm_data.sources.trees import leaf_folders, rooted_files
+from lvm_data.sources.listing import (
+    FileEntry,
+    RefusedEntry,
+    SourceError,
+    check_unique_keys,
+    chunks,
+    entry_key,
+    entry_uri,
+    expand_inputs,
+    follow_links,
+    refused_ref,
+)
+from lvm_data.sources.trees import folder_key, rooted_inputs, unheld
 
 
 def clip_spec(source: str, options: dict) -> ClipSpec:
@@ -48,15 +61,23 @@ class VideoFiles(Source):
 
     def plan(self) -> list[Unit]:
         extensions = self.options.get("extensions", [e.lstrip(".") for e in VIDEO_EXTENSIONS])
-        files = expand_paths(self.name, self.options["paths"], extensions)
-        return runs(self.name, files, int(self.options["shard_size"]))
+        files = expand_inputs(self.name, self.options["paths"], extensions, follow_links(self.name, self.options))
+        return runs(self.name, files.entries(), int(self.options["shard_size"]))  # refused: RefusedEntry items
+
+    def files(self, unit: Unit) -> list[str]:
+        """The video files."""
+        return [entry_uri(e) for e in unit.spec if not isinstance(e, RefusedEntry)]
 
     def read(self, unit: Unit) -> Iterator[ItemRef]:
-        for uri in unit.spec:
-            part = ClipPart(uri, spec=self.spec, key=uri, seed=int(self.options.get("seed", 0)),
+        for entry in unit.spec:
+            if isinstance(entry, RefusedEntry):
+                yield refused_ref(self.name, unit.id, entry)
+                continue
+            uri, key = entry_uri(entry), entry_key(entry)
+            part = ClipPart(uri, spec=self.spec, key=key, seed=int(self.options.get("seed", 0)),
                             timeout_s=float(self.options.get("timeout_s", DEFAULT_TIMEOUT_S)),
                             backends=tuple(self.options.get("backends", DEFAULT_BACKENDS)))
-            yield ItemRef(source=self.name, key=uri, unit=unit.id, parts={"video": part})
+            yield ItemRef(source=self.name, key=key, unit=unit.id, parts={"video": part})
 
 
 class FrameFolders(Source):
@@ -68,12 +89,26 @@ class FrameFolders(Source):
 
     def plan(self) -> list[Unit]:
         extensions = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
-        folders = leaf_folders(rooted_files(self.name, "paths", self.options["paths"], extensions))
-        uris = sorted(files[0].rsplit("/", 1)[0] for files in folders.values())
-        return runs(self.name, uris, int(self.options["shard_size"]))
+        files, refused = rooted_inputs(self.name, "paths", self.options["paths"], extensions,
+                                       follow_links(self.name, self.options))
+        folders: dict[str, str] = {}  # folder uri -> key (its path relative to its root)
+        for uri, rel in files:
+            folders.setdefault(uri.rsplit("/", 1)[0], folder_key(rel))
+        others = unheld(refused, folders)
+        check_unique_keys(self.name, {**folders, **{e.uri: e.key for e in others}})
+        entries = sorted([*(FileEntry(uri, key) for uri, key in folders.items()), *others], key=entry_key)
+        return runs(self.name, entries, int(self.options["shard_size"]))
+
+    def files(self, unit: Unit) -> list[str]:
+        """The frame folders (a local folder's time changes when frames are added, removed or renamed)."""
+        return [entry_uri(e) for e in unit.spec if not isinstance(e, RefusedEntry)]
 
     def read(self, unit: Unit) -> Iterator[ItemRef]:
-        for folder in unit.spec:
-            part = ClipPart(folder, spec=self.spec, key=folder, seed=int(self.options.get("seed", 0)),
+        for entry in unit.spec:
+            if isinstance(entry, RefusedEntry):
+                yield refused_ref(self.name, unit.id, entry)
+                continue
+            folder, key = entry_uri(entry), entry_key(entry)
+            part = ClipPart(folder, spec=self.spec, key=key, seed=int(self.options.get("seed", 0)),
                             fps=float(self.options.get("fps", 0.0)))
-            yield ItemRef(source=self.name, key=folder, unit=unit.id, parts={"frames": part})
+            yield ItemRef(source=self.name, key=key, unit=unit.id, parts={"frames": part})

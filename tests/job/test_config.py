@@ -1,4 +1,6 @@
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -148,6 +150,17 @@ def test_config_hash_follows_output_relevant_fields_only():
     assert config_hash(dataclasses.replace(job, jpeg_draft=False), "fp") == base  # off: the hash of earlier runs
 
 
+def test_relative_item_keys_enter_the_hash_so_outputs_with_uri_keys_are_refused():
+    """Every source's keys, seeds and ids changed when keys became relative to their paths entry: the hashed config
+    says so, and the hash of the same config without it (what earlier versions wrote) is another one."""
+    job = parse_job(job_dict())
+    config = output_config(job)
+    assert config["keys"] == "relative"
+    before = {k: v for k, v in config.items() if k != "keys"}
+    text = json.dumps({**before, "tokenizer_fingerprint": "fp"}, sort_keys=True, separators=(",", ":"), default=str)
+    assert hashlib.blake2b(text.encode(), digest_size=16).hexdigest() != config_hash(job, "fp")
+
+
 def test_runner_settings_are_checked():
     for field, value in (("decode_pool", "gpu"), ("decode_workers", 0), ("jpeg_draft", "yes")):
         raw = {**job_dict(), field: value}
@@ -194,3 +207,18 @@ def test_auto_shard_size_aims_at_files_of_256_mb_and_batch_size_follows_the_devi
     assert [batch_size_for(job, d) for d in ("cuda:0", "cuda", "cpu", "mps")] == [256, 256, 32, 32]
     assert batch_size_for(parse_job({"name": "j", "output": "o", "batch_size": 8, "sources": [
         {"name": "web", "input": {"format": "images", "paths": "x"}}]}), "cuda:0") == 8
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 5000, "nested too deeply"),
+    (MINIMAL + "seed: " + "1" * 5000 + "\n", "4300 digits"),
+    ("!!timestamp name: photos\n" + MINIMAL, "AttributeError"),
+    (MINIMAL + "jpeg_draft: !!bool x\n", "KeyError"),
+    (MINIMAL + "seed: !!int ''\n", "IndexError"),
+])
+def test_yaml_that_pyyaml_fails_on_outside_its_own_errors_is_a_job_config_error(text, message):
+    """Found by benchmarks/fuzz.py: RecursionError, ValueError, AttributeError, KeyError and IndexError escaped
+    yaml.safe_load."""
+    with pytest.raises(JobConfigError, match=message) as err:
+        parse_job_text(text, where="job.yaml")
+    assert str(err.value).startswith("job.yaml: ")

@@ -1,10 +1,15 @@
+import os
+
 import pytest
 
+from lvm_data import storage
 from lvm_data.job.plan import (
     ReadUnit,
     ResumeError,
     apply_limit,
     bucket_of,
+    check_sources,
+    file_stamps,
     is_grouping,
     plan_source,
     unit_digest,
@@ -80,3 +85,72 @@ def test_committed_units_are_skipped_and_mismatches_refused():
         with_committed(plan, [marker("u1", "stale")], "h", "OUT")
     with pytest.raises(ResumeError, match="does not plan it"):
         with_committed(plan, [marker("u9", "x")], "h", "OUT")
+
+
+class OnDisk(Source):
+    """Units of real files: files() names them, so their sizes and times enter the digests."""
+
+    format = "ondisk"
+
+    def plan(self):
+        files = sorted(str(p) for p in self.options["root"].iterdir())
+        return [Unit(self.name, f"u{i}", (f,), 1) for i, f in enumerate(files)]
+
+    def read(self, unit):
+        return iter(())
+
+    def files(self, unit):
+        return list(unit.spec)
+
+
+def test_a_file_changed_in_place_changes_only_its_units_digest(tmp_path):
+    for name in "ab":
+        (tmp_path / name).write_bytes(b"1234")
+    before = plan_source("s", OnDisk("s", {"root": tmp_path}), Single(), limit=None, shard_size=1)
+    (tmp_path / "b").write_bytes(b"12345")
+    after = plan_source("s", OnDisk("s", {"root": tmp_path}), Single(), limit=None, shard_size=1)
+    assert before.digests["u0"] == after.digests["u0"] and before.digests["u1"] != after.digests["u1"]
+    assert before.spec_digests == after.spec_digests  # paths only: what outputs before the stamps hold
+    with pytest.raises(ResumeError, match="size or modification time changed since"):
+        with_committed(after, [marker("u1", before.digests["u1"])], "h", "OUT")
+    st = (tmp_path / "a").stat()
+    os.utime(tmp_path / "a", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same size, another time
+    touched = plan_source("s", OnDisk("s", {"root": tmp_path}), Single(), limit=None, shard_size=1)
+    assert touched.digests["u0"] != after.digests["u0"]
+
+
+def test_markers_with_a_spec_only_digest_are_compared_by_spec(tmp_path):
+    (tmp_path / "a").write_bytes(b"1234")
+    plan = plan_source("s", OnDisk("s", {"root": tmp_path}), Single(), limit=None, shard_size=1)
+    old = marker("u0", unit_digest(plan.read_units[0]))  # written before digests held sizes and times
+    assert with_committed(plan, [old], "h", "OUT").committed == {"u0"}
+    assert unit_digest(plan.read_units[0]) != plan.digests["u0"]
+
+
+def test_a_grouping_source_refuses_every_bucket_when_a_file_changed(tmp_path):
+    for name in "abc":
+        (tmp_path / name).write_bytes(b"x")
+    before = plan_source("s", OnDisk("s", {"root": tmp_path}), ByFirstLetter(), limit=None, shard_size=2)
+    (tmp_path / "c").write_bytes(b"xy")
+    after = plan_source("s", OnDisk("s", {"root": tmp_path}), ByFirstLetter(), limit=None, shard_size=2)
+    assert all(before.digests[b] != after.digests[b] for b in after.write_units)
+    assert before.spec_digests == after.spec_digests
+
+
+def test_file_stamps_of_local_remote_and_missing_files(tmp_path):
+    (tmp_path / "a").write_bytes(b"abc")
+    storage.write_bytes("memory://stamps/x.bin", b"12345")
+    stamps = file_stamps([str(tmp_path / "a"), str(tmp_path / "gone"), "memory://stamps/x.bin",
+                          "memory://stamps/gone"])
+    assert stamps[str(tmp_path / "a")] == (3, (tmp_path / "a").stat().st_mtime_ns)
+    assert stamps[str(tmp_path / "gone")] == (None, None) and stamps["memory://stamps/gone"] == (None, None)
+    assert stamps["memory://stamps/x.bin"][0] == 5
+
+
+def test_markers_of_a_source_the_job_no_longer_has_are_refused():
+    check_sources([{"source": "new"}], ["new"], "OUT")
+    with pytest.raises(ResumeError) as err:
+        check_sources([{"source": "old"}, {"source": "old"}, {"source": "new"}], ["new"], "OUT")
+    assert str(err.value) == ("OUT holds committed units of source 'old' (2 units), which the job file no longer has "
+                              "(its sources: new); use a new output folder, or give the source its old name again in "
+                              "the job file")

@@ -99,3 +99,14 @@ def test_a_committed_tar_replaces_its_guess_in_the_total(tmp_path):
     assert progress.poll().total == 1 + 1000  # the tar's count is guessed (at most CONTAINER_ITEMS)
     write_marker(tmp_path, "t", "2026-01-01T00:00:09+00:00", 299)
     assert progress.poll().total == 1 + 300
+
+
+def test_a_damaged_marker_is_skipped_until_its_unit_commits_again(tmp_path):
+    progress = Progress(make_run(tmp_path), report=lambda snap: None, clock=Clock())
+    write_marker(tmp_path, "u1", "2026-01-01T00:00:05+00:00", 20)
+    marker = tmp_path / "units" / "source=s" / "u1.json"
+    whole = marker.read_bytes()
+    marker.write_bytes(whole[:17])  # cut short from outside
+    assert progress.poll().detail == "images 0  units 0/2"
+    marker.write_bytes(whole)  # the run redoes the unit and writes its marker again
+    assert progress.poll().detail == "images 20  units 1/2"

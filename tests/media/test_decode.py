@@ -97,3 +97,32 @@ def test_a_registered_role_decodes_in_part_order(monkeypatch):
 def test_bad_resize_policy_is_refused():
     with pytest.raises(ValueError, match="resize policy 'stretch'"):
         DecodeSettings(resize="stretch")
+
+
+def no_memory(*args, **kwargs):
+    raise MemoryError("cannot allocate 40 GiB")
+
+
+@pytest.mark.parametrize("role", ["image", "video", "frames", "sequence", "depth", "segmentation"])
+def test_a_memory_error_of_any_decoder_is_out_of_memory(monkeypatch, role):
+    from lvm_data.job.steps import decode_guarded
+
+    monkeypatch.setitem(decode.DECODERS, role, no_memory)
+    parts = {} if role == "image" else {"image": Part("clips/photo.png", data=png_bytes(8, 8))}
+    item = ItemRef("s", "clips/k", "u", {**parts, role: Part(f"clips/k.{role}")})
+    outcome = decode_guarded(item, DecodeSettings(image_size=8))
+    assert (outcome.status.value, outcome.reason) == ("failed", Reason.OUT_OF_MEMORY)
+    assert outcome.detail.startswith(f"{item.uri}: no memory to decode item clips/k (cannot allocate 40 GiB)")
+    assert "lower max_pixels or decode_workers in the job file" in outcome.detail
+
+
+def test_a_memory_error_while_resizing_is_out_of_memory(monkeypatch):
+    def gray(part, role, settings):
+        from lvm_data.items import Frame
+        return PartFrames([Frame(np.zeros((4, 4, 3), np.uint8), part.uri, 0, role)])
+
+    monkeypatch.setitem(decode.DECODERS, "gray", gray)
+    monkeypatch.setattr(decode, "resize", no_memory)  # fit: the decoder's frames to the tokenizer's size
+    with pytest.raises(ItemError) as err:
+        decode_item(ref(gray=Part("g")), DecodeSettings(image_size=8))
+    assert err.value.reason is Reason.OUT_OF_MEMORY and err.value.detail.startswith("g: no memory to decode item k")

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from lvm_data.media.image import decode_image, scale_to_uint8
+from lvm_data.media.resize import resize
 from lvm_data.outcomes import ItemError, Reason
 
 
@@ -160,9 +161,12 @@ def test_draft_mode_decodes_large_jpegs_at_a_reduced_scale_and_reports_the_full_
     reduced = np.asarray(Image.fromarray(drafted).resize((256, 256), Image.BICUBIC), dtype=int)
     assert np.abs(small - reduced).mean() < 2.0  # the same picture, pixels a little different
     settings = DecodeSettings(256, jpeg_draft=True)
-    rotated = decode_image_part(Part("big.jpg", jpeg_bytes(2100, 1100, orientation=6)), "image", settings)
+    big_rotated = jpeg_bytes(2100, 1100, orientation=6)
+    rotated = decode_image_part(Part("big.jpg", big_rotated), "image", settings)
     assert rotated.info == {"width": 1100, "height": 2100}  # the full size, as the filters see it, rotated
-    assert rotated.frames[0].pixels.shape == (1050, 550, 3)
+    drafted_rotated = decode_image(big_rotated, draft_to=256)
+    assert drafted_rotated.shape == (1050, 550, 3)  # fitted from the 1/2-scale decode, rotated
+    np.testing.assert_array_equal(rotated.frames[0].pixels, resize(drafted_rotated, 256))
     png = io.BytesIO()
     Image.fromarray(full).save(png, "PNG")
     assert decode_image(png.getvalue(), draft_to=256).shape == full.shape  # only JPEGs have a draft mode

@@ -75,3 +75,14 @@ def test_the_worker_is_replaced_after_max_calls():
         assert w.pid == first
         w.call(pow, 1, 1, timeout_s=30)
         assert w.pid != first
+
+
+def run_out_of_memory():
+    raise MemoryError("cannot allocate 40 GiB")
+
+
+def test_a_memory_error_comes_back_as_one(worker):
+    """Not a decode error: the caller words it (lvm_data.media.decode: out_of_memory)."""
+    with pytest.raises(MemoryError, match=r"MemoryError in the decoder process at test_isolate.py:\d+: cannot "):
+        worker.call(run_out_of_memory, timeout_s=30)
+    assert worker.call(pow, 2, 5, timeout_s=30) == 32

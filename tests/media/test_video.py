@@ -246,3 +246,24 @@ def test_at_the_item_boundary_a_crash_and_a_hang_are_outcomes(tmp_path):
         part = ClipPart(str(tmp_path / "v.mp4"), key="v", backends=(backend,), timeout_s=timeout)
         outcome = decode_guarded(ItemRef("s", "v", "u", {"video": part}), DecodeSettings(image_size=16))
         assert outcome.reason is reason and outcome.status.value == "failed"
+
+
+def memory_hungry_backend(path):
+    def read(indices):
+        raise MemoryError("cannot allocate 40 GiB of frames")
+
+    return Opened(10, 25.0, read)
+
+
+def test_a_decoder_out_of_memory_is_an_out_of_memory_outcome(tmp_path):
+    """In the isolated decoder process, with another backend to fall back to: the item's memory, not the backend."""
+    from lvm_data.job.steps import decode_guarded
+
+    write_video(str(tmp_path / "v.mp4"), pattern(10))
+    part = ClipPart(str(tmp_path / "v.mp4"), spec=ClipSpec(frames=4, strides=(2,)), key="v",
+                    backends=(memory_hungry_backend, "pyav"))
+    outcome = decode_guarded(ItemRef("s", "v", "u", {"video": part}), DecodeSettings(image_size=16))
+    assert (outcome.status.value, outcome.reason) == ("failed", Reason.OUT_OF_MEMORY)
+    assert outcome.detail.startswith(f"{tmp_path / 'v.mp4'}: no memory to decode item v (MemoryError in the decoder "
+                                     "process at test_video.py:")
+    assert "40 GiB of frames" in outcome.detail and "lower max_pixels or decode_workers" in outcome.detail

@@ -29,7 +29,7 @@ from lvm_data.media.samples import package_file, photos
 from lvm_data.outcomes import Outcome, Reason
 from lvm_data.sentences import registry
 from lvm_data.sentences.base import BuildResult, Sentence, Template
-from lvm_data.shards.reader import file_metadata, list_markers, read_sentences, sentence_files
+from lvm_data.shards.reader import file_metadata, list_markers, read_ledger, read_sentences, sentence_files
 from lvm_data.testing import images_source, job_text, write_corpus, write_tar, write_tiny_checkpoint
 from lvm_data.tokenizer import load
 from pipelines.tokenize import run_job
@@ -165,7 +165,9 @@ def test_every_source_format(tmp_path, tiny):
     manifest = run(job_text("all", out, tiny, sources, shard_size=2))
     got = {name: (t["inputs"], t["ok"], t["failed"], t["units"]) for name, t in manifest["sources"].items()}
     assert got == {"files": (2, 2, 0, 1), "web": (3, 2, 1, 2), "pq": (3, 2, 1, 2), "hub": (2, 2, 0, 1)}
-    assert ledger(out)[f"{tmp_path}/tars/00000.tar#002"] == ("failed", "not_media")
+    assert ledger(out)["00000.tar#002"] == ("failed", "not_media")  # keyed relative to the folder entry
+    uris = {r["key"]: r["uri"] for r in read_ledger(str(out)).to_pylist()}
+    assert uris["00000.tar#002"] == f"{tmp_path}/tars/00000.tar#002"  # the uri: where the sample is
     empty = [m for m in list_markers(str(out), "web") if m["unit"] == "00001"]
     assert empty and empty[0]["counts"]["inputs"] == 0  # a unit with no items still commits
     tokenizer = load(tiny, device="cpu")
@@ -258,13 +260,13 @@ def test_retry_failed_redoes_only_failed_items(tmp_path, tiny):
     (folder / "late.png").write_bytes(good[: len(good) // 3])
     out = tmp_path / "out"
     run(job_text("r", out, tiny, [images_source("photos", folder)], shard_size=2))
-    assert ledger(out)[str(folder / "late.png")] == ("failed", "truncated")
+    assert ledger(out)["late.png"] == ("failed", "truncated")
     before = {m["unit"]: m for m in list_markers(str(out))}
     old_rows = rows(out)
     (folder / "late.png").write_bytes(good)  # the user repairs the file
     result = CliRunner().invoke(main, ["retry-failed", str(out)])
     assert result.exit_code == 0, result.output
-    assert ledger(out)[str(folder / "late.png")] == ("ok", "ok")
+    assert ledger(out)["late.png"] == ("ok", "ok")
     new_rows = rows(out)
     assert len(new_rows) == len(old_rows) + 1 and all(r in new_rows for r in old_rows)
     after = {m["unit"]: m for m in list_markers(str(out))}

@@ -28,7 +28,8 @@ def test_gs_input_and_output_on_an_emulator(tiny, gcs):
     text = job_text("g", f"{gcs}/out", tiny, [images_source("photos", f"{gcs}/in")], shard_size=2)
     manifest = run_job(parse_job_text(text), text, [])
     assert (manifest["totals"]["ok"], manifest["totals"]["failed"]) == (3, 1)
-    assert read_ledger(f"{gcs}/out")["key"].to_pylist()[-1] == f"{gcs}/in/zero.png"
+    assert read_ledger(f"{gcs}/out")["key"].to_pylist()[-1] == "zero.png"  # keyed relative to the folder
+    assert read_ledger(f"{gcs}/out")["uri"].to_pylist()[-1] == f"{gcs}/in/zero.png"
     assert read_sentences(f"{gcs}/out").num_rows == 3 and len(list_markers(f"{gcs}/out")) == 2
     assert storage.exists(f"{gcs}/out/job.yaml") and storage.exists(f"{gcs}/out/manifest.json")
     assert not [u for u in storage.list_files(f"{gcs}/out") if "/.tmp-" in u]
@@ -45,7 +46,8 @@ def test_memory_input_by_brace_alternatives_and_memory_output(tiny):
         text = job_text("m", f"{root}/out", tiny, [source], shard_size=2)
         manifest = run_job(parse_job_text(text), text, [])
         assert (manifest["totals"]["ok"], manifest["totals"]["failed"]) == (3, 1)
-        assert read_ledger(f"{root}/out")["key"].to_pylist()[-1] == f"{root}/in/zero.png"
+        assert read_ledger(f"{root}/out")["key"].to_pylist()[-1] == "zero.png"  # a named file: its name
+        assert read_ledger(f"{root}/out")["uri"].to_pylist()[-1] == f"{root}/in/zero.png"
         assert read_sentences(f"{root}/out").num_rows == 3 and len(list_markers(f"{root}/out")) == 2
         assert not [u for u in storage.list_files(f"{root}/out") if "/.tmp-" in u]
     finally:

@@ -57,3 +57,20 @@ def test_inpainting_masks_depend_on_the_seed(real_items):
 def test_unknown_task_is_an_error():
     with pytest.raises(ValueError, match="colorization"):
         Derived({"task": "super-resolution"})
+
+
+def test_masks_and_ids_follow_the_item_key_not_where_its_frames_were_read(real_items):
+    """Items keyed by name (as sources key them, relative to their root) read from two locations: the same
+    masks and the same sentence ids; only the frames' URIs differ."""
+    def read_from(prefix: str) -> list[DecodedItem]:
+        names = [item.key.rsplit("/", 1)[-1] for item in real_items]
+        return [DecodedItem(ItemRef("photos", name, "000000", {"image": Part(f"{prefix}/{name}")}),
+                            [Frame(item.frames[0].pixels, f"{prefix}/{name}")])
+                for name, item in zip(names, real_items, strict=True)]
+
+    template = Derived({"task": "inpainting", "pairs": 2}, TemplateContext(seed=3))
+    here, there = (template.build(read_from(prefix)).sentences for prefix in ("/data/in", "gs://bucket/copy/in"))
+    assert [s.id for s in here] == [s.id for s in there] and len(here) == 2
+    for a, b in zip(here, there, strict=True):
+        assert all(np.array_equal(f.pixels, g.pixels) for f, g in zip(a.frames, b.frames, strict=True))
+        assert a.frames[0].uri.startswith("/data/in/") and b.frames[0].uri.startswith("gs://bucket/copy/in/")

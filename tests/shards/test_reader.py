@@ -38,3 +38,20 @@ def test_sentence_rows_round_trip(tmp_path):
 def test_empty_output_reads_as_empty_tables(tmp_path):
     assert read_sentences(str(tmp_path)).num_rows == 0 and read_ledger(str(tmp_path)).num_rows == 0
     assert list_markers(str(tmp_path)) == []
+
+
+def test_a_damaged_marker_reads_as_not_committed_with_a_warning(tmp_path, caplog):
+    out = str(tmp_path)
+    commit(out, "u1", ["a"])
+    commit(out, "u2", ["b"])
+    marker = tmp_path / "units/source=s/u2.json"
+    whole = marker.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"", b"\xff\xfe", b"[1, 2]", b'{"unit": "u2"}'):
+        marker.write_bytes(damaged)
+        caplog.clear()
+        assert [m["unit"] for m in list_markers(out)] == ["u1"]
+        assert read_marker(out, "s", "u2") is None
+        assert [r.levelname for r in caplog.records] == ["WARNING"]  # list_markers warns, read_marker does not
+        assert all(str(marker) in r.getMessage() and "redoes it" in r.getMessage() for r in caplog.records)
+    marker.write_bytes(whole)
+    assert [m["unit"] for m in list_markers(out)] == ["u1", "u2"]

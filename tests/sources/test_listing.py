@@ -9,7 +9,7 @@ import fsspec
 import pytest
 
 from lvm_data import storage
-from lvm_data.sources.listing import SourceError, expand_braces, expand_paths
+from lvm_data.sources.listing import SourceError, expand_braces, expand_inputs, expand_paths
 from lvm_data.sources.webdataset import WebDataset
 from lvm_data.testing import write_tar
 
@@ -204,5 +204,55 @@ def test_webdataset_shards_over_http_by_a_range(tmp_path, served):
     units = source.plan()
     assert [u.id for u in units] == ["00000", "00001"]
     refs = [ref for unit in units for ref in source.read(unit)]
-    assert [r.key.rsplit("/", 1)[1] for r in refs] == ["00000.tar#00", "00000.tar#01", "00001.tar#10", "00001.tar#11"]
+    assert [r.key for r in refs] == ["00000.tar#00", "00000.tar#01", "00001.tar#10", "00001.tar#11"]  # relative
+    assert refs[0].parts["image"].uri == f"{url}/laion/00000.tar#00.jpg"  # the part: where the bytes are
     assert {r.parts["image"].data for r in refs} == {b"JPEG"} and {r.meta["caption"] for r in refs} == {"a cat"}
+
+
+# item keys: relative to each entry's root, the same locally, on memory:// and on http://
+
+KEY_FILES = ("photos/a/1.jpg", "photos/2.jpg", "more/x.png", "more/deep/y.png", "laion/00000.tar", "laion/00001.tar",
+             "one/z.jpg", "split/train/t.jpg", "split/val/v.jpg")
+
+
+def _key_entries(root: str) -> list[str]:
+    """A folder (a trailing / marks one on http), a glob, a brace range, a named file, brace alternatives, and a
+    glob overlapping the glob."""
+    return [f"{root}/photos/", f"{root}/more/*.png", f"{root}/laion/{{00000..00001}}.tar", f"{root}/one/z.jpg",
+            f"{root}/split/{{train,val}}/*.jpg", f"{root}/more/**/*.png"]
+
+
+EXPECTED_KEYS = {"photos/a/1.jpg": "a/1.jpg", "photos/2.jpg": "2.jpg", "more/x.png": "x.png",
+                 "more/deep/y.png": "deep/y.png", "laion/00000.tar": "00000.tar", "laion/00001.tar": "00001.tar",
+                 "one/z.jpg": "z.jpg", "split/train/t.jpg": "train/t.jpg", "split/val/v.jpg": "val/v.jpg"}
+
+
+def test_keys_are_paths_below_each_entrys_root_wherever_the_files_are(tmp_path, mem, served):
+    for name in KEY_FILES:
+        (tmp_path / "www" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "www" / name).write_bytes(b"x")
+        storage.write_bytes(f"{mem}/{name}", b"x")
+    url = served()
+    for root in (str(tmp_path / "www"), mem, url):
+        inputs = expand_inputs("s", _key_entries(root), None)
+        assert inputs.keys == {f"{root}/{name}": key for name, key in EXPECTED_KEYS.items()}, root
+        assert [e.key for e in inputs.entries()] == sorted(EXPECTED_KEYS.values())  # units are cut in key order
+
+
+def test_a_relative_glob_finds_the_files_a_folder_entry_finds_once(tmp_path, monkeypatch):
+    for name in ("data/a.png", "data/sub/b.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    inputs = expand_inputs("s", ["data/*.png", "data"], None)
+    assert inputs.keys == {f"{tmp_path}/data/a.png": "a.png", f"{tmp_path}/data/sub/b.png": "sub/b.png"}
+
+
+def test_two_files_with_one_key_stop_the_planning_and_braces_tell_them_apart(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "1.jpg").write_bytes(b"x")
+    with pytest.raises(SourceError, match=r"source 's': \S+/a/1.jpg and \S+/b/1.jpg both have the item key '1.jpg'.*"
+                                          r"name such folders by one entry \(\{a,b\}, or their parent folder\)"):
+        expand_inputs("s", [str(tmp_path / "a"), str(tmp_path / "b")], None)
+    assert [e.key for e in expand_inputs("s", str(tmp_path / "{a,b}"), None).entries()] == ["a/1.jpg", "b/1.jpg"]

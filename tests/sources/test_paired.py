@@ -91,6 +91,23 @@ def test_match_pattern_and_duplicate_keys(tmp_path):
     dupes = [r for r in items if ERROR_META in r.meta]
     assert sorted(r.key for r in good) == ["001", "002"]
     assert len(dupes) == 1 and "also the key of" in dupes[0].meta[ERROR_META]["detail"]
+    assert dupes[0].key == "img_002.jpg" and dupes[0].uri == str(tmp_path / "x" / "img_002.jpg")  # its relative path
+
+
+def test_items_of_their_own_are_keyed_by_relative_path_made_unique(tmp_path):
+    """Unpaired and refused files are keyed by their path below their root, never their URI; when two share one
+    (a broken link of the same name in both roots), the later gets the first free @N."""
+    touch_image(tmp_path / "x" / "1.jpg")
+    touch_mask(tmp_path / "s" / "1.png")
+    for side in ("x", "s"):
+        (tmp_path / side / "gone.png").symlink_to("missing.png")
+    touch_mask(tmp_path / "s" / "sub" / "2.png")
+    source = Paired("p", {"images": str(tmp_path / "x"), "annotations": {"segmentation": str(tmp_path / "s")},
+                          "shard_size": 10})
+    items = {r.key: r for r in refs(source)[1]}
+    assert sorted(items) == ["1", "gone.png", "gone.png@1", "sub/2"]
+    assert {items[k].meta[ERROR_META]["reason"] for k in ("gone.png", "gone.png@1")} == {"broken_link"}
+    assert {items[k].uri for k in ("gone.png", "gone.png@1")} == {str(tmp_path / side / "gone.png") for side in "xs"}
 
 
 def test_require_any_and_render_options(tmp_path):

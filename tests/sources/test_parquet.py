@@ -24,7 +24,8 @@ def test_binary_column_units_are_row_ranges_over_row_groups(tmp_path):
     pq.write_table(table, path, row_group_size=2)
     src = source(str(path), key_column="id", meta_columns=["label"])
     units = src.plan()
-    assert [(u.spec[1:], u.n_items) for u in units] == [((0, 3), 3), ((3, 6), 3), ((6, 7), 1)]
+    assert [(u.spec[1:], u.n_items) for u in units] == [((0, 3, "images.parquet"), 3), ((3, 6, "images.parquet"), 3),
+                                                        ((6, 7, "images.parquet"), 1)]  # the file's key last
     refs = [r for u in units for r in src.read(u)]
     assert [r.key for r in refs] == [f"k{i}" for i in range(7)]
     assert [r.parts["image"].data for r in refs] == [f"img{i}".encode() for i in range(7)]
@@ -38,7 +39,9 @@ def test_hugging_face_struct_column_and_nulls(tmp_path, monkeypatch):
     pq.write_table(pa.table({"img": pa.array(cells, type=image)}), path)
     src = source(str(path), column="img")
     refs = list(src.read(src.plan()[0]))
-    assert refs[0].key == f"{path}#0" and refs[0].parts["image"].data == b"abc" and refs[0].meta == {"path": "cat.jpg"}
+    assert refs[0].key == "hf.parquet#0" and refs[0].parts["image"].data == b"abc"
+    assert refs[0].meta == {"path": "cat.jpg"}
+    assert refs[0].parts["image"].uri == f"{path}#row=0"  # the key is the file's name and row, the URI its location
     assert refs[1].parts["image"].uri == str(tmp_path / "dog.png") and refs[1].parts["image"].data is None
     assert refs[2].meta[ERROR_META]["reason"] == "empty_file"
 

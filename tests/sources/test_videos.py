@@ -26,7 +26,7 @@ def test_video_folders_keep_video_extensions(tmp_path):
     (tmp_path / "b.MOV").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
     files = [u for unit in VideoFiles("v", {"paths": str(tmp_path), "shard_size": 10}).plan() for u in unit.spec]
-    assert [f.rsplit("/", 1)[-1] for f in files] == ["a.mp4", "b.MOV"]
+    assert [(f.uri.rsplit("/", 1)[-1], f.key) for f in files] == [("a.mp4", "a.mp4"), ("b.MOV", "b.MOV")]
 
 
 def test_bad_clip_options_are_errors_naming_the_field():
