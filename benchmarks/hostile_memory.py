@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lvm_data.testing import ZeroStream
+
 EXPECTED = {"photo-0.jpg": "ok", "photo-1.png": "ok", "rgba.png": "ok", "over-max-pixels.png": "too_large",
             "sparse.png": "file_too_large", "000000": "ok", "000001": "file_too_large", "000002": "ok"}
 
@@ -65,20 +67,6 @@ print(json.dumps({"vm_at_start": before["VmSize"], "rss_at_start": before["VmRSS
 """
 
 
-class Zeros(io.RawIOBase):
-    """`size` zero bytes, read in pieces (a huge member written without holding it)."""
-
-    def __init__(self, size: int):
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self.left)
-        buffer[:n] = bytes(n)
-        self.left -= n
-        return n
 
 
 def rgba_png(path: Path, side: int) -> None:
@@ -111,7 +99,7 @@ def write_inputs(root: Path, rgba_side: int, member_mib: int, file_mib: int, max
         for name, data in (("000000.jpg", jpeg.read_bytes()), ("000001.png", None), ("000002.png", png.read_bytes())):
             info = tarfile.TarInfo(name)
             info.size = member_mib * 2**20 if data is None else len(data)
-            tar.addfile(info, io.BufferedReader(Zeros(info.size), 2**20) if data is None else io.BytesIO(data))
+            tar.addfile(info, io.BufferedReader(ZeroStream(info.size), 2**20) if data is None else io.BytesIO(data))
     return folder, shard
 
 

@@ -157,12 +157,7 @@ class _Walk:
         except OSError as err:
             self.refused.append((rel, Reason.READ_ERROR, f"cannot list the folder ({err.strerror or err})", True))
             return
-        literal = set()
-        for entry in entries:
-            try:
-                literal.add(entry.name.decode("utf-8"))
-            except UnicodeDecodeError:
-                pass
+        literal = utf8_names(entries)
         for entry in entries:
             child = f"{rel}/{name_text(entry.name, literal)}".lstrip("/")
             self._entry(entry, real + b"/" + entry.name, child)
@@ -250,12 +245,7 @@ def list_folder(folder: str) -> list[str]:
     path = os.fsencode(os_path(folder))
     with os.scandir(path) as found:
         entries = sorted(found, key=lambda e: e.name)
-    literal = set()
-    for entry in entries:
-        try:
-            literal.add(entry.name.decode("utf-8"))
-        except UnicodeDecodeError:
-            pass
+    literal = utf8_names(entries)
     head = folder.rstrip("/")
     out = []
     for entry in entries:
@@ -320,3 +310,15 @@ def _matches(parts: list[str], patterns: list[str]) -> bool:
         return _matches(parts, patterns[1:]) or (
             bool(parts) and not parts[0].startswith(".") and _matches(parts[1:], patterns))
     return bool(parts) and _segment(parts[0], patterns[0]) and _matches(parts[1:], patterns[1:])
+
+
+def utf8_names(entries) -> set[str]:
+    """The names of `entries` (os.scandir of a bytes path) that are valid UTF-8: what an escaped name must not
+    collide with."""
+    names = set()
+    for entry in entries:
+        try:
+            names.add(entry.name.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    return names

@@ -8,6 +8,7 @@ weights whose codebook rows are encoder outputs of synthetic images, so codes va
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
@@ -131,3 +132,19 @@ def images_source(name: str, paths, template: str | dict = "single", **input_opt
 
 def _as_list(paths) -> list:
     return list(paths) if isinstance(paths, list | tuple) else [paths]
+
+
+class ZeroStream(io.RawIOBase):
+    """`size` zero bytes, read in pieces (a huge tar member or file written without holding it in memory)."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n

@@ -189,7 +189,7 @@ def _meta(members: dict[str, bytes]) -> dict:
     if "json" in members:
         try:
             meta["json"] = json.loads(members["json"])
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, a number of over 4300 digits, nested too deep
             meta["json_error"] = "unparseable .json member"
     return meta
 

@@ -214,3 +214,14 @@ def test_a_header_that_puts_the_next_one_past_the_end_is_a_truncated_row_not_a_h
     pax_tar(tmp_path / "a.tar", [{}, {"size": "0", "GNU.sparse.size": str(10**15)}, {}])
     assert keys_and_reasons(tmp_path / "a.tar") == [("000", None), ("001", "file_too_large"),
                                                     ("<unreadable>", "truncated")]
+
+
+@pytest.mark.parametrize("member", [b"1" * 5000, b"[" * 100_000])
+def test_a_json_member_python_cannot_parse_is_a_json_error_not_the_end_of_the_tar(tmp_path, member):
+    """json.loads raises ValueError (not JSONDecodeError) for a number of over 4300 digits, RecursionError for
+    deep nesting: the first ended the tar, the second escaped read()."""
+    tar = write_tar(tmp_path / "a.tar", [("000.jpg", b"J"), ("000.json", member), ("001.jpg", b"K")])
+    src = source(str(tar))
+    refs = list(src.read(src.plan()[0]))
+    assert [(r.key.split("#", 1)[1], r.meta.get("json_error")) for r in refs] == [
+        ("000", "unparseable .json member"), ("001", None)]

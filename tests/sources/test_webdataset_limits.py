@@ -10,20 +10,9 @@ import pytest
 from lvm_data.items import ERROR_META
 from lvm_data.sources import webdataset
 from lvm_data.sources.webdataset import WebDataset
+from lvm_data.testing import ZeroStream
 
-
-class Zeros(io.RawIOBase):
-    def __init__(self, size: int):
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self.left)
-        buffer[:n] = bytes(n)
-        self.left -= n
-        return n
+Zeros = ZeroStream
 
 
 def write_shard(path, members, compressed: bool) -> None:
