@@ -162,12 +162,24 @@ def mix_command(mix_file: str, beam_args: list[str]) -> int:
     _quiet_beam_workers()
     try:
         config = read_mix_file(mix_file)
-        manifest = run_mix(config, storage.read_bytes(mix_file).decode(), beam_args)
+        manifest = run_mix(config, storage.read_bytes(mix_file).decode(), beam_args, watch=_mix_progress(config))
     except (MixConfigError, MixPlanError, ValueError) as err:
         _err(f"error: {err}")
         return 2
     click.echo(format_mix(manifest))
     return 0
+
+
+def _mix_progress(config):
+    from lvm_data.mix.shards import ShardProgress
+
+    @contextlib.contextmanager
+    def watch(plan):
+        with Display() as display, ShardProgress(config.output, plan.train_shards + plan.validation_shards,
+                                                 config.name, display):
+            yield
+
+    return watch
 
 
 def format_mix(manifest: dict) -> str:

@@ -17,6 +17,7 @@ every input sentence's fate) and the dataset card.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -250,8 +251,9 @@ def run_write(config: MixConfig, bits: dict[str, int], files, plan: MixPlan, met
 
 # --- the command ---------------------------------------------------------------------------------------------
 
-def run_mix(config: MixConfig, mix_text: str | None, beam_args: list[str]) -> dict:
-    """Plan, write and finish the mix; returns its manifest."""
+def run_mix(config: MixConfig, mix_text: str | None, beam_args: list[str], watch=None) -> dict:
+    """Plan, write and finish the mix; returns its manifest. `watch(plan)`, when given, returns a context manager
+    active while the shards are written (progress)."""
     inputs = describe_inputs(config)
     digest = mix_hash(config, inputs)
     done = committed(config.output, digest)
@@ -266,7 +268,8 @@ def run_mix(config: MixConfig, mix_text: str | None, beam_args: list[str]) -> di
     plan = plan_mix(config, census["stats"], sum(census["validation_tokens"].values()))
     meta = {"tokenizer_fingerprint": first.tokenizer_fingerprint, "codebook_size": first.codebook_size,
             "tokens_per_image": first.tokens_per_image, "mix": config.name}
-    run_write(config, bits, files, plan, meta, digest, done, beam_args)
+    with watch(plan) if watch else contextlib.nullcontext():
+        run_write(config, bits, files, plan, meta, digest, done, beam_args)
     manifest = mix_manifest(config, inputs, digest, plan, census, read_markers(config.output))
     storage.write_bytes(storage.join(config.output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True).encode())
     splits = [s for s in ("train", "validation") if any(m["split"] == s for m in manifest["shards"])]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -165,3 +166,35 @@ def dataset_card(name: str, splits: Sequence[str]) -> str:
             "achieved). Rows: `tokens` (VQGAN codes, image-major), `n_images`, and where each came from "
             "(`part`, `output`, `source`, `template`, `task`, `sentence_id`, `copy`). Train rows are in the "
             "mix's order: shard by shard, top to bottom.\n")
+
+
+class ShardProgress:
+    """The mix's progress while its shards are written: polls the markers every `interval` seconds and reports
+    Snapshots (lvm_data.progress) of shards written of `total`, with the tokens they hold."""
+
+    def __init__(self, out: str, total: int, name: str, report, interval: float = 2.0):
+        from lvm_data.progress import Meter
+
+        self.out = out
+        self.meter = Meter(f"mix {name}", "shards", total, report, interval=interval)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lvm-data-mix-progress", daemon=True)
+
+    def poll(self):
+        markers = read_markers(self.out)
+        self.meter.set(len(markers), detail=f"tokens {sum(m['tokens'] for m in markers):,}")
+        return self.meter.snapshot()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.meter.interval):
+            self.meter.report(self.poll())
+
+    def __enter__(self) -> ShardProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+        self.meter.report(self.meter.snapshot(finished=exc[0] is None))

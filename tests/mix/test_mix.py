@@ -158,6 +158,8 @@ def test_the_command_prints_shares_and_writes_a_manifest(inputs, tmp_path):
     result = CliRunner().invoke(main, ["mix", str(tmp_path / "mix.yaml")])
     assert result.exit_code == 0, result.output
     assert "laion" in result.output and "worst share error" in result.output
+    (last,) = [line for line in result.output.splitlines() if line.startswith("mix m: shards ")]  # the progress
+    assert "(100%)" in last and "took" in last
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["inputs"][0]["output"] == inputs["laion"] and manifest["seed"] == 0
     assert (tmp_path / "o" / "mix.yaml").read_text().startswith("name: m")
