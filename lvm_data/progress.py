@@ -138,5 +138,32 @@ class Meter:
         self.report(self.snapshot(finished=exc[0] is None))
 
 
+class Poller:
+    """A progress that is read, not counted: `poll()` (a subclass's) sets `self.meter` from what it finds (unit
+    markers, shard markers) and returns its snapshot. As a context manager it polls every `meter.interval` seconds
+    on a thread, and once more at the end for the finished snapshot."""
+
+    meter: Meter
+
+    def poll(self) -> Snapshot:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.meter.interval):
+            self.meter.report(self.poll())
+
+    def __enter__(self) -> Poller:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lvm-data-progress-{self.meter.task}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+        self.meter.report(self.meter.snapshot(finished=exc[0] is None))
+
+
 def silent(snapshot: Snapshot) -> None:
     """A report that shows nothing (library callers that want no progress)."""

@@ -6,7 +6,6 @@ callable the CLI provides (lvm_data.display); the clock is injectable.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -16,7 +15,7 @@ from lvm_data.job.config import shard_size_of
 from lvm_data.job.heartbeat import read_in_flight
 from lvm_data.job.plan import CONTAINER_ITEMS, unit_guess
 from lvm_data.job.runs import Run
-from lvm_data.progress import Meter, Report, Snapshot
+from lvm_data.progress import Meter, Poller, Report, Snapshot
 from lvm_data.shards import layout
 from lvm_data.shards.reader import parse_marker, visible_files
 
@@ -89,7 +88,7 @@ def guessed_units(run: Run) -> dict[str, int]:
     return out
 
 
-class Progress:
+class Progress(Poller):
     """The job's progress: polls unit markers and the executors' in-flight files (lvm_data.job.heartbeat)
     every `interval` seconds and reports Snapshots of items done, with images and units in the detail.
 
@@ -126,19 +125,3 @@ class Progress:
         total = self.planned + sum(c["inputs"] - self.guessed[n] for n, c in done.items() if n in self.guessed)
         self.meter.set(items, total=max(total, items), detail=detail)
         return self.meter.snapshot()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.meter.interval):
-            self.meter.report(self.poll())
-
-    def __enter__(self) -> Progress:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lvm-data-progress", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.poll()
-        self.meter.report(self.meter.snapshot(finished=exc[0] is None))

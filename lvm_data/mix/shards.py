@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from lvm_data import storage
+from lvm_data.progress import Meter, Poller, Report, Snapshot
 from lvm_data.shards.reader import visible_files
 from lvm_data.shards.writer import write_parquet_atomic
 
@@ -168,33 +168,15 @@ def dataset_card(name: str, splits: Sequence[str]) -> str:
             "mix's order: shard by shard, top to bottom.\n")
 
 
-class ShardProgress:
-    """The mix's progress while its shards are written: polls the markers every `interval` seconds and reports
-    Snapshots (lvm_data.progress) of shards written of `total`, with the tokens they hold."""
+class ShardProgress(Poller):
+    """The mix's progress while its shards are written: shards written of `total` (from their markers), with the
+    tokens they hold."""
 
-    def __init__(self, out: str, total: int, name: str, report, interval: float = 2.0):
-        from lvm_data.progress import Meter
-
+    def __init__(self, out: str, total: int, name: str, report: Report, interval: float = 2.0):
         self.out = out
         self.meter = Meter(f"mix {name}", "shards", total, report, interval=interval)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lvm-data-mix-progress", daemon=True)
 
-    def poll(self):
+    def poll(self) -> Snapshot:
         markers = read_markers(self.out)
         self.meter.set(len(markers), detail=f"tokens {sum(m['tokens'] for m in markers):,}")
         return self.meter.snapshot()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.meter.interval):
-            self.meter.report(self.poll())
-
-    def __enter__(self) -> ShardProgress:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.poll()
-        self.meter.report(self.meter.snapshot(finished=exc[0] is None))
