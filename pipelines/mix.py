@@ -35,6 +35,7 @@ from lvm_data.mix.plan import (
     PartStats,
     group_bits,
     group_of,
+    hash64,
     interleave,
     place_group,
     plan_mix,
@@ -52,6 +53,7 @@ from lvm_data.mix.shards import (
     read_markers,
     shares,
 )
+from lvm_data.sources.base import digest
 from pipelines.tokenize import pipeline_options
 
 DUPLICATE = "duplicate_sentence"
@@ -60,7 +62,7 @@ DUPLICATE = "duplicate_sentence"
 def mix_hash(config: MixConfig, inputs: list[InputOutput]) -> str:
     """What the shards' bytes depend on: the mix file (not its output) and every input's fingerprint."""
     payload = {**config.to_dict(), "output": None, "inputs": [i.fingerprint() for i in inputs]}
-    return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=16).hexdigest()
+    return digest([json.dumps(payload, sort_keys=True)])
 
 
 # --- shared by both passes --------------------------------------------------------------------------------------
@@ -226,8 +228,7 @@ def _validation_shards(batch, shards: int):
     _split, _key, rows = batch
     by_shard: dict[int, list[MixRow]] = defaultdict(list)
     for row in rows.rows:
-        h = int.from_bytes(hashlib.blake2b(row.sentence_id.encode(), digest_size=8).digest(), "big")
-        by_shard[h % shards].append(row)
+        by_shard[hash64(row.sentence_id.encode()) % shards].append(row)
     yield from ((shard, RowBatch(rows)) for shard, rows in by_shard.items())
 
 

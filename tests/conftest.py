@@ -77,3 +77,15 @@ def gcs(gcs_emulator, monkeypatch):
     """A gs:// prefix of this test's own, served by the emulator (STORAGE_EMULATOR_HOST is set)."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     return f"gs://{GCS_BUCKET}/t{time.monotonic_ns()}-{os.getpid()}"
+
+
+@pytest.fixture
+def mem():
+    """A memory:// folder of this test's own (fsspec's memory store is one per process), removed afterwards."""
+    import fsspec
+
+    root = f"memory://test{time.monotonic_ns()}"
+    yield root
+    fs = fsspec.filesystem("memory")
+    if fs.exists(root):
+        fs.rm(root, recursive=True)

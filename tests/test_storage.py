@@ -2,7 +2,6 @@
 this environment cannot open. HTTP is exercised through expand_paths in tests/sources/test_listing.py."""
 
 import os
-import time
 
 import fsspec
 import pyarrow.fs as pafs
@@ -10,16 +9,6 @@ import pytest
 
 from lvm_data import storage
 from lvm_data.errors import SourceError
-
-
-@pytest.fixture
-def mem():
-    """A memory:// folder of this test's own (fsspec's memory store is one per process), removed afterwards."""
-    root = f"memory://storage{time.monotonic_ns()}"
-    yield root
-    fs = fsspec.filesystem("memory")
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
 
 
 @pytest.mark.parametrize(("uri", "scheme"), [

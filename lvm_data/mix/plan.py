@@ -32,17 +32,18 @@ VAL_SALT = b"lvm_data.mix.validation"
 BYTES_PER_TOKEN = 1.7  # DESIGN's on-disk target: sizes shards before they are written
 
 
-def _hash64(*parts: bytes) -> int:
+def hash64(*parts: bytes) -> int:
+    """A 64-bit hash of `parts` (blake2b), the same on every machine."""
     return int.from_bytes(hashlib.blake2b(b"\x00".join(parts), digest_size=8).digest(), "big")
 
 
 def is_validation(sentence_id: str, fraction: float) -> bool:
     """Whether a sentence is held out: a hash of its id alone, below `fraction`."""
-    return fraction > 0 and _hash64(VAL_SALT, sentence_id.encode()) < fraction * 2.0**64
+    return fraction > 0 and hash64(VAL_SALT, sentence_id.encode()) < fraction * 2.0**64
 
 
 def row_hash(seed: int, part: str, sentence_id: str) -> int:
-    return _hash64(str(seed).encode(), part.encode(), sentence_id.encode())
+    return hash64(str(seed).encode(), part.encode(), sentence_id.encode())
 
 
 def group_bits(rows: int) -> int:

@@ -26,7 +26,7 @@ import pyarrow as pa
 from lvm_data import storage
 from lvm_data.progress import Meter, Poller, Report, Snapshot
 from lvm_data.shards.reader import visible_files
-from lvm_data.shards.writer import write_parquet_atomic
+from lvm_data.shards.writer import token_lists, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation")
@@ -96,11 +96,7 @@ def marker_file(split: str, shard: int) -> str:
 
 
 def shard_table(rows: Sequence[MixRow], meta: dict[str, str]) -> pa.Table:
-    lengths = np.array([len(r.tokens) for r in rows], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    flat = np.concatenate([r.tokens for r in rows]).astype(np.uint16) if rows else np.zeros(0, np.uint16)
-    columns = [pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.uint16())),
-               pa.array([r.n_images for r in rows], pa.int32())]
+    columns = [token_lists([r.tokens for r in rows]), pa.array([r.n_images for r in rows], pa.int32())]
     columns += [pa.array([getattr(r, name) for r in rows], pa.string())
                 for name in ("part", "output", "source", "template", "task", "sentence_id")]
     columns.append(pa.array([r.copy for r in rows], pa.int32()))

@@ -83,16 +83,21 @@ def sentence_table(rows: list[SentenceRow], info: ShardInfo, source: str, unit: 
         unique.setdefault(r.id, r)
     rows = list(unique.values())
     schema = arrow_schema("sentence")
-    lengths = np.array([len(r.tokens) for r in rows], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    flat = np.concatenate([r.tokens for r in rows]).astype(np.uint16) if rows else np.zeros(0, np.uint16)
-    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.uint16()))
+    tokens = token_lists([r.tokens for r in rows])
     frames = [[{"uri": u, "frame": int(i), "role": role} for u, i, role in r.frames] for r in rows]
     columns = {"id": [r.id for r in rows], "source": [r.source for r in rows], "template": [r.template for r in rows],
                "task": [r.task for r in rows], "n_images": [r.n_images for r in rows], "frames": frames}
     arrays = [tokens if name == "tokens" else pa.array(columns[name], type=schema.field(name).type)
               for name in schema.names]
     return pa.Table.from_arrays(arrays, schema=schema.with_metadata(info.metadata(source, unit)))
+
+
+def token_lists(codes: list[np.ndarray]) -> pa.ListArray:
+    """The `tokens` column (list<uint16>) of rows whose codes are `codes`, built from one flat array."""
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.concatenate(codes).astype(np.uint16) if codes else np.zeros(0, np.uint16)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.uint16()))
 
 
 def check_sentence_table(table: pa.Table, codebook_size: int, tokens_per_image: int) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from lvm_data.sources.files import IMAGE_EXTENSIONS
 from lvm_data.sources.listing import (
     FileEntry,
     RefusedEntry,
+    as_list,
     entry_uri,
     expand_inputs,
     failed_ref,
@@ -73,7 +75,11 @@ class WebDataset(Source):
         (lvm_data.sources.listing), its samples' keys `TAR_KEY#MEMBER_KEY`."""
         tars = expand_inputs(self.name, self.options["paths"], ("tar", "tgz", "gz"),
                              follow_links(self.name, self.options))
-        entries = [e for e in tars.entries() if isinstance(e, RefusedEntry) or is_tar_name(entry_uri(e))]
+        named = {p if storage.is_remote(p) else os.path.abspath(os.path.expanduser(p))
+                 for p in as_list(self.options["paths"])}
+        # a folder's .gz files that are not .tar.gz are not shards; a file named in `paths` is read whatever its name
+        entries = [e for e in tars.entries()
+                   if isinstance(e, RefusedEntry) or is_tar_name(entry_uri(e)) or entry_uri(e) in named]
         names = [tar_stem(entry_uri(e).rsplit("/", 1)[-1]) for e in entries]
         return [self._unit(uid, e) for uid, e in zip(unit_ids(names), entries, strict=True)]
 

@@ -132,8 +132,8 @@ def failures(out) -> set:
     return {k for k, (status, _) in ledger(out).items() if status == "failed"}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_retry_failed_after_repairing_the_files_gives_what_a_clean_run_gives(tmp_path, tiny, case):
+def clean_run(tmp_path, tiny, case):
+    """The case's good files written and run once: (files, source, the clean output, the output to break)."""
     make_files, make_input, template = CASES[case]
     root = tmp_path / "in"
     files = make_files(root)
@@ -141,6 +141,12 @@ def test_retry_failed_after_repairing_the_files_gives_what_a_clean_run_gives(tmp
     source = {"name": "s", "input": make_input(root), "template": template}
     clean, retried = tmp_path / "clean", tmp_path / "retried"
     run(clean, tiny, source)
+    return files, source, clean, retried
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_retry_failed_after_repairing_the_files_gives_what_a_clean_run_gives(tmp_path, tiny, case):
+    files, source, clean, retried = clean_run(tmp_path, tiny, case)
     write(broken(files))  # the same paths, broken
     run(retried, tiny, source)
     assert failures(retried) and ledger(retried) != ledger(clean)
@@ -157,13 +163,7 @@ def test_retry_failed_after_passing_failures_redoes_only_the_buckets_with_failed
                                                                                      monkeypatch):
     """Failures that pass without a file changing (a timeout): a bucket with a failed item is rebuilt whole and
     replaces its files; the other buckets keep theirs."""
-    make_files, make_input, template = CASES[case]
-    root = tmp_path / "in"
-    files = make_files(root)
-    write(files)
-    source = {"name": "s", "input": make_input(root), "template": template}
-    clean, retried = tmp_path / "clean", tmp_path / "retried"
-    run(clean, tiny, source)
+    files, source, clean, retried = clean_run(tmp_path, tiny, case)
     slow = {str(p) for p in sorted(files) if "rgb" in p.parts or p.parent.name in ("cats", "dogs", "owls")}
     slow = set(sorted(slow)[1:8:3])
     image = decode.DECODERS["image"]

@@ -3,7 +3,6 @@
 import functools
 import http.server
 import threading
-import time
 
 import fsspec
 import pytest
@@ -45,15 +44,6 @@ def served(tmp_path):
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def mem():
-    root = f"memory://listing{time.monotonic_ns()}"
-    yield root
-    fs = fsspec.filesystem("memory")
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
 
 
 # brace patterns

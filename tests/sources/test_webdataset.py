@@ -225,3 +225,11 @@ def test_a_json_member_python_cannot_parse_is_a_json_error_not_the_end_of_the_ta
     refs = list(src.read(src.plan()[0]))
     assert [(r.key.split("#", 1)[1], r.meta.get("json_error")) for r in refs] == [
         ("000", "unparseable .json member"), ("001", None)]
+
+
+def test_gzip_shards_are_units_and_a_named_file_is_read_whatever_its_name(tmp_path):
+    for name in ("a.tar", "b.tar.gz", "c.gz", "d.tgz"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [u.id for u in WebDataset("w", {"paths": str(tmp_path), "shard_size": 10}).plan()] == ["a", "b", "d"]
+    named = WebDataset("w", {"paths": str(tmp_path / "c.gz"), "shard_size": 10}).plan()
+    assert len(named) == 1  # named in paths: read (and failed with a reason if it is no tar), never skipped
