@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from lvm_data.audit import AuditConfig, run_audit
 from lvm_data.audit.files import CountingFile, list_output
 from lvm_data.audit.report import human_bytes
-from lvm_data.sentences.base import rng_for
+from lvm_data.determinism import rng_for
 from lvm_data.shards import layout
 from lvm_data.shards.schema import arrow_schema, file_metadata, schema_version
 

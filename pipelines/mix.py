@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 import apache_beam as beam
 
 from lvm_data import storage
+from lvm_data.determinism import digest
 from lvm_data.job.runs import remove_stale_temporaries
 from lvm_data.mix.config import MixConfig
 from lvm_data.mix.inputs import InputOutput, describe_inputs, read_rows
@@ -53,7 +54,6 @@ from lvm_data.mix.shards import (
     read_markers,
     shares,
 )
-from lvm_data.sources.base import digest
 from pipelines.tokenize import pipeline_options
 
 DUPLICATE = "duplicate_sentence"

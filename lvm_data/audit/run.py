@@ -26,10 +26,10 @@ from lvm_data.audit.mixture import Target, compare
 from lvm_data.audit.result import AuditResult, IoStats, count_rows, curation_rows, ledger_rows
 from lvm_data.audit.sentences import SentenceScan, scan_sentence_file
 from lvm_data.audit.violations import Findings
+from lvm_data.determinism import digest
 from lvm_data.progress import Meter, Report, silent
 from lvm_data.shards import layout
 from lvm_data.shards.timings import timings_total
-from lvm_data.sources.base import digest
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from lvm_data.curation.banding import near_pairs
 from lvm_data.curation.config import NearDuplicates, pool_setting, source_filters
 from lvm_data.curation.hashes import perceptual_hash, pixel_digest
 from lvm_data.curation.survivors import Id, group_exact, near_losers
+from lvm_data.determinism import digest
 from lvm_data.outcomes import Outcome, Reason
-from lvm_data.sources.base import digest
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lvm_data.curation.banding import equal_runs
-from lvm_data.sentences.base import rng_for
+from lvm_data.determinism import rng_for
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 

@@ -21,7 +21,7 @@ from lvm_data import storage
 from lvm_data.curation import store
 from lvm_data.curation.samples import THUMBNAIL, decode_jpeg
 from lvm_data.curation.units import ITEM_REASONS
-from lvm_data.sentences.base import derive_seed
+from lvm_data.determinism import derive_seed
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import read_manifest
 

@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from lvm_data.sentences.base import derive_seed
+from lvm_data.determinism import derive_seed
 
 THUMBNAIL = 96  # pixels per side
 PER_UNIT = 4  # samples kept per reason per unit

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import pyarrow.fs as pafs
 
 from lvm_data import localfs, storage
-from lvm_data.sentences.base import Template, derive_seed
-from lvm_data.sources.base import Source, Unit, digest
+from lvm_data.determinism import derive_seed, digest
+from lvm_data.sentences.base import Template
+from lvm_data.sources.base import Source, Unit
 
 
 class ResumeError(RuntimeError):

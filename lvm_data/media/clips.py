@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lvm_data.sentences.base import rng_for
+from lvm_data.determinism import rng_for
 
 DEFAULT_STRIDES = (8, 12, 24)  # LVM's Kinetics strides
 OFFSETS = ("random", "start")

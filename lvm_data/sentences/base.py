@@ -12,8 +12,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-
 from lvm_data.items import DecodedItem, Frame, ItemRef
 from lvm_data.outcomes import Outcome
 
@@ -61,17 +59,6 @@ def frame_name(uri: str) -> str:
     """A frame's location-free name: its URI's last path segment (the file name; for a tar member or a row, what
     follows the last '/': `000.tar#k.jpg`, `k.jpg` of `000.tar#dir/k.jpg`, `part.parquet#row=3`)."""
     return uri.rstrip("/").rsplit("/", 1)[-1]
-
-
-def derive_seed(seed: int, *keys: str) -> int:
-    """A 64-bit seed from the job seed and keys, stable across machines and Python versions."""
-    text = "\x00".join([str(seed), *keys])
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def rng_for(seed: int, *keys: str) -> np.random.Generator:
-    return np.random.default_rng(derive_seed(seed, *keys))
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ in `pairs` (lvm_data.sentences.grouping). Options `pairs` (default 8) and `min_p
 
 from __future__ import annotations
 
+from lvm_data.determinism import rng_for
 from lvm_data.items import DecodedItem, Frame, ItemRef
 from lvm_data.media.derive import MASKS, canny_edges, grayscale, inpaint_input
 from lvm_data.outcomes import Outcome, Reason
-from lvm_data.sentences.base import TemplateContext, rng_for
+from lvm_data.sentences.base import TemplateContext
 from lvm_data.sentences.grouping import choice, frames_by_role, positive
 from lvm_data.sentences.pairs import PairTemplate
 

@@ -20,9 +20,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TypeVar
 
+from lvm_data.determinism import rng_for
 from lvm_data.items import DecodedItem, Frame, ItemRef
 from lvm_data.outcomes import Outcome, Reason
-from lvm_data.sentences.base import Template, TemplateContext, rng_for
+from lvm_data.sentences.base import Template, TemplateContext
 
 T = TypeVar("T")
 

@@ -20,9 +20,10 @@ multi_annotation).
 
 from __future__ import annotations
 
+from lvm_data.determinism import rng_for
 from lvm_data.items import DecodedItem, Frame, ItemRef
 from lvm_data.outcomes import Outcome, Reason
-from lvm_data.sentences.base import BuildResult, Sentence, TemplateContext, rng_for
+from lvm_data.sentences.base import BuildResult, Sentence, TemplateContext
 from lvm_data.sentences.grouping import (
     LimitedTemplate,
     annotation_roles,

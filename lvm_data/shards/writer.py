@@ -20,11 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lvm_data import storage
+from lvm_data.determinism import digest
 from lvm_data.shards import layout
 from lvm_data.shards.ledger import LedgerRow, check_ledger_table, count_rows, ledger_table
 from lvm_data.shards.schema import arrow_schema, file_metadata, read_metadata, required_metadata, schema_version
 from lvm_data.shards.schema import validation_errors as schema_errors
-from lvm_data.sources.base import digest
 
 ROW_GROUP_TOKENS = 1 << 22  # ~8 MB of raw uint16 codes per row group: readers stream group by group
 ID_PATTERN = "^([0-9a-f]{24}|[0-9a-f]{32})$"  # schemas/sentence.schema.json: 96-bit ids, 128 before

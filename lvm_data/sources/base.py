@@ -6,7 +6,6 @@ on workers. Units are the resume granularity: a unit's files are committed toget
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +26,6 @@ class Unit:
     @property
     def name(self) -> str:
         return f"{self.source}/{self.id}"
-
-
-def digest(values: list[str]) -> str:
-    """Stable hash of a unit's membership, stored in its commit marker to detect changed inputs."""
-    h = hashlib.blake2b(digest_size=16)
-    for value in values:
-        h.update(value.encode())
-        h.update(b"\x00")
-    return h.hexdigest()
 
 
 class Source(ABC):

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 import pyarrow.fs as pafs
 
 from lvm_data import storage
+from lvm_data.determinism import derive_seed
 from lvm_data.localfs import Refused
-from lvm_data.sentences.base import derive_seed
 from lvm_data.sources.listing import (
     GLOB_CHARS,
     RefusedEntry,

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from lvm_data.sentences.base import derive_seed, rng_for
+from lvm_data.determinism import derive_seed, rng_for
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
 from lvm_data.tokenizer.training_data import Augment, TrainingData, sample_batch
 

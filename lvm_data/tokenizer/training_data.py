@@ -3,7 +3,7 @@
 Every source is preprocessed like inference does it (`decode_image`, then `resize` squash) onto a
 `canvas` x `canvas` square, so a crop of `crop / zoom` canvas pixels resized to `crop` shows content
 at `zoom` times the scale the tokenizer sees at 256x256. Randomness comes only from the
-`np.random.Generator` the caller passes in (seed it with `lvm_data.sentences.base.rng_for`).
+`np.random.Generator` the caller passes in (seed it with `lvm_data.determinism.rng_for`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from lvm_data import storage
 from lvm_data import tokenizer as vq
-from lvm_data.sentences.base import derive_seed
+from lvm_data.determinism import derive_seed
 from lvm_data.train import checkpoint
 from lvm_data.train.config import Vocab, pick_device
 from lvm_data.train.model import LLaMA

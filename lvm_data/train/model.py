@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvm_data.sentences.base import derive_seed
+from lvm_data.determinism import derive_seed
 from lvm_data.train.config import IGNORE_INDEX, ModelConfig
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lvm_data.sentences.base import rng_for
+from lvm_data.determinism import rng_for
 from lvm_data.train.config import Vocab
 from lvm_data.train.shards import Corpus, DataError, RowGroup, is_validation, read_group
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lvm_data.sentences.base import rng_for
+from lvm_data.determinism import rng_for
 from lvm_data.train.config import IGNORE_INDEX, Vocab
 from lvm_data.train.model import LLaMA, token_loss
 from lvm_data.train.shards import Corpus, is_validation, read_group

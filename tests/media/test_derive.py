@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from lvm_data.determinism import rng_for
 from lvm_data.media.derive import box_mask, canny_edges, grayscale, inpaint_input, lvm_mask, patch_mask
 from lvm_data.media.image import decode_image
 from lvm_data.media.resize import resize
 from lvm_data.media.samples import photos
-from lvm_data.sentences.base import rng_for
 
 
 @pytest.fixture(scope="module")

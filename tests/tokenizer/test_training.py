@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from lvm_data.determinism import rng_for
 from lvm_data.media.resize import resize
-from lvm_data.sentences.base import rng_for
 from lvm_data.tokenizer import load
 from lvm_data.tokenizer.model import VQGANConfig
 from lvm_data.tokenizer.training import (

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lvm_data.determinism import rng_for
 from lvm_data.media.resize import resize
-from lvm_data.sentences.base import rng_for
 from lvm_data.tokenizer.training_data import (
     CANVAS,
     Augment,
