@@ -71,8 +71,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--workdir")
     args, beam_args = parser.parse_known_args(argv)
+    from benchmarks.pipeline import write_photos
     from lvm_data.testing import images_source, job_text
-    from pipelines.bench import write_photos
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="lvm-memory-"))
     write_photos(root / "photos", max(args.images), jpeg=True)

@@ -2,7 +2,7 @@
 
 Commands count their work on a `Meter` (items of a job, files of an audit, steps of training); it hands a
 `Snapshot` to a `report` callable at most every `interval` seconds, and a last one when it closes. Nothing
-here prints or knows about terminals: lvm_data.display turns snapshots into a live bar or log lines.
+here prints or knows about terminals: lvm_data.cli.display turns snapshots into a live bar or log lines.
 The clock is injectable, so tests check the snapshots at fixed points.
 """
 

@@ -1,7 +1,7 @@
 """What a person sees about a run: the plan (`--dry-run`) and its progress (units committed and in flight).
 
 Nothing here prints: plan lines are returned, progress goes as Snapshots (lvm_data.progress) to a `report`
-callable the CLI provides (lvm_data.display); the clock is injectable.
+callable the CLI provides (lvm_data.cli.display); the clock is injectable.
 """
 
 from __future__ import annotations

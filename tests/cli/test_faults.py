@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from lvm_data import storage
 from lvm_data.cli import main
+from lvm_data.cli.jobs import QuietFaults
 from lvm_data.media.samples import photos
 from lvm_data.shards import writer
 from lvm_data.testing import images_source, job_text, write_corpus, write_tiny_checkpoint
-from pipelines.commands import QuietFaults
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""Progress values (lvm_data.progress) and how they are shown (lvm_data.display), at fixed clock points."""
+"""Progress values (lvm_data.progress) and how they are shown (lvm_data.cli.display), at fixed clock points."""
 
 import io
 
-from lvm_data.display import Display
+from lvm_data.cli.display import Display
 from lvm_data.progress import Meter, Snapshot, duration
 
 

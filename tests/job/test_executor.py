@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.pipeline import write_photos
 from lvm_data.items import Frame, ItemRef, Part
 from lvm_data.job import decoding
 from lvm_data.job import executor as executor_module
@@ -25,7 +26,6 @@ from lvm_data.sentences.base import Sentence
 from lvm_data.shards.reader import list_markers, read_ledger, read_sentences
 from lvm_data.testing import images_source, job_text, write_corpus
 from lvm_data.tokenizer import load
-from pipelines.bench import write_photos
 from pipelines.tokenize import run_job
 
 

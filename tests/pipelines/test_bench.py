@@ -1,21 +1,15 @@
-"""pipelines/bench.py's encoder-vs-pipeline comparison (run_ceiling) on this machine's CPU with a tiny
+"""benchmarks/pipeline.py's encoder-vs-pipeline comparison (run_ceiling) on this machine's CPU with a tiny
 checkpoint, its timing helpers with a fake clock, and the benchmarks/pipeline.py command line. Figures are
 printed by the benchmark, never asserted."""
 
-import importlib.util
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lvm_data import tokenizer as lvm_tokenizer
-from lvm_data.testing import write_tiny_checkpoint
-from lvm_data.tokenizer.bench import random_checkpoint
-from lvm_data.tokenizer.tokenizer import fingerprint
-from pipelines.bench import (
+from benchmarks.pipeline import (
     CeilingBench,
     encode_tf32,
     format_ceiling,
@@ -24,8 +18,10 @@ from pipelines.bench import (
     tokenizer_location,
     write_photos,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from benchmarks.tokenizer import random_checkpoint
+from lvm_data import tokenizer as lvm_tokenizer
+from lvm_data.testing import write_tiny_checkpoint
+from lvm_data.tokenizer.tokenizer import fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +86,9 @@ def test_jpeg_corpus_is_rgb_jpeg(tmp_path):
         assert (image.format, image.mode) == ("JPEG", "RGB")
 
 
-def load_command():
-    spec = importlib.util.spec_from_file_location("bench_pipeline_command", REPO / "benchmarks" / "pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_command_line_presets():
-    command = load_command()
+    import benchmarks.pipeline as command
+
     assert command.parse(["--images", "8"]) == (None, ["--images", "8"])  # the pipeline-vs-loop bench
     gpu, _ = command.parse(["--gpu", "--small", "1024", "--experiments=x"])
     assert (gpu.tokenizer, gpu.device, gpu.batch_size, gpu.images, gpu.small) == ("lvm", "cuda", 256, 16384, 1024)
@@ -112,7 +102,7 @@ def test_command_line_presets():
 
 
 def test_standin_bench_measures_capacity_then_the_pipeline_at_a_share_of_it(tmp_path):
-    from pipelines.bench_standin import StandInBench, format_standin, run_standin
+    from benchmarks.standin import StandInBench, format_standin, run_standin
 
     r = run_standin(StandInBench(images=24, small=8, share=0.5, batch_size=4, shard_size=8, workers=1,
                                  workdir=str(tmp_path)))

@@ -3,8 +3,7 @@ import itertools
 import torch
 from click.testing import CliRunner
 
-from lvm_data.cli import main
-from lvm_data.tokenizer.bench import (
+from benchmarks.tokenizer import (
     NAMED_CONFIGS,
     BenchSettings,
     format_result,
@@ -12,6 +11,7 @@ from lvm_data.tokenizer.bench import (
     run_bench,
     time_encode,
 )
+from lvm_data.cli import main
 from lvm_data.tokenizer.model import VQGANConfig
 from lvm_data.tokenizer.tokenizer import Tokenizer, fingerprint
 

@@ -1,6 +1,6 @@
 """The `run` and `retry-failed` commands' work: build the config, call the pipeline, print for people.
 
-Click parsing stays in lvm_data/cli.py; this module is the CLI layer's glue (it may print).
+Click parsing stays in lvm_data/cli/commands.py; this module is the command layer's glue (it may print).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import click
 
 from lvm_data import storage
-from lvm_data.display import Display
+from lvm_data.cli.display import Display
 from lvm_data.job.config import JobConfigError, load_job, read_job_file, with_overrides
 from lvm_data.job.faults import describe, fault_in_text, find_fault
 from lvm_data.job.plan import ResumeError

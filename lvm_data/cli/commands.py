@@ -6,7 +6,7 @@ import contextlib
 
 import click
 
-from lvm_data.display import Display
+from lvm_data.cli.display import Display
 
 
 def beam_args(ctx: click.Context, runner: str | None = None) -> list[str]:
@@ -124,8 +124,8 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Untimed batches first.")
 def bench_tokenizer(**options) -> None:
     """Encode throughput (images/s) for a tokenizer config, device, dtype and batch size."""
+    from benchmarks.tokenizer import BenchSettings, format_result, run_bench
     from lvm_data.tokenizer import CheckpointError
-    from lvm_data.tokenizer.bench import BenchSettings, format_result, run_bench
 
     try:
         result = run_bench(BenchSettings(**options))
@@ -192,7 +192,7 @@ def run(ctx: click.Context, job_file: str, runner: str | None, limit: int | None
 
     Beam flags pass through, e.g. `--direct_num_workers 2 --direct_running_mode multi_processing`.
     """
-    from pipelines.commands import run_command
+    from lvm_data.cli.jobs import run_command
 
     ctx.exit(run_command(job_file, beam_args(ctx, runner), limit=limit, output=output, dry_run=dry_run,
                          progress=progress))
@@ -214,7 +214,7 @@ def bench_pipeline(ctx: click.Context, tokenizer_uri: str, **options) -> None:
 
     Beam flags pass through (e.g. --direct_num_workers 2 --direct_running_mode multi_processing).
     """
-    from pipelines.bench import PipelineBench, format_bench, run_bench
+    from benchmarks.pipeline import PipelineBench, format_bench, run_bench
 
     click.echo(format_bench(run_bench(PipelineBench(tokenizer_uri, beam_args=tuple(beam_args(ctx)), **options))))
 
@@ -242,7 +242,7 @@ def bench_standin(ctx: click.Context, **options) -> None:
 
     Beam flags pass through, as for `lvm-data run`.
     """
-    from pipelines.bench_standin import StandInBench, format_standin, run_standin
+    from benchmarks.standin import StandInBench, format_standin, run_standin
 
     click.echo(format_standin(run_standin(StandInBench(beam_args=tuple(beam_args(ctx)), **options))))
 
@@ -261,7 +261,7 @@ def sample(ctx: click.Context, out: str, tokenizer_uri: str, progress: bool | No
 
     Beam flags pass through, as for `lvm-data run`.
     """
-    from pipelines.sample import sample_command
+    from lvm_data.cli.sample import sample_command
 
     ctx.exit(sample_command(out, tokenizer_uri, beam_args(ctx), progress=progress))
 
@@ -272,7 +272,7 @@ def sample(ctx: click.Context, out: str, tokenizer_uri: str, progress: bool | No
 @click.pass_context
 def retry_failed(ctx: click.Context, out: str, runner: str | None) -> None:
     """Reprocess only the failed items of the job output OUT; their units are rewritten atomically."""
-    from pipelines.commands import retry_command
+    from lvm_data.cli.jobs import retry_command
 
     ctx.exit(retry_command(out, beam_args(ctx, runner)))
 
@@ -286,7 +286,7 @@ def mix(ctx: click.Context, mix_file: str, runner: str | None) -> None:
     train / validation split by sentence id, optional exact dedup; a manifest of the shares asked and achieved.
 
     Run it again on the same output to write the shards a kill left unwritten."""
-    from pipelines.commands import mix_command
+    from lvm_data.cli.jobs import mix_command
 
     ctx.exit(mix_command(mix_file, beam_args(ctx, runner)))
 
@@ -311,8 +311,8 @@ def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> 
     """Write the mix in MIX_OUT (the output of `lvm-data mix`) in its order for other trainers: LVM's EasyLM
     JSONL (DEST/SPLIT/part-SSSSS.jsonl, {"tokens": base64 int32 codes} per line) or packed rows
     (DEST/SPLIT/tokens.bin, index.npy, meta.json); DEST/export.json last. Give MIX_OUT before --bos/--eos/--pad."""
+    from lvm_data.cli.jobs import export_mix_command
     from lvm_data.mix.export import ExportConfig
-    from pipelines.commands import export_mix_command
 
     ctx.exit(export_mix_command(ExportConfig(mix_out, dest, fmt, **ids)))
 
@@ -481,6 +481,3 @@ def _user_errors():
     except (DataError, CheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from err
 
-
-if __name__ == "__main__":
-    main()

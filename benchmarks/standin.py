@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.pipeline import loop_job, write_photos, written_rows
 from lvm_data import tokenizer as lvm_tokenizer
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.decoding import DecodePool, DecodeTask
@@ -33,7 +34,6 @@ from lvm_data.job.runs import open_run
 from lvm_data.job.steps import unit_groups
 from lvm_data.testing import images_source, job_text
 from lvm_data.tokenizer import standin
-from pipelines.bench import loop_job, write_photos, written_rows
 from pipelines.tokenize import run_job
 
 

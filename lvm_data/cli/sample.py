@@ -16,14 +16,14 @@ from pathlib import Path
 import click
 
 from lvm_data import storage
-from lvm_data.display import Display
+from lvm_data.cli.display import Display
+from lvm_data.cli.jobs import run_command
 from lvm_data.job.config import parse_job_text
 from lvm_data.samplecorpus.inputs import assemble
 from lvm_data.samplecorpus.job import CORPUS, MEDIA, sample_job
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import read_manifest
 from lvm_data.shards.preview import PreviewError
-from pipelines.commands import run_command
 
 PREVIEW = "preview.png"
 
