@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SAMPLE_OUT ?= out/sample
 
-.PHONY: install sample test lint bench clean
+.PHONY: install sample test lint typecheck check bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ test: install
 bench: install
 	$(BIN)/lvm-data bench pipeline
 
+# the code's own checks: lint and format (ruff), types (basedpyright, basic mode; config in pyproject.toml)
 lint: install
 	$(BIN)/ruff check lvm_data pipelines tests benchmarks
+	$(BIN)/ruff format --check lvm_data pipelines tests benchmarks
+
+typecheck: install
+	$(BIN)/basedpyright
+
+check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -40,7 +40,8 @@ from lvm_data.items import ItemRef, Part
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.loop import LocalExecutor
 from lvm_data.job.runs import finish_run, open_run
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.samples import package_file, photos
 from lvm_data.shards.reader import read_ledger
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint
@@ -126,7 +127,7 @@ def throughput(repeat: int) -> list[str]:
     for item in items:
         kept = stage.after_decode(item).item
         if kept is not None:
-            pixel_digest(kept.frames[0].pixels), perceptual_hash("phash", kept.frames[0].pixels)
+            _ = pixel_digest(kept.frames[0].pixels), perceptual_hash("phash", kept.frames[0].pixels)
     filter_s = time.perf_counter() - start
     n = len(items)
     return [f"throughput on {n} decodes of the sample photos (one core):",
@@ -183,6 +184,7 @@ def _exactness(rng: np.random.Generator) -> list[str]:
 
 def _beam_path(rng: np.random.Generator, n: int = 20_000) -> list[str]:
     import apache_beam as beam
+    from apache_beam.io import WriteToText
 
     from pipelines.curation import ImageBuckets, NearDedup
 
@@ -193,7 +195,7 @@ def _beam_path(rng: np.random.Generator, n: int = 20_000) -> list[str]:
     start = time.perf_counter()
     with beam.Pipeline() as p:
         _ = (p | beam.Create(records) | NearDedup(buckets.buckets, buckets.pairs)
-             | beam.Map(lambda m: m[0].key) | beam.io.WriteToText(f"{folder}/losers"))
+             | beam.Map(lambda m: m[0].key) | WriteToText(f"{folder}/losers"))
     seconds = time.perf_counter() - start
     losers = {line.strip() for path in glob.glob(f"{folder}/losers*") for line in open(path)}
     i, j, _ = near_pairs(hashes, 6)
@@ -251,7 +253,7 @@ def video() -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--max-hashes", type=int, default=1_000_000, help="largest near-duplicate search")
     parser.add_argument("--sentences", type=int, default=2000, help="sentences in the token-space section")
     parser.add_argument("--repeat", type=int, default=5, help="decodes of each sample photo for throughput")

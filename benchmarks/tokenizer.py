@@ -20,6 +20,7 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def random_checkpoint(name: str, seed: int = 0) -> Checkpoint:
 
 
 def build_tokenizer(settings: BenchSettings) -> Tokenizer:
-    options = dict(device=settings.device, dtype=settings.dtype, batch_size=settings.batch_size,
+    options: dict[str, Any] = dict(device=settings.device, dtype=settings.dtype, batch_size=settings.batch_size,
                    compile=settings.compile, channels_last=settings.channels_last)
     if settings.model in NAMED_CONFIGS:
         return Tokenizer(random_checkpoint(settings.model), name=settings.model, **options)

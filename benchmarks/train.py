@@ -85,7 +85,7 @@ def build_corpus(out: Path, tokenizer: str, max_frames: int, per_sentence: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default="out/bench-train")
     parser.add_argument("--tokenizer", default=str(Path(__file__).resolve().parents[2] / "shared" / "fixtures" /
                                                    "vqgan" / "muse-lvm-small"))
@@ -107,7 +107,9 @@ def main() -> None:
     start = time.perf_counter()
     result = train(cfg, log=print)
     minutes = (time.perf_counter() - start) / 60
-    column = pq.read_table(str(out / "corpus" / "sentences"), columns=["tokens"], partitioning=None).column("tokens")
+    # partitioning=None (documented: no partition columns from the path); the default "hive" makes the checker infer str
+    column = pq.read_table(str(out / "corpus" / "sentences"), columns=["tokens"],
+                           partitioning=None).column("tokens")  # pyright: ignore[reportArgumentType]
     codes = np.concatenate(column.to_numpy())
     print(f"\ncorpus: {len(column)} sentences, {len(codes):,} tokens, "
           f"unigram entropy of all codes {unigram_entropy(codes, int(codes.max()) + 1):.3f} nats")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from lvm_data.media.clips import ClipSpec
 from lvm_data.media.isolate import IsolatedWorker
@@ -17,9 +19,10 @@ from lvm_data.media.samples import videos
 from lvm_data.media.video import VideoRequest, decode_video, read_clips
 
 BACKENDS = ("decord", "pyav", "opencv")
+T = TypeVar("T")
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
+def timed(fn: Callable[[], T], repeats: int) -> tuple[float, T | None]:
     best, result = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -29,7 +32,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs")
     parser.add_argument("--size", type=int, default=256, help="output frame size")
     args = parser.parse_args(argv)
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                 local, result = timed(lambda r=request: read_clips(r), args.repeats)
                 worker.call(pow, 1, 1, timeout_s=60)  # started before timing
                 isolated, _ = timed(lambda r=request: decode_video(None, r.name, r, worker=worker), args.repeats)
+                assert result is not None, "--repeats must be at least 1"
                 frames = len(result.frames)
                 print(f"{path.name:<24} {backend:<8} {frames:>6} {frames / local:>15.1f} {frames / isolated:>13.1f} "
                       f"{(isolated - local) * 1000:>12.1f}")

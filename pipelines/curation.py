@@ -17,14 +17,19 @@ import time
 from collections import Counter
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
+from apache_beam.pvalue import AsSingleton, TaggedOutput
 
 from lvm_data.curation import banding, minhash, store
 from lvm_data.curation import index as image_index
-from lvm_data.curation import sentences as token_space
-from lvm_data.curation.config import index_sources
-from lvm_data.job.runs import Run
-from lvm_data.job.staging import read_staged, remove_staged
+from lvm_data.curation import sentence_dedup as token_space
+from lvm_data.curation.config import NearDuplicates
+from lvm_data.curation.index import IndexInputs
+from lvm_data.curation.minhash import MinHashSpec
+from lvm_data.curation.sentence_dedup import SentenceSig
+from lvm_data.job.dedup_index import index_inputs, needs_index, sign_unit
+from lvm_data.job.runs import Run, RunContext
+from lvm_data.job.staging import StagedUnit, read_staged, remove_staged
 from lvm_data.job.steps import Selection, finish_unit
 from lvm_data.shards.timings import staged_timings
 
@@ -39,7 +44,7 @@ class FirstSurvives(beam.DoFn):
     def process(self, element):
         _digest, records = element
         records = sorted(records, key=lambda r: r.id)
-        yield beam.pvalue.TaggedOutput("kept", records[0])
+        yield TaggedOutput("kept", records[0])
         for loser in records[1:]:
             yield loser, records[0]
 
@@ -51,7 +56,7 @@ class ByDigest(beam.DoFn):
         if record.digest is None:
             yield record
         else:
-            yield beam.pvalue.TaggedOutput("keyed", (record.digest, record))
+            yield TaggedOutput("keyed", (record.digest, record))
 
 
 class ExactDedup(beam.PTransform):
@@ -100,7 +105,7 @@ class NearDedup(beam.PTransform):
 class ImageBuckets:
     """Band entries of a perceptual hash, and the pairs of a bucket (lvm_data.curation.banding)."""
 
-    def __init__(self, spec):
+    def __init__(self, spec: NearDuplicates):
         self.banding, self.max_distance = spec.banding, spec.max_distance
 
     def buckets(self, record):
@@ -115,8 +120,8 @@ class ImageBuckets:
 class SentenceBuckets:
     """MinHash LSH bands of a sentence signature, and the pairs of a bucket (lvm_data.curation.minhash)."""
 
-    def __init__(self, spec):
-        self.spec = spec.spec
+    def __init__(self, spec: MinHashSpec):
+        self.spec = spec
 
     def buckets(self, record):
         for band, bucket in minhash.band_keys(record.minhash, self.spec):
@@ -136,19 +141,19 @@ class SignItems(beam.DoFn):
 
     def setup(self):
         self.settings = self.ctx.settings()
-        self.index = image_index.index_settings(self.ctx.job)
+        self.index = image_index.index_settings(self.ctx.job.curation)
         self.runtimes = {name: self.ctx.runtime(name, index=False) for name in self.index.sources}
 
     def process(self, read_unit):
         rt = self.runtimes[read_unit.source]
-        for signature in image_index.sign_unit(rt, self.settings, self.index, read_unit,
-                                               self.selections[read_unit.source]):
+        for signature in sign_unit(rt, self.settings, self.index, read_unit, self.selections[read_unit.source]):
             _count("index", "candidates")
             yield signature
 
 
 def _near_image_removal(match, kind: str):
-    return image_index.near_removal(*match, kind)
+    loser, survivor, distance = match  # NearDedup's (loser, survivor, distance)
+    return image_index.near_removal(loser, survivor, distance, kind)
 
 
 def _write_unit(element, out: str) -> Counter:
@@ -160,8 +165,8 @@ def _write_unit(element, out: str) -> Counter:
 
 def build_index(p: beam.Pipeline, run: Run, runner: str) -> None:
     """Add the index's steps to `p`: candidates, exact and near duplicates, removal files, then index.json."""
-    ctx = run.context
-    settings = image_index.index_settings(ctx.job)
+    ctx, inputs = run.context, index_inputs(run)
+    settings = inputs.settings
     units = [r for name in settings.sources for r in run.plans[name].read_units]
     candidates = (p | "IndexUnits" >> beam.Create(units) | "SpreadIndexUnits" >> beam.Reshuffle()
                   | "SignItems" >> beam.ParDo(SignItems(run)))
@@ -178,21 +183,19 @@ def build_index(p: beam.Pipeline, run: Run, runner: str) -> None:
               | "WriteRemovals" >> beam.Map(_write_unit, out=ctx.out)
               | "SumRemovals" >> beam.CombineGlobally(lambda cs: sum(cs, Counter())))
     total = candidates | "CountCandidates" >> beam.combiners.Count.Globally()
-    _ = counts | "WriteIndexMarker" >> beam.Map(_write_marker, run=run, settings=settings, runner=runner,
-                                                candidates=beam.pvalue.AsSingleton(total))
+    _ = counts | "WriteIndexMarker" >> beam.Map(_write_marker, inputs=inputs, runner=runner,
+                                                candidates=AsSingleton(total))
 
 
-def _write_marker(removed: Counter, run: Run, settings, runner: str, candidates: int) -> None:
-    ctx = run.context
-    store.write_index_marker(ctx.out, image_index.marker_document(run, settings, candidates, dict(removed), runner))
+def _write_marker(removed: Counter, inputs: IndexInputs, runner: str, candidates: int) -> None:
+    store.write_index_marker(inputs.out, image_index.marker_document(inputs, candidates, dict(removed), runner))
 
 
 def ensure_index(run: Run, runner, options, label: str) -> bool:
     """Build the job's image dedup index in OUT when it needs one and has none for this configuration."""
-    ctx = run.context
-    if not index_sources(ctx.job) or not run.seeds() or image_index.is_current(run):
+    if not needs_index(run):
         return False
-    store.clear_index(ctx.out)
+    store.clear_index(run.context.out)
     with beam.Pipeline(runner=runner, options=options) as p:
         build_index(p, run, label)
     return True
@@ -201,7 +204,7 @@ def ensure_index(run: Run, runner, options, label: str) -> bool:
 class CommitStaged(beam.DoFn):
     """((source, unit), {digest, removed}) -> the staged unit committed with its token-space removals."""
 
-    def __init__(self, ctx, merge: frozenset[tuple[str, str]]):
+    def __init__(self, ctx: RunContext, merge: frozenset[tuple[str, str]]):
         self.ctx, self.merge = ctx, merge  # (source, unit) of the units that keep part of their files (retry)
 
     def process(self, element):
@@ -221,7 +224,7 @@ class CommitStaged(beam.DoFn):
         yield marker
 
 
-def _staged(ctx, source: str, unit: str, spec_digest: str):
+def _staged(ctx: RunContext, source: str, unit: str, spec_digest: str) -> StagedUnit:
     staged = read_staged(ctx.out, source, unit, spec_digest, ctx.config_hash)
     if staged is None:
         raise RuntimeError(f"{ctx.out}: unit {source}/{unit} should be staged for token-space dedup but its staged "
@@ -229,7 +232,7 @@ def _staged(ctx, source: str, unit: str, spec_digest: str):
     return staged
 
 
-def _staged_signatures(entry, ctx):
+def _staged_signatures(entry: tuple[str, str, str], ctx: RunContext) -> list[SentenceSig]:
     source, unit, spec_digest = entry
     return _staged(ctx, source, unit, spec_digest).signatures
 
@@ -239,7 +242,7 @@ def commit_staged(run: Run, runner, options) -> None:
     signatures and the committed units' (which take part but are never removed again), then each staged
     unit commits with its removals. Only signatures and removal records are grouped, never frames or media."""
     ctx = run.context
-    settings = token_space.sentence_settings(ctx.job)
+    settings = token_space.sentence_settings(ctx.job.curation)
     with beam.Pipeline(runner=runner, options=options) as p:
         units = p | "StagedUnits" >> beam.Create(run.staged_units())
         new = (units | "SpreadStaged" >> beam.Reshuffle()

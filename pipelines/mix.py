@@ -25,6 +25,8 @@ import tempfile
 from collections import Counter, defaultdict
 
 import apache_beam as beam
+from apache_beam.io import WriteToText
+from apache_beam.pvalue import TaggedOutput
 
 from lvm_data import storage
 from lvm_data.determinism import digest
@@ -107,7 +109,7 @@ def _keep_first(entry, order: dict[str, int], seed: int, bits: dict[str, int]):
     split, row = rows[0]
     yield (split, (row.part, _group(seed, bits, row)) if split == "train" else None, RowBatch([row]))
     for _split, other in rows[1:]:
-        yield beam.pvalue.TaggedOutput("removed", (other.part, DUPLICATE))
+        yield TaggedOutput("removed", (other.part, DUPLICATE))
 
 
 def selected_batches(p, config: MixConfig, bits: dict[str, int], files: list[tuple[str, str]], tokens: bool):
@@ -153,8 +155,8 @@ def run_census(config: MixConfig, bits: dict[str, int], files, tpi: int, beam_ar
                                                                      "tokens": kv[1][1]})))
         gone = (removed | "RemovedKey" >> beam.Map(lambda pr: (pr, 1)) | "CountRemoved" >> beam.CombinePerKey(sum)
                 | "RemovedLine" >> beam.Map(lambda kv: json.dumps({"removed": list(kv[0]), "rows": kv[1]})))
-        ((counts, gone) | beam.Flatten()
-         | "WriteCensus" >> beam.io.WriteToText(f"{work}/census", file_name_suffix=".jsonl"))
+        _ = ((counts, gone) | beam.Flatten()
+             | "WriteCensus" >> WriteToText(f"{work}/census", file_name_suffix=".jsonl"))
     return read_census(work, config, bits)
 
 
@@ -237,17 +239,17 @@ def run_write(config: MixConfig, bits: dict[str, int], files, plan: MixPlan, met
     runner, options, _ = pipeline_options(beam_args)
     with beam.Pipeline(runner=runner, options=options) as p:
         batches, _removed = selected_batches(p, config, bits, files, tokens=True)
-        (batches
-         | "Train" >> beam.FlatMap(lambda b: [(b[1], b[2])] if b[0] == "train" else [])
-         | "Groups" >> beam.GroupByKey() | "Place" >> beam.ParDo(PlaceGroup(config, plan))
-         | "Shards" >> beam.GroupByKey()
-         | "WriteTrain" >> beam.ParDo(WriteShard(config.output, "train", meta, digest, done)))
+        _ = (batches
+             | "Train" >> beam.FlatMap(lambda b: [(b[1], b[2])] if b[0] == "train" else [])
+             | "Groups" >> beam.GroupByKey() | "Place" >> beam.ParDo(PlaceGroup(config, plan))
+             | "Shards" >> beam.GroupByKey()
+             | "WriteTrain" >> beam.ParDo(WriteShard(config.output, "train", meta, digest, done)))
         if plan.validation_shards:
-            (batches
-             | "Validation" >> beam.FlatMap(lambda b: [b] if b[0] == "validation" else [])
-             | "ByValShard" >> beam.FlatMap(_validation_shards, plan.validation_shards)
-             | "ValShards" >> beam.GroupByKey()
-             | "WriteValidation" >> beam.ParDo(WriteShard(config.output, "validation", meta, digest, done)))
+            _ = (batches
+                 | "Validation" >> beam.FlatMap(lambda b: [b] if b[0] == "validation" else [])
+                 | "ByValShard" >> beam.FlatMap(_validation_shards, plan.validation_shards)
+                 | "ValShards" >> beam.GroupByKey()
+                 | "WriteValidation" >> beam.ParDo(WriteShard(config.output, "validation", meta, digest, done)))
 
 
 # --- the command ---------------------------------------------------------------------------------------------

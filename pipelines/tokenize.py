@@ -24,7 +24,7 @@ import contextlib
 import dataclasses
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import (
     DebugOptions,
     DirectOptions,
@@ -32,10 +32,10 @@ from apache_beam.options.pipeline_options import (
     PortableOptions,
     StandardOptions,
 )
+from apache_beam.runners.runner import PipelineRunner
 from apache_beam.transforms.window import GlobalWindows
 
 from lvm_data import tokenizer as lvm_tokenizer
-from lvm_data.curation.config import parse_filters
 from lvm_data.curation.report import write_report
 from lvm_data.job.config import JobConfig
 from lvm_data.job.executor import Batch, release_executor, shared_executor
@@ -141,7 +141,7 @@ def build(p: beam.Pipeline, run: Run):
             | "ProcessUnits" >> beam.ParDo(ProcessUnits(ctx, run.selections, merge=run.retry)))
 
 
-def pipeline_options(beam_args: list[str]) -> tuple[object, PipelineOptions, str]:
+def pipeline_options(beam_args: list[str]) -> tuple[str | PipelineRunner, PipelineOptions, str]:
     """(runner, options, runner label). The embedded default is Beam's FnApiRunner, named explicitly so
     that DirectRunner never tries to download Prism; `--direct_running_mode multi_processing
     --direct_num_workers N` make it use N worker processes."""
@@ -149,7 +149,7 @@ def pipeline_options(beam_args: list[str]) -> tuple[object, PipelineOptions, str
     name = options.view_as(StandardOptions).runner or "FnApiRunner"
     if name.split(".")[-1] not in EMBEDDED:
         return name, options, name
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
     direct = options.view_as(DirectOptions)
     mode = direct.direct_running_mode or "in_memory"
@@ -214,7 +214,7 @@ def run_job(job: JobConfig, job_text: str | None, beam_args: list[str], *, retry
                 remove_run_folder(job.output, run.context.run_id)
             raise
     manifest = finish_run(run, label)
-    if any(parse_filters(s.filters).any for s in job.sources):
+    if job.curation.any:
         write_report(job.output, tokenizer=tokenizer)
     return manifest
 

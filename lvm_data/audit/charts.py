@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -26,7 +27,7 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(rows: int) -> tuple[Figure, object]:
+def _figure(rows: int) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(8, max(2.5, 0.35 * rows + 1.2)), layout="constrained")
     return fig, fig.add_subplot()
 
@@ -73,6 +74,7 @@ def lengths(result: AuditResult) -> bytes:
 
 def codebook(result: AuditResult) -> bytes:
     stats = result.codebook
+    assert stats is not None, "draw() asks for the codebook chart only when the audit has codebook stats"
     usage = np.sort(np.asarray(stats.histogram, dtype=np.float64))[::-1]
     fig = Figure(figsize=(10, 3.5), layout="constrained")
     left, right = fig.subplots(1, 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from lvm_data.audit.files import READ_ERRORS, Entry, Output, read_json
 from lvm_data.audit.ledger import LedgerScan
@@ -54,7 +55,7 @@ def load_commits(output: Output, map_: Callable[[Callable, Iterable], Iterable] 
         problems = [error] if error else validation_errors("manifest", document)
         kind = Kind.UNREADABLE_FILE if error else Kind.SCHEMA_MISMATCH
         commits.violations += [Violation(kind, manifest_uri, p) for p in problems]
-        commits.manifest = None if problems else document
+        commits.manifest = None if problems else cast(dict, document)  # the schema makes it an object
     if commits.manifest is not None:
         _from_manifest(output, commits, manifest_uri)
     else:
@@ -66,6 +67,7 @@ def load_commits(output: Output, map_: Callable[[Callable, Iterable], Iterable] 
 
 
 def _from_manifest(output: Output, commits: Commits, manifest_uri: str) -> None:
+    assert commits.manifest is not None, "called only for a valid manifest"
     for record in commits.manifest["units"]:
         key = (record["source"], record["unit"])
         if key in commits.records:
@@ -87,6 +89,7 @@ def _add_marker(commits: Commits, entry: Entry, document: object, error: str) ->
                            for p in problems]
     if problems:
         return
+    document = cast(dict, document)  # the schema makes it an object
     if (document["source"], document["unit"]) != (entry.source, entry.unit):
         commits.violations.append(Violation(Kind.WRONG_PARTITION, entry.uri, f"marker names source "
                                             f"{document['source']!r} unit {document['unit']!r}; the path disagrees"))

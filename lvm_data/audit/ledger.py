@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 import pyarrow.parquet as pq
 
 from lvm_data.audit import schemas
@@ -20,6 +21,10 @@ from lvm_data.audit.hashing import contains, hash_strings
 from lvm_data.audit.violations import Kind, RowProblems, Violation, row_names
 from lvm_data.outcomes import Reason, Status
 from lvm_data.shards.schema import read_metadata
+
+# pyarrow.compute makes its kernels (pc.equal, pc.sum, ...) at import time, so the type checker cannot
+# see them: reach them through an untyped alias.
+pc: Any = _pc
 
 LEDGER_COLUMNS = ("key", "source", "unit", "status", "reason", "sentence_ids")
 STATUSES = [s.value for s in Status]

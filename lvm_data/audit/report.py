@@ -109,6 +109,7 @@ def _mixture_section(result: AuditResult) -> Section:
     rows = [[r.name, _pct(r.target), _pct(r.actual), f"{r.tokens:,}", r.status,
              "" if r.weight is None else f"{r.weight:.3f}", ", ".join(r.sources)] for r in result.mixture]
     off = [r.name for r in result.mixture if r.status not in ("on plan",)]
+    assert result.target is not None, "run_audit compares a mixture only against a target"
     return Section(f"Mixture against {result.target.name}",
                    [f"tolerance {_pct(result.target.tolerance)} of each target; weight = target / actual, the sampling "
                     f"weight that would hit the target", f"off plan: {', '.join(off) if off else 'none'}"],

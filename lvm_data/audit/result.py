@@ -71,7 +71,7 @@ def count_rows(scans: list[SentenceScan]) -> tuple[list[CountRow], list[CountRow
     for tally in per_source.values():
         total.add(tally)
 
-    def rows(tallies: dict) -> list[CountRow]:
+    def rows(tallies: dict[tuple[str, str, str], Tally]) -> list[CountRow]:
         return [CountRow(*key, t.sentences, t.images, t.tokens, round(t.bytes),
                          t.tokens / total.tokens if total.tokens else 0.0) for key, t in sorted(tallies.items())]
 
@@ -156,7 +156,12 @@ class AuditResult:
             "curation": self.curation,
             "timings": self.timings,
             "codebook": self.codebook.to_dict() if self.codebook else None,
-            "mixture": None if self.mixture is None else {
-                "target": self.target.name, "location": self.target.location, "tolerance": self.target.tolerance,
-                "rows": [r.to_dict() for r in self.mixture]},
+            "mixture": self._mixture_dict(),
         }
+
+    def _mixture_dict(self) -> dict | None:
+        if self.mixture is None:
+            return None
+        assert self.target is not None, "run_audit compares a mixture only against a target"
+        return {"target": self.target.name, "location": self.target.location, "tolerance": self.target.tolerance,
+                "rows": [r.to_dict() for r in self.mixture]}

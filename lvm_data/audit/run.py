@@ -214,7 +214,8 @@ def _codebook(sentences: list[SentenceScan], tokenizer_rows: list, max_examples:
     """Deep statistics over every counted file; duplicate sentences are named by their ids."""
     tally, deep = CodeTally(), [s for s in sentences if s.codes is not None]
     for scan in deep:
-        tally.merge(scan.codes)
+        if scan.codes is not None:  # always, by the filter above
+            tally.merge(scan.codes)
     codebook_size = max(tokenizer_rows, key=lambda r: r.sentences).codebook_size if tokenizer_rows else 1 << 16
     stats = summarize(tally, codebook_size)
     digests = np.concatenate(tally.digests) if tally.digests else np.zeros((0, 2), np.uint64)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 import pyarrow.parquet as pq
 
 from lvm_data.audit import schemas
@@ -21,6 +22,10 @@ from lvm_data.audit.files import Entry, parquet, read_guarded
 from lvm_data.audit.hashing import hash_strings
 from lvm_data.audit.violations import Kind, RowProblems, Violation, row_names
 from lvm_data.shards.schema import read_metadata
+
+# pyarrow.compute makes its kernels (pc.equal, pc.sum, ...) at import time, so the type checker cannot
+# see them: reach them through an untyped alias.
+pc: Any = _pc
 
 SMALL_COLUMNS = ("id", "source", "template", "task", "n_images")
 ID_PATTERN = r"^([0-9a-f]{24}|[0-9a-f]{32})$"  # schemas/sentence.schema.json, property id
@@ -189,6 +194,7 @@ def _check_footer(rg: pq.RowGroupMetaData, i: int, n_images: np.ndarray, columns
 def _check_tokens(table: pa.Table, columns: _Columns, scan: SentenceScan, problems: RowProblems,
                   first_row: int) -> None:
     """Deep, per row: token count = n_images x tokens_per_image, every code < codebook size."""
+    assert scan.codes is not None, "called only for a deep scan"
     rows = row_tokens(table["tokens"], columns.codebook_size or 1 << 16)
     scan.codes.add(scan.entry.source, rows.histogram, columns.codebook_size)
     scan.codes.digests.append(rows.digests)

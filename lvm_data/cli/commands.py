@@ -326,6 +326,8 @@ def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> 
 @click.option("--batch-size", default=8, show_default=True, help="Packed rows per micro-batch per rank.")
 @click.option("--grad-accum", default=1, show_default=True, help="Micro-batches per optimizer step.")
 @click.option("--context", type=int, help="Tokens per row (default: the model's; LVM: 4096 = 16 images).")
+@click.option("--tie-embeddings", is_flag=True, help="Share the embedding matrix with the output head (LVM's are "
+              "untied): a model that copies codes from the context learns it in fewer steps (README: What to expect).")
 @click.option("--lr", default=1.5e-4, show_default=True, help="Peak learning rate.")
 @click.option("--min-lr", default=3e-5, show_default=True, help="Learning rate at the end of the cosine decay.")
 @click.option("--warmup-steps", type=int, help="Linear warmup steps (default: LVM's share, 8000/288000 of --steps).")
@@ -473,11 +475,11 @@ def curation_hash_command(files: tuple[str, ...], image_size: int, resize: str) 
 @contextlib.contextmanager
 def _user_errors():
     """Problems with the user's data, checkpoint or options become a one-line error, not a traceback."""
-    from lvm_data.train.checkpoint import CheckpointError
+    from lvm_data.train.checkpoint import TrainingCheckpointError
     from lvm_data.train.shards import DataError
 
     try:
         yield
-    except (DataError, CheckpointError, ValueError) as err:
+    except (DataError, TrainingCheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from err
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lvm_data.progress import Snapshot, duration
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 LOG_EVERY_S = 30.0
 
@@ -27,7 +30,7 @@ class Display:
         self.log_every, self.clock = log_every, clock
         self._last_line: dict[str, float] = {}
         self._bars = None  # rich.progress.Progress, started on the first snapshot
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __call__(self, snap: Snapshot) -> None:
         if self.terminal:
@@ -79,7 +82,7 @@ class Display:
         self.close()
 
 
-def _fields(snap: Snapshot) -> dict[str, str]:
+def _fields(snap: Snapshot) -> dict[str, Any]:  # rich's task fields
     count = f"{snap.done}" + ("" if snap.total is None else f"/{snap.total}") + f" {snap.what}"
     if snap.fraction is not None:
         count += f" {snap.fraction:.0%}"

@@ -117,7 +117,9 @@ def _preview(corpus: str, destination: str, sources: list[str]) -> bool:
 
 def _every_source_wrote(corpus: str) -> bool:
     """Whether every source of the finished job wrote sentences (the sample must show every data type)."""
-    empty = [name for name, totals in read_manifest(corpus)["sources"].items() if totals["sentences"] == 0]
+    manifest = read_manifest(corpus)
+    assert manifest is not None  # run_command returned 0: the job finished and wrote it
+    empty = [name for name, totals in manifest["sources"].items() if totals["sentences"] == 0]
     if empty:
         _err(f"error: no sentence was written for {', '.join(empty)}; see their ledger rows in {corpus}/ledger")
     return not empty

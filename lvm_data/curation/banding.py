@@ -85,7 +85,7 @@ class Banding:
         """Whether `band` is the first band in which each pair is close (so it is reported there only)."""
         if band == 0:
             return np.ones(len(xor), dtype=bool)
-        return ~self.close_bands(xor)[:, :band].any(axis=1)
+        return np.asarray(~self.close_bands(xor)[:, :band].any(axis=1))  # (n,) bool
 
 
 def entries(banding: Banding, value: int) -> list[tuple[int, int, bool]]:

@@ -19,12 +19,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lvm_data import storage
-from lvm_data.curation.config import BlocklistSpec
 from lvm_data.curation.hashes import PERCEPTUAL, popcount
-from lvm_data.items import ItemRef
+from lvm_data.items import ItemRef, Part
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 
 FILE_HASHES = {"sha256": 64, "md5": 32}  # kind -> hex digits
 PIXEL_HASHES = tuple(PERCEPTUAL)
+
+
+@dataclass(frozen=True)
+class BlocklistSpec:
+    """The job file's `blocklist` options. Matches are never written. patterns: globs (or 're:REGEX') matched
+    against the key, the URI and a `url` meta field; hashes: 'sha256:HEX' / 'md5:HEX' of the file bytes,
+    'phash:HEX' / 'dhash:HEX' of the decoded image (matched within `max_distance` bits). *_files: one entry per
+    line, '#' comments."""
+
+    patterns: tuple[str, ...] = ()
+    pattern_files: tuple[str, ...] = ()
+    hashes: tuple[str, ...] = ()
+    hash_files: tuple[str, ...] = ()
+    max_distance: int = 4
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The blocklist files it reads."""
+        return self.pattern_files + self.hash_files
 
 
 class BlocklistError(ValueError):
@@ -130,9 +150,6 @@ def _lines(uris: tuple[str, ...]) -> list[tuple[str, str]]:
 def entries_for(uri: str, image_size: int = 256, resize: str = "squash") -> list[str]:
     """Blocklist `hashes` entries for an image file: sha256 and md5 of its bytes, phash and dhash of the image
     decoded and resized as a job with this image size and resize policy sees it. Raises ItemError."""
-    from lvm_data.items import ItemRef, Part
-    from lvm_data.media.decode import DecodeSettings, decode_item
-
     data = storage.read_bytes(uri)
     pixels = decode_item(ItemRef("hash", uri, "", {"image": Part(uri, data)}), DecodeSettings(image_size, resize))
     frame = pixels.frames[0].pixels

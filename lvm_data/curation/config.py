@@ -6,14 +6,21 @@ on every decoded item in the listed order (the first that removes an item gives 
 filters work across the job: every source that lists `duplicates` (or `near_duplicates`, or the sentence
 filters) shares one pool, so copies are found within and across sources, with one setting per pool.
 Nothing is filtered unless configured.
+
+`parse_curation` parses every source's block once, when the job file is read (lvm_data.job.config), into
+the job's `CurationConfig`, checking it; everything downstream takes that typed config. Settings with a
+contract of their own live with it: `BlocklistSpec` (blocklist.py) and `MinHashSpec` (minhash.py, the
+`near_duplicate_sentences` options).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lvm_data.curation.banding import Banding
+from lvm_data.curation.blocklist import BlocklistError, BlocklistSpec, load_blocklist
 from lvm_data.curation.hashes import PERCEPTUAL
 from lvm_data.curation.minhash import MinHashSpec
 
@@ -37,19 +44,6 @@ class LowVariance:
 
     min_std: float = 4.0
     max_uniform: float = 0.95
-
-
-@dataclass(frozen=True)
-class BlocklistSpec:
-    """Matches are never written. patterns: globs (or 're:REGEX') matched against the key, the URI and
-    a `url` meta field; hashes: 'sha256:HEX' / 'md5:HEX' of the file bytes, 'phash:HEX' / 'dhash:HEX'
-    of the decoded image (matched within `max_distance` bits). *_files: one entry per line, '#' comments."""
-
-    patterns: tuple[str, ...] = ()
-    pattern_files: tuple[str, ...] = ()
-    hashes: tuple[str, ...] = ()
-    hash_files: tuple[str, ...] = ()
-    max_distance: int = 4
 
 
 @dataclass(frozen=True)
@@ -97,25 +91,13 @@ class DuplicateSentences:
     """Exact duplicate sentences: identical tokens."""
 
 
-@dataclass(frozen=True)
-class NearDuplicateSentences:
-    """MinHash over token n-grams with LSH banding; removed at estimated Jaccard >= threshold."""
-
-    ngram: int = 4
-    permutations: int = 128
-    bands: int = 32
-    threshold: float = 0.8
-    seed: int = 0
-
-    @property
-    def spec(self) -> MinHashSpec:
-        return MinHashSpec(self.ngram, self.permutations, self.bands, self.threshold, self.seed)
-
+ItemFilter = Bounds | LowVariance | BlocklistSpec | StaticClips | SceneCuts
+PooledFilter = Duplicates | NearDuplicates | DuplicateSentences | MinHashSpec
 
 FILTERS: dict[str, type] = {
     "bounds": Bounds, "low_variance": LowVariance, "blocklist": BlocklistSpec, "static_clips": StaticClips,
     "scene_cuts": SceneCuts, "duplicates": Duplicates, "near_duplicates": NearDuplicates,
-    "duplicate_sentences": DuplicateSentences, "near_duplicate_sentences": NearDuplicateSentences,
+    "duplicate_sentences": DuplicateSentences, "near_duplicate_sentences": MinHashSpec,
 }
 ITEM_FILTERS = ("bounds", "low_variance", "blocklist", "static_clips", "scene_cuts")
 POOLED = ("duplicates", "near_duplicates", "duplicate_sentences", "near_duplicate_sentences")
@@ -129,11 +111,11 @@ class FilterConfigError(ValueError):
 class SourceFilters:
     """A source's filters: item filters in order, and its memberships in the job-wide dedup pools."""
 
-    items: tuple[Any, ...] = ()
-    pooled: dict[str, Any] = field(default_factory=dict)
+    items: tuple[ItemFilter, ...] = ()
+    pooled: dict[str, PooledFilter] = field(default_factory=dict)
 
-    def get(self, name: str):
-        """The named filter's settings, or None when the source does not use it."""
+    def get(self, name: str) -> Any:
+        """The named filter's settings (an instance of FILTERS[name]), or None when the source does not use it."""
         if name in self.pooled:
             return self.pooled[name]
         return next((f for f in self.items if isinstance(f, FILTERS[name])), None)
@@ -152,7 +134,43 @@ class SourceFilters:
         return bool(self.items or self.pooled)
 
 
-def parse_filters(entries, where: str = "filters") -> SourceFilters:
+@dataclass(frozen=True)
+class CurationConfig:
+    """The job's filters, parsed once (`parse_curation`): every source's SourceFilters, in job order."""
+
+    sources: dict[str, SourceFilters] = field(default_factory=dict)
+
+    def of(self, source: str) -> SourceFilters:
+        """The source's filters (empty when it lists none)."""
+        try:
+            return self.sources[source]
+        except KeyError:
+            raise KeyError(f"no parsed filters for source {source!r}; a JobConfig is built by "
+                           "lvm_data.job.config.parse_job, which parses them") from None
+
+    def pool(self, name: str) -> Any:
+        """The one setting of a job-wide pool (e.g. near_duplicates), or None when no source uses it."""
+        return next((f.pooled[name] for f in self.sources.values() if name in f.pooled), None)
+
+    def members(self, name: str) -> frozenset[str]:
+        """The sources in a job-wide pool."""
+        return frozenset(n for n, f in self.sources.items() if name in f.pooled)
+
+    def index_sources(self) -> list[str]:
+        """Sources whose items the job-wide image dedup index decides about."""
+        return [name for name, f in self.sources.items() if f.indexed]
+
+    def sentence_sources(self) -> list[str]:
+        """Sources whose sentences take part in token-space dedup (their units are staged, then decided together)."""
+        return [name for name, f in self.sources.items() if f.sentences]
+
+    @property
+    def any(self) -> bool:
+        """Whether any source lists a filter."""
+        return any(f.any for f in self.sources.values())
+
+
+def parse_filters(entries: Sequence[str | dict] | None, where: str = "filters") -> SourceFilters:
     """The `filters:` list -> SourceFilters. Raises FilterConfigError naming `where[i].name.option`."""
     items, pooled = [], {}
     for i, entry in enumerate(entries or ()):
@@ -170,7 +188,7 @@ def parse_filters(entries, where: str = "filters") -> SourceFilters:
     return SourceFilters(tuple(items), pooled)
 
 
-def _entry(entry, where: str) -> tuple[str, dict | None]:
+def _entry(entry: Any, where: str) -> tuple[str, dict | None]:
     if isinstance(entry, str):
         entry = {entry: None}
     if not isinstance(entry, dict) or len(entry) != 1:
@@ -182,18 +200,18 @@ def _entry(entry, where: str) -> tuple[str, dict | None]:
     return name, options
 
 
-def _build(cls: type, options: dict):
+def _build(cls: type, options: dict) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"unknown option {', '.join(unknown)}; allowed: {', '.join(sorted(known)) or 'none'}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    value = cls(**values)
+    value = cls(**values)  # MinHashSpec checks permutations, bands and threshold itself
     _check(value)
     return value
 
 
-def _check(value) -> None:
+def _check(value: Any) -> None:
     if isinstance(value, NearDuplicates):
         if value.hash not in PERCEPTUAL:
             raise ValueError(f"hash {value.hash!r} is not one of {', '.join(PERCEPTUAL)}")
@@ -203,50 +221,31 @@ def _check(value) -> None:
             raise ValueError(f"{value.bands} bands at radius {value.radius} find pairs up to "
                              f"{value.banding.max_distance} bits apart, not max_distance {value.max_distance}: "
                              "use bands x (radius + 1) > max_distance for exact recall")
-    if isinstance(value, NearDuplicateSentences):
-        value.spec  # noqa: B018 - validates permutations, bands, threshold
     if isinstance(value, SceneCuts) and value.action not in ("drop", "split"):
         raise ValueError(f"action {value.action!r} is not drop or split")
 
 
-def source_filters(job) -> dict[str, SourceFilters]:
-    """Every source's parsed filters (the job file was checked by `filter_problems` when loaded)."""
-    return {src.name: parse_filters(src.filters, f"source {src.name}: filters") for src in job.sources}
-
-
-def pool_setting(job, name: str):
-    """The one setting of a job-wide pool (e.g. near_duplicates), or None when no source uses it."""
-    return next((f.pooled[name] for f in source_filters(job).values() if name in f.pooled), None)
-
-
-def index_sources(job) -> list[str]:
-    """Sources whose items the job-wide image dedup index decides about."""
-    return [name for name, f in source_filters(job).items() if f.indexed]
-
-
-def sentence_sources(job) -> list[str]:
-    """Sources whose sentences take part in token-space dedup (their units are staged, then decided together)."""
-    return [name for name, f in source_filters(job).items() if f.sentences]
-
-
-def filter_problems(job) -> list[str]:
-    """'sources[i].filters...: problem' for filters that cannot run on their source or disagree in a pool."""
-    problems, seen = [], {}
-    for i, src in enumerate(job.sources):
+def parse_curation(sources: Sequence[tuple[str, str, Sequence[str | dict]]]) -> tuple[CurationConfig, list[str]]:
+    """(name, input format, `filters:` entries) of every source, in job order -> the job's CurationConfig, and
+    'sources[i].filters...: problem' for filters that cannot be parsed, cannot run on their source or disagree
+    in a pool (a job with problems is refused; its config leaves out the sources whose filters do not parse)."""
+    parsed, problems, seen = {}, [], {}
+    for i, (name, fmt, entries) in enumerate(sources):
         where = f"sources[{i}].filters"
         try:
-            parsed = parse_filters(src.filters, where)
+            filters = parse_filters(entries, where)
         except FilterConfigError as err:
             problems.append(str(err))
             continue
-        problems += _format_problems(where, src.format, parsed)
-        problems += _blocklist_problems(where, parsed)
-        for name, value in parsed.pooled.items():
-            first = seen.setdefault(name, (src.name, value))
+        parsed[name] = filters
+        problems += _format_problems(where, fmt, filters)
+        problems += _blocklist_problems(where, filters)
+        for pool, value in filters.pooled.items():
+            first = seen.setdefault(pool, (name, value))
             if first[1] != value:
-                problems.append(f"{where}: {name} options differ from source {first[0]!r}; a job dedups across "
-                                f"its sources with one setting, so give every source the same {name} options")
-    return problems
+                problems.append(f"{where}: {pool} options differ from source {first[0]!r}; a job dedups across "
+                                f"its sources with one setting, so give every source the same {pool} options")
+    return CurationConfig(parsed), problems
 
 
 def _format_problems(where: str, fmt: str, parsed: SourceFilters) -> list[str]:
@@ -261,8 +260,6 @@ def _format_problems(where: str, fmt: str, parsed: SourceFilters) -> list[str]:
 
 
 def _blocklist_problems(where: str, parsed: SourceFilters) -> list[str]:
-    from lvm_data.curation.blocklist import BlocklistError, load_blocklist
-
     spec = parsed.get("blocklist")
     if spec is None:
         return []

@@ -13,15 +13,17 @@ worker count or arrival order:
 4. the removals are written per (source, read unit), then OUT/curation/index/index.json.
 
 The job's filter stage then removes those items before decoding them. pipelines/curation.py runs
-steps 1-4 in Beam (GroupByKey per digest and per band bucket); `build_local` runs them in-process with
-`decide`; both give the same removals. Costs one extra decode of every item of the pooled sources.
+steps 1-4 in Beam (GroupByKey per digest and per band bucket); lvm_data.job.dedup_index.build_local runs them
+in-process with `decide` and `write_index`; both give the same removals. Costs one extra decode of every item
+of the pooled sources. The engine reads and decodes the items and says what the index is built for
+(`IndexInputs`: the output, the config hash and the planned units); nothing here knows about runs or plans.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,31 +32,46 @@ import numpy as np
 from lvm_data import storage
 from lvm_data.curation import store
 from lvm_data.curation.banding import near_pairs
-from lvm_data.curation.config import NearDuplicates, pool_setting, source_filters
+from lvm_data.curation.config import CurationConfig, NearDuplicates
 from lvm_data.curation.hashes import perceptual_hash, pixel_digest
+from lvm_data.curation.stage import Stage
 from lvm_data.curation.survivors import Id, group_exact, near_losers
 from lvm_data.determinism import digest
+from lvm_data.items import DecodedItem, ItemRef
 from lvm_data.outcomes import Outcome, Reason
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """Which sources are in which pool, and the near pool's setting."""
+    """Which sources are in which pool, the near pool's setting, and the pooled sources' blocklist files (they
+    decide who can be a candidate)."""
 
     exact: frozenset[str]
     near: frozenset[str]
     near_duplicates: NearDuplicates | None = None
+    blocklist_files: tuple[str, ...] = ()  # sorted
 
     @property
     def sources(self) -> list[str]:
         return sorted(self.exact | self.near)
 
 
-def index_settings(job) -> IndexSettings:
-    filters = source_filters(job)
-    return IndexSettings(frozenset(n for n, f in filters.items() if "duplicates" in f.pooled),
-                         frozenset(n for n, f in filters.items() if "near_duplicates" in f.pooled),
-                         pool_setting(job, "near_duplicates"))
+def index_settings(curation: CurationConfig) -> IndexSettings:
+    exact, near = curation.members("duplicates"), curation.members("near_duplicates")
+    specs = [curation.of(name).get("blocklist") for name in exact | near]
+    files = sorted({uri for spec in specs if spec is not None for uri in spec.files})
+    return IndexSettings(exact, near, curation.pool("near_duplicates"), tuple(files))
+
+
+@dataclass(frozen=True)
+class IndexInputs:
+    """What an index is built for: the output, the job's config hash, its settings, and the pooled sources'
+    planned write units as (source, unit, spec digest), in plan order (the engine's plan says which)."""
+
+    out: str
+    config_hash: str
+    settings: IndexSettings
+    units: tuple[tuple[str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class Removal:
     detail: str
 
 
-def signature(settings: IndexSettings, source: str, read_unit: str, item) -> ItemSignature:
+def signature(settings: IndexSettings, source: str, read_unit: str, item: DecodedItem) -> ItemSignature:
     """The candidate record of a decoded item that passed its source's item filters."""
     pixels = item.frames[0].pixels
     near = settings.near_duplicates
@@ -127,24 +144,18 @@ def write_removals(out: str, removals: Iterable[Removal]) -> Counter:
     return Counter(r.reason for rows in by_unit.values() for r in rows)
 
 
-def inputs_digest(run) -> str:
-    """Digest of the planned inputs of the pooled sources and of their blocklist files (which decide who
-    can be a candidate): an index of other inputs is rebuilt."""
-    job = run.context.job
-    plans = [run.plans[name] for name in index_settings(job).sources]
-    files = sorted({uri for name in index_settings(job).sources for uri in _blocklist_files(job, name)})
-    return digest([f"{p.name}/{unit}/{p.digests[unit]}" for p in plans for unit in p.write_units]
+def inputs_digest(inputs: IndexInputs) -> str:
+    """Digest of the planned inputs of the pooled sources and of their blocklist files (read now): an index of
+    other inputs is rebuilt."""
+    files = inputs.settings.blocklist_files
+    return digest([f"{source}/{unit}/{spec_digest}" for source, unit, spec_digest in inputs.units]
                   + [f"{uri}:{hashlib.blake2b(storage.read_bytes(uri), digest_size=16).hexdigest()}" for uri in files])
 
 
-def _blocklist_files(job, source: str) -> tuple[str, ...]:
-    spec = source_filters(job)[source].get("blocklist")
-    return () if spec is None else spec.pattern_files + spec.hash_files
-
-
-def marker_document(run, settings: IndexSettings, candidates: int, removed: dict[str, int], runner: str) -> dict:
+def marker_document(inputs: IndexInputs, candidates: int, removed: dict[str, int], runner: str) -> dict:
+    settings = inputs.settings
     near = settings.near_duplicates
-    return {"config_hash": run.context.config_hash, "inputs_digest": inputs_digest(run),
+    return {"config_hash": inputs.config_hash, "inputs_digest": inputs_digest(inputs),
             "sources": settings.sources, "candidates": int(candidates),
             "removed": dict(sorted(removed.items())), "runner": runner,
             "near_duplicates": None if near is None else {"hash": near.hash, "max_distance": near.max_distance,
@@ -152,58 +163,34 @@ def marker_document(run, settings: IndexSettings, candidates: int, removed: dict
             "finished": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def is_current(run) -> bool:
-    """Whether the run's output holds a finished index for this job configuration and these inputs."""
-    marker = store.read_index_marker(run.context.out)
-    return (marker is not None and marker.get("config_hash") == run.context.config_hash
-            and marker.get("inputs_digest") == inputs_digest(run))
+def is_current(inputs: IndexInputs) -> bool:
+    """Whether the output holds a finished index for this job configuration and these inputs."""
+    marker = store.read_index_marker(inputs.out)
+    return (marker is not None and marker.get("config_hash") == inputs.config_hash
+            and marker.get("inputs_digest") == inputs_digest(inputs))
 
 
-def plan_lines(run) -> list[str]:
-    """Dry-run lines: each source's filters, and whether the image dedup index exists or will be built."""
-    job = run.context.job
-    lines = [f"  filters of {name}: {', '.join(_names(job.source(name).filters))}"
-             for name, f in source_filters(job).items() if f.any]
-    settings = index_settings(job)
-    if settings.sources:
-        state = "built" if is_current(run) else "to build first (decodes every item of them once)"
-        lines.append(f"image dedup index over {', '.join(settings.sources)}: {state}")
-    return lines
-
-
-def _names(entries) -> list[str]:
-    return [name for entry in entries for name in entry]
-
-
-def sign_unit(rt, settings, index: IndexSettings, read_unit, selection) -> Iterator[ItemSignature]:
-    """Candidates of one read unit: decoded, filtered, hashed (`rt` built without index lookups)."""
-    from lvm_data.job.steps import decode_guarded, read_items
-
-    for ref in read_items(rt, read_unit, selection):
-        early = rt.stage.before_decode(ref) if rt.stage else None
+def sign_items(refs: Iterable[ItemRef], read_unit: str, stage: Stage | None,
+               decode: Callable[[ItemRef], DecodedItem | Outcome], index: IndexSettings) -> Iterator[ItemSignature]:
+    """Candidates among a read unit's refs: decoded (`decode` turns a failure into its Outcome), filtered by the
+    source's `stage` (built without index lookups), hashed."""
+    for ref in refs:
+        early = stage.before_decode(ref) if stage else None
         if early is not None:
             continue
-        decoded = decode_guarded(ref, settings)
+        decoded = decode(ref)
         if isinstance(decoded, Outcome):
             continue  # failed: it will be a failed ledger row, never a survivor
-        item = rt.stage.after_decode(decoded).item if rt.stage else decoded
+        item = stage.after_decode(decoded).item if stage else decoded
         if item is not None and item.frames:
-            yield signature(index, ref.source, read_unit.unit.id, item)
+            yield signature(index, ref.source, read_unit, item)
 
 
-def build_local(run) -> dict:
-    """Build the index in-process over every unit of the pooled sources; returns the marker written."""
-    from lvm_data.job.steps import Selection
-
-    ctx, index = run.context, index_settings(run.context.job)
-    sigs = []
-    for name in index.sources:
-        rt, plan = ctx.runtime(name, index=False), run.plans[name]
-        selection = Selection(frozenset(plan.write_units))
-        for read_unit in plan.read_units:
-            sigs += sign_unit(rt, ctx.settings(), index, read_unit, selection)
-    store.clear_index(ctx.out)
-    removed = write_removals(ctx.out, decide(sigs, index.near_duplicates))
-    marker = marker_document(run, index, len(sigs), removed, "local loop")
-    store.write_index_marker(ctx.out, marker)
+def write_index(inputs: IndexInputs, signatures: Iterable[ItemSignature], runner: str) -> dict:
+    """Steps 2-4 in-process over every candidate: the removal files, then the marker (returned)."""
+    sigs = list(signatures)
+    store.clear_index(inputs.out)
+    removed = write_removals(inputs.out, decide(sigs, inputs.settings.near_duplicates))
+    marker = marker_document(inputs, len(sigs), removed, runner)
+    store.write_index_marker(inputs.out, marker)
     return marker

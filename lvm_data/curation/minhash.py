@@ -30,6 +30,10 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 @dataclass(frozen=True)
 class MinHashSpec:
+    """The MinHash setting, and the job file's `near_duplicate_sentences` options (lvm_data.curation.config):
+    signatures of `permutations` minima over token `ngram`s, cut into `bands` LSH bands; a pair is removed at
+    estimated Jaccard >= `threshold`. Raises ValueError naming the option that cannot be used."""
+
     ngram: int = 4
     permutations: int = 128
     bands: int = 32
@@ -125,7 +129,7 @@ def bucket_pairs(band: int, members: Sequence[tuple[Any, np.ndarray]],
 def near_pairs(sigs: np.ndarray, spec: MinHashSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (i, j, similarity), i < j, of (n, permutations) signatures found by the bands, in-process."""
     sigs = np.ascontiguousarray(sigs, dtype=np.uint32)
-    parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))]
+    parts: list[tuple[np.ndarray, ...]] = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))]
     for band in range(spec.bands):
         rows = np.ascontiguousarray(sigs[:, band * spec.rows:(band + 1) * spec.rows])
         keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * spec.rows))).reshape(-1)

@@ -32,7 +32,7 @@ def _crop(fraction: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _half(a: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(a).resize((a.shape[1] // 2, a.shape[0] // 2), Image.BILINEAR))
+    return np.asarray(Image.fromarray(a).resize((a.shape[1] // 2, a.shape[0] // 2), Image.Resampling.BILINEAR))
 
 
 COPIES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str, str]] = {  # kind -> (transform, suffix, reason)

@@ -13,17 +13,21 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from lvm_data import storage
 from lvm_data.curation import store
-from lvm_data.curation.samples import THUMBNAIL, decode_jpeg
+from lvm_data.curation.removed_samples import THUMBNAIL, decode_jpeg
 from lvm_data.curation.units import ITEM_REASONS
 from lvm_data.determinism import derive_seed
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import read_manifest
+
+if TYPE_CHECKING:
+    from lvm_data.tokenizer.tokenizer import Tokenizer
 
 REASONS = sorted(ITEM_REASONS | {"duplicate_sentence", "near_duplicate_sentence"})
 LABEL, CAPTION = 16, 12  # pixel heights of a row's label band and a thumbnail's caption band
@@ -49,7 +53,8 @@ class CurationReport:
         return {"out": self.out, "sources": self.sources, "index": self.index, "samples": shown}
 
 
-def build_report(out: str, tokenizer=None, per_reason: int = 8, max_files: int = 256) -> CurationReport:
+def build_report(out: str, tokenizer: Tokenizer | None = None, per_reason: int = 8,
+                 max_files: int = 256) -> CurationReport:
     """The report of a finished job output (needs OUT/manifest.json)."""
     manifest = read_manifest(out)
     if manifest is None:
@@ -58,7 +63,7 @@ def build_report(out: str, tokenizer=None, per_reason: int = 8, max_files: int =
     report = CurationReport(out, sources, store.read_index_marker(out))
     report.samples = _samples(out, per_reason, max_files)
     if report.samples:
-        report.sheet = contact_sheet(report.samples, _removed_totals(sources), _tokenizer(out, tokenizer, report))
+        report.sheet = contact_sheet(report.samples, _removed_totals(sources), _tokenizer(manifest, tokenizer, report))
     return report
 
 
@@ -87,24 +92,27 @@ def _samples(out: str, per_reason: int, max_files: int) -> dict[str, list[dict]]
             for reason, rows in sorted(by_reason.items())}
 
 
-def _tokenizer(out: str, tokenizer, report: CurationReport):
+def _tokenizer(manifest: dict, tokenizer: Tokenizer | None, report: CurationReport) -> Tokenizer | None:
     """The job's tokenizer when sentence samples need decoding (loaded from the manifest's location)."""
     if tokenizer is not None or not any(r["tokens"] for rows in report.samples.values() for r in rows):
         return tokenizer
-    from lvm_data.tokenizer import load
+    from lvm_data.tokenizer import load  # late: it loads torch, which a report of image samples never needs
 
-    return load(read_manifest(out)["tokenizer"]["uri"], device="cpu")
+    return load(manifest["tokenizer"]["uri"], device="cpu")
 
 
-def _tile(row: dict, tokenizer) -> Image.Image:
+def _tile(row: dict, tokenizer: Tokenizer | None) -> Image.Image:
     if row["image"]:
         return Image.fromarray(decode_jpeg(row["image"])).resize((THUMBNAIL, THUMBNAIL))
+    if tokenizer is None:
+        raise ReportError(f"sample {row['key']}: a sentence sample needs the job's tokenizer to be shown; pass one")
     codes = np.asarray(row["tokens"], dtype=np.int64)
     image = tokenizer.decode(codes.reshape(1, -1))[0]  # (S, S, 3) uint8
-    return Image.fromarray(image).resize((THUMBNAIL, THUMBNAIL), Image.BILINEAR)
+    return Image.fromarray(image).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
 
 
-def contact_sheet(samples: dict[str, list[dict]], removed: dict[str, int], tokenizer=None) -> np.ndarray:
+def contact_sheet(samples: dict[str, list[dict]], removed: dict[str, int],
+                  tokenizer: Tokenizer | None = None) -> np.ndarray:
     """(rows * (LABEL + THUMBNAIL + CAPTION), columns * THUMBNAIL, 3) uint8: a row of samples per reason."""
     columns = max(len(rows) for rows in samples.values())
     height = LABEL + THUMBNAIL + CAPTION
@@ -150,7 +158,7 @@ def _line(row: dict) -> str:
     return f"- {row['source']}: {detail}"
 
 
-def write_report(out: str, dest: str | None = None, tokenizer=None, per_reason: int = 8,
+def write_report(out: str, dest: str | None = None, tokenizer: Tokenizer | None = None, per_reason: int = 8,
                  max_files: int = 256) -> list[str]:
     """Write report.md, report.json and (when anything was sampled) contact_sheet.png to `dest`
     (default OUT/curation); returns the files written."""

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from lvm_data.curation import store
-from lvm_data.curation.blocklist import Blocklist, load_blocklist
-from lvm_data.curation.config import BlocklistSpec, Bounds, LowVariance, SceneCuts, SourceFilters, StaticClips
+from lvm_data.curation.blocklist import Blocklist, BlocklistSpec, load_blocklist
+from lvm_data.curation.config import Bounds, LowVariance, SceneCuts, SourceFilters, StaticClips
 from lvm_data.curation.images import check_bounds, check_variance
-from lvm_data.curation.samples import sampled_keys, thumbnail
+from lvm_data.curation.removed_samples import sampled_keys, thumbnail
 from lvm_data.curation.video import filter_clips
 from lvm_data.items import DecodedItem, ItemRef
+from lvm_data.media.contract import read_part
 from lvm_data.outcomes import ItemError, Outcome, Reason
 from lvm_data.shards.ledger import ItemEvent
 
@@ -113,6 +114,7 @@ class Stage:
         if isinstance(spec, LowVariance):
             return check_variance(item, spec)
         if isinstance(spec, BlocklistSpec) and item.frames:
+            assert self.blocklist is not None  # loaded in __init__ from this same spec
             detail = self.blocklist.match_pixels(item.frames[0].pixels)
             return Outcome.filtered(Reason.BLOCKLISTED, f"{item.ref.uri}: {detail}") if detail else None
         return None
@@ -124,8 +126,6 @@ def _event(item: DecodedItem, outcome: Outcome, sample: bytes | None) -> ItemEve
 
 def _main_bytes(ref: ItemRef) -> bytes | None:
     """The bytes of the item's first part, or None when they cannot be read (decoding will say why)."""
-    from lvm_data.media.decode import read_part
-
     try:
         return read_part(next(iter(ref.parts.values())))
     except ItemError:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lvm_data.curation import store
-from lvm_data.curation.samples import choose, rank
-from lvm_data.curation.sentences import SentenceRemoval, SentenceSig
+from lvm_data.curation.removed_samples import choose, rank
+from lvm_data.curation.sentence_dedup import SentenceRemoval, SentenceSig
 from lvm_data.outcomes import Outcome, Reason, Status
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.writer import SentenceRow, UnitCommit

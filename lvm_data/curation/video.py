@@ -102,7 +102,7 @@ def _judge(item: DecodedItem, clip: dict, frames: list[Frame], static: StaticCli
     pixels = [f.pixels for f in frames]
     where = f"{item.ref.uri}: clip at frame {clip['start']} (stride {clip['stride']}, {len(frames)} frames)"
     moved = motion(pixels) if static is not None else None
-    if moved is not None and moved < static.min_motion:
+    if static is not None and moved is not None and moved < static.min_motion:
         result.removed.append((Outcome.filtered(Reason.STATIC_CLIP, f"{where}: motion {moved:.2f} < min_motion "
                                                                     f"{static.min_motion:g}"), pixels[0]))
         return []

@@ -1,6 +1,7 @@
-"""The job file (YAML) as frozen dataclasses, validated against schemas/job.schema.json.
+"""The job file (YAML) as frozen dataclasses (lvm_data.job.jobfile), validated against schemas/job.schema.json.
 
-`load_job(path)` is the one way in: the CLI builds a `JobConfig` once and passes it down. Errors are
+`load_job(path)` is the one way in: the CLI builds a `JobConfig` once and passes it down; the sources'
+`filters:` are parsed there, once, into `JobConfig.curation` (lvm_data.curation.config). Errors are
 `JobConfigError`s that name the file and the field (`sources[0].input.column: ...`) and say what is
 allowed. `config_hash(job, fingerprint)` hashes what changes the output (not the output location,
 not runner settings such as device or batch size) for file metadata, markers and the manifest.
@@ -11,63 +12,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
+import jsonschema.exceptions
 import yaml
 
 from lvm_data import storage
+from lvm_data.curation.config import parse_curation
 from lvm_data.items import DEFAULT_MAX_ITEM_BYTES
-from lvm_data.media.image import DEFAULT_MAX_PIXELS
+from lvm_data.job.jobfile import DEFAULT_TEMPLATE, JobConfig, SourceConfig
+from lvm_data.job.jobfile import DEFAULT_TOKENIZER as DEFAULT_TOKENIZER  # re-exported
+from lvm_data.job.validate import job_problems
+from lvm_data.sentences.registry import TEMPLATES
 from lvm_data.shards.schema import validator
-
-DEFAULT_TOKENIZER = "builtin:tiny"
-DEFAULT_TEMPLATE = "single"
+from lvm_data.sources.registry import SOURCES
 
 
 class JobConfigError(ValueError):
     """A job file that cannot be run; the message names the file, the field and the fix."""
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """One `sources:` entry. `input` is the whole input block (format included) as the Source sees it."""
-
-    name: str
-    format: str
-    input: dict[str, Any]
-    template: str = DEFAULT_TEMPLATE
-    template_options: dict[str, Any] = field(default_factory=dict)
-    filters: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class JobConfig:
-    name: str
-    output: str
-    sources: tuple[SourceConfig, ...]
-    tokenizer: str = DEFAULT_TOKENIZER
-    image_size: int | None = None  # None: the tokenizer's
-    resize: str = "squash"
-    seed: int = 0
-    shard_size: int | str = "auto"  # items per unit (one file each); auto: files of ~256 MB (auto_shard_size)
-    batch_size: int | str = "auto"  # images per encoder batch; auto: 256 on a GPU, 32 on a CPU (batch_size_for)
-    device: str = "auto"
-    dtype: str = "auto"  # bfloat16 on CUDA, float32 elsewhere (exact codes: set float32)
-    compile: bool | str = "auto"  # torch.compile the encoder on CUDA workers; a runner setting, not hashed
-    decode_workers: int | str = "auto"  # per worker process; auto: the machine's cores / its SDK processes
-    decode_pool: str = "auto"  # processes (a crash or hang costs one item) | threads | auto (by encoder device)
-    jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale; changes pixels, so hashed when on
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # bytes of one file / tar member (file_too_large); hashed if set
-    limit: int | None = None  # first N items per source (job file or --limit); changes the output: hashed
-
-    def source(self, name: str) -> SourceConfig:
-        for src in self.sources:
-            if src.name == name:
-                return src
-        raise KeyError(f"job {self.name!r} has no source {name!r}")
 
 
 def load_job(path: str) -> JobConfig:
@@ -107,9 +70,10 @@ def parse_job(raw: Any, where: str = "job file") -> JobConfig:
     if problems:
         raise JobConfigError(f"{where}: invalid job file:\n  " + "\n  ".join(problems))
     sources = tuple(_source(s) for s in raw["sources"])
+    curation, filter_problems = parse_curation([(s.name, s.format, s.filters) for s in sources])
     top = {k: v for k, v in raw.items() if k != "sources"}
-    job = JobConfig(sources=sources, **top)
-    problems = semantic_problems(job)
+    job = JobConfig(sources=sources, curation=curation, **top)
+    problems = semantic_problems(job, filter_problems)
     if problems:
         raise JobConfigError(f"{where}: invalid job file:\n  " + "\n  ".join(problems))
     return job
@@ -128,10 +92,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
             error = deepest
     where = _field_path(error.absolute_path)
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(cast(dict, error.schema).get("properties", {}))  # the object schema that failed
         return f"{where}: {error.message}; allowed fields: {', '.join(allowed)}"
     if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, error.validator_value))}"
+        values = cast(list, error.validator_value)  # the enum's values
+        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, values))}"
     return f"{where}: {error.message}"
 
 
@@ -142,14 +107,10 @@ def _field_path(path) -> str:
     return out or "(top level)"
 
 
-def semantic_problems(job: JobConfig) -> list[str]:
-    """Checks the schema cannot express: known formats and templates, unique source names, usable filters, and
-    (lvm_data.job.validate) the output's scheme and place, templates their input format can feed."""
-    from lvm_data.curation.config import filter_problems
-    from lvm_data.job.validate import job_problems
-    from lvm_data.sentences.registry import TEMPLATES
-    from lvm_data.sources.registry import SOURCES
-
+def semantic_problems(job: JobConfig, filter_problems: list[str]) -> list[str]:
+    """Checks the schema cannot express: known formats and templates, unique source names, usable filters (found
+    while parsing them: lvm_data.curation.config.parse_curation), and (lvm_data.job.validate) the output's scheme
+    and place, templates their input format can feed."""
     problems, seen = [], set()
     for i, src in enumerate(job.sources):
         if src.name in seen:
@@ -161,7 +122,7 @@ def semantic_problems(job: JobConfig) -> list[str]:
         if src.template not in TEMPLATES:
             problems.append(f"sources[{i}].template: {src.template!r} is not a known template; "
                             f"use one of {', '.join(sorted(TEMPLATES))}")
-    return problems + filter_problems(job) + job_problems(job)
+    return problems + filter_problems + job_problems(job)
 
 
 def _source(raw: dict) -> SourceConfig:
@@ -180,6 +141,16 @@ def _filter(entry: str | dict) -> dict[str, dict]:
     if isinstance(entry, str):
         return {entry: {}}
     return {name: dict(options or {}) for name, options in entry.items()}
+
+
+def index_sources(job: JobConfig) -> list[str]:
+    """Sources whose items the job-wide image dedup index decides about."""
+    return job.curation.index_sources()
+
+
+def sentence_sources(job: JobConfig) -> list[str]:
+    """Sources whose sentences take part in token-space dedup (their units are staged, then decided together)."""
+    return job.curation.sentence_sources()
 
 
 def source_options(job: JobConfig, src: SourceConfig) -> dict[str, Any]:
@@ -279,8 +250,10 @@ def config_hash(job: JobConfig, tokenizer_fingerprint: str) -> str:
 
 
 def job_to_dict(job: JobConfig) -> dict[str, Any]:
-    """The whole job as plain data (for the manifest)."""
-    return dataclasses.asdict(job)
+    """The whole job as plain data (for the manifest): the job file's fields, filters as written (not parsed)."""
+    data = dataclasses.asdict(job)
+    del data["curation"]
+    return data
 
 
 def with_resolved(job: JobConfig, image_size: int, tokens_per_image: int) -> JobConfig:

@@ -166,6 +166,7 @@ class DecodePool:
                 out.pendings += part.pendings
                 out.events += part.events
             return out
+        assert task.groups, "a decode task holds at least one group"
         group = task.groups[0]
         if len(group) == 1:
             return Decoded([], [ItemEvent(group[0].key, group[0].uri, err.outcome())])

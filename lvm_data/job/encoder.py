@@ -136,7 +136,7 @@ class Encoder:
                 self._deliver(model, *in_flight)
             in_flight = started
 
-    def _start(self, model, batch):
+    def _start(self, model, batch) -> tuple[object, float]:  # (device job or None, started)
         start = time.perf_counter()
         try:
             return model.encode_start(batch_frames([p for p, _ in batch])), start

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from lvm_data.curation.sentences import sentence_settings, sign_row
+from lvm_data.curation.sentence_dedup import sentence_settings, sign_row
 from lvm_data.job.config import batch_size_for, shard_size_of
 from lvm_data.job.decoding import DecodePool, DecodeTask
 from lvm_data.job.encoder import Encoder, models_for
@@ -113,6 +113,7 @@ class Batch:
             if failure is not None:
                 self._failed.append(failure)
             else:
+                assert marker is not None, "a unit finishes with its marker or a failure"
                 self._done.append(marker)
             self._cond.notify_all()
 
@@ -164,7 +165,7 @@ class UnitExecutor:
         self.settings = settings or ExecutorSettings.of(ctx, models)
         if self.settings.pool not in DECODE_POOLS[1:]:
             raise ValueError(f"decode_pool {self.settings.pool!r}: use one of {', '.join(DECODE_POOLS)}")
-        self.sentences = sentence_settings(ctx.job)
+        self.sentences = sentence_settings(ctx.job.curation)
         self._runtimes = {s.name: ctx.runtime(s.name) for s in ctx.job.sources}
         self.pool = DecodePool(ctx, self.settings.workers, isolated=self.settings.pool == "processes")
         self.encoder = Encoder(models, batch_size_for(ctx.job, models[0].runs_on()),

@@ -3,8 +3,8 @@ compares the pipeline with. Same stages, same functions (read_items, prepare, to
 same output files; units are processed one after the other.
 
 Curation runs the same plain functions in-process: the image dedup index is built first when the job
-needs it (lvm_data.curation.index.build_local), and units of token-space dedup sources are committed
-after every sentence of the pool is tokenized and decided (lvm_data.curation.sentences.decide).
+needs it (lvm_data.job.dedup_index.build_local), and units of token-space dedup sources are committed
+after every sentence of the pool is tokenized and decided (lvm_data.curation.sentence_dedup.decide).
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from lvm_data.curation import index as curation_index
-from lvm_data.curation.config import index_sources
-from lvm_data.curation.sentences import (
+from lvm_data.curation.sentence_dedup import (
     SentenceRemoval,
     SentenceSig,
     committed_files,
@@ -23,7 +21,8 @@ from lvm_data.curation.sentences import (
     sentence_settings,
     sign_row,
 )
-from lvm_data.job.config import batch_size_for
+from lvm_data.job import dedup_index as curation_index
+from lvm_data.job.config import batch_size_for, index_sources
 from lvm_data.job.runs import Run
 from lvm_data.job.steps import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
@@ -50,7 +49,7 @@ class LocalExecutor:
         self.runtimes = {name: self.ctx.runtime(name) for name in run.plans}
         self.work: dict[tuple[str, str], UnitWork] = defaultdict(UnitWork)
         self.digests = dict(run.seeds())
-        self.sentences = sentence_settings(self.ctx.job)
+        self.sentences = sentence_settings(self.ctx.job.curation)
 
     def execute(self) -> list[dict]:
         if index_sources(self.ctx.job) and self.digests and not curation_index.is_current(self.run):

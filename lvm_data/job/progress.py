@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 
 from lvm_data import storage
-from lvm_data.curation.index import plan_lines as curation_plan_lines
 from lvm_data.job.config import shard_size_of
+from lvm_data.job.dedup_index import plan_lines as curation_plan_lines
 from lvm_data.job.heartbeat import read_in_flight
 from lvm_data.job.plan import CONTAINER_ITEMS, unit_guess
 from lvm_data.job.runs import Run

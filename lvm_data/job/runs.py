@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lvm_data import storage
-from lvm_data.curation.config import parse_filters, sentence_sources
 from lvm_data.curation.units import UnitCuration
 from lvm_data.job.config import (
     JobConfig,
@@ -20,6 +19,7 @@ from lvm_data.job.config import (
     config_hash,
     job_to_dict,
     output_config,
+    sentence_sources,
     shard_size_of,
     with_resolved,
 )
@@ -35,7 +35,7 @@ from lvm_data.job.plan import (
 )
 from lvm_data.job.staging import staged_units
 from lvm_data.job.steps import Selection, SourceRuntime, make_runtime
-from lvm_data.media.decode import DecodeSettings
+from lvm_data.media.contract import DecodeSettings
 from lvm_data.shards import layout
 from lvm_data.shards.card import write_job_card
 from lvm_data.shards.manifest import build_manifest, read_manifest, write_manifest
@@ -76,6 +76,7 @@ class RunContext:
         return self.job.output
 
     def settings(self) -> DecodeSettings:
+        assert self.job.image_size is not None, "the context holds the resolved job (with_resolved)"
         return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft,
                               self.job.max_item_bytes)
 
@@ -86,7 +87,7 @@ class RunContext:
 
     def unit_curation(self, source: str, removed=(), signatures=()) -> UnitCuration | None:
         """What a unit of `source` commits for curation (None when the source lists no filters)."""
-        filters = parse_filters(self.job.source(source).filters)
+        filters = self.job.curation.of(source)
         if not filters.any:
             return None
         return UnitCuration(list(removed), list(signatures), pooled=filters.sentences)

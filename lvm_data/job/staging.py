@@ -1,7 +1,7 @@
 """Units of token-space dedup sources, tokenized and waiting for the pool's decision.
 
 Sources that list `duplicate_sentences` / `near_duplicate_sentences` share one decision over every
-sentence of the pool (lvm_data.curation.sentences), so their units cannot commit the moment they are
+sentence of the pool (lvm_data.curation.sentence_dedup), so their units cannot commit the moment they are
 tokenized. The executor stages them instead: what `finish_unit` needs (expected keys, events, rows,
 signatures) goes to one file per unit, OUT/curation/staged/source=NAME/UNIT-DIGESTS.pkl, written
 atomically; DIGESTS name the unit's planned inputs and the job configuration, so a listing alone says
@@ -20,7 +20,7 @@ import pickle
 from dataclasses import dataclass, field
 
 from lvm_data import storage
-from lvm_data.curation.sentences import SentenceSig
+from lvm_data.curation.sentence_dedup import SentenceSig
 from lvm_data.shards import layout
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.writer import SentenceRow

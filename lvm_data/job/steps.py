@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lvm_data.curation import units as curation_units
-from lvm_data.curation.config import parse_filters
-from lvm_data.curation.samples import thumbnail
+from lvm_data.curation.removed_samples import thumbnail
 from lvm_data.curation.stage import Stage
 from lvm_data.items import DecodedItem, ItemRef
 from lvm_data.job.config import JobConfig, SourceConfig, source_options
 from lvm_data.job.plan import ReadUnit, WorkUnit, bucket_of
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.outcomes import ItemError, Outcome, Reason, Status
 from lvm_data.sentences.base import Sentence, Template, TemplateContext
 from lvm_data.sentences.registry import make_template
@@ -63,7 +63,7 @@ def make_runtime(job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_
                  index: bool = True) -> SourceRuntime:
     """`index`: look up the job's image dedup index (False while building it)."""
     context = TemplateContext(seed=job.seed, image_size=job.image_size or 256)
-    stage = Stage.for_source(job.output, src.name, parse_filters(src.filters), index=index)
+    stage = Stage.for_source(job.output, src.name, job.curation.of(src.name), index=index)
     return SourceRuntime(src.name, make_source(src.name, source_options(job, src)),
                          make_template(src.template, src.template_options, context), grouped, n_buckets, stage)
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import fsspec
 
 from lvm_data import storage
+from lvm_data.job.jobfile import JobConfig
 from lvm_data.sources.listing import expand_braces
 
 OUTPUT_SCHEMES = ("gs", "s3", "s3a", "gcs", "az", "abfs", "abfss", "memory")  # besides local paths
@@ -48,12 +50,12 @@ BRACE_FORMATS = ("images", "webdataset", "parquet", "videos")  # whose `paths` e
 WILDCARD = re.compile(r"[*?\[]")
 
 
-def job_problems(job) -> list[str]:
+def job_problems(job: JobConfig) -> list[str]:
     """Problems of a JobConfig's output and of its sources' template/format pairs, as 'field: what, fix'."""
     return output_problems(job) + template_problems(job)
 
 
-def output_problems(job) -> list[str]:
+def output_problems(job: JobConfig) -> list[str]:
     out_scheme = storage.scheme(job.output)
     if out_scheme and out_scheme not in OUTPUT_SCHEMES:
         return [f"output: {job.output}: {out_scheme}:// is not supported for outputs (units commit by moving whole "
@@ -78,7 +80,7 @@ def output_problems(job) -> list[str]:
     return problems
 
 
-def template_problems(job) -> list[str]:
+def template_problems(job: JobConfig) -> list[str]:
     problems = []
     for i, src in enumerate(job.sources):
         formats = FEEDS.get(src.template)
@@ -90,7 +92,7 @@ def template_problems(job) -> list[str]:
     return problems
 
 
-def input_entries(block: dict) -> Iterator[tuple[str, str]]:
+def input_entries(block: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(field, path entry) of every input location in a source's input block (annotation roots included)."""
     for name in INPUT_FIELDS:
         for entry in _as_list(block.get(name)):
@@ -124,7 +126,7 @@ def _expands(entry: str) -> bool:
         return False
 
 
-def _as_list(value) -> list[str]:
+def _as_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []

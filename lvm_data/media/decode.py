@@ -1,10 +1,10 @@
 """An item's parts -> frames at the tokenizer's size, through a table of role -> decoder.
 
-`decode_item(ref, settings)` reads each part (inline bytes or its URI), decodes it with the decoder
-registered for its role in `DECODERS`, resizes every frame to `settings.image_size` with the job's
-policy and records what each decoder reports (original sizes) in `DecodedItem.info[role]`. The image part
-is decoded first: annotation decoders get its file and original size (`ImageGrid`) and fail an annotation
-whose shape does not match it (lvm_data.media.annotate).
+`decode_item(ref, settings)` decodes each part with the decoder registered for its role in `DECODERS` (the
+contract a decoder keeps, and its types, are in lvm_data.media.contract), resizes every frame to
+`settings.image_size` with the job's policy and records what each decoder reports (original sizes) in
+`DecodedItem.info[role]`. The image part is decoded first: annotation decoders get its file and original size
+(`ImageGrid`) and fail an annotation whose shape does not match it (lvm_data.media.annotation_decoders).
 Failures raise `ItemError` with a reason code; the pipeline turns them into ledger rows.
 
 Per-item limits (job fields): `max_item_bytes` on the bytes a part may have (checked from the file size
@@ -14,104 +14,32 @@ out of memory fails its item with `out_of_memory` (decode_item: one place for ev
 is fitted from the Pillow image (lvm_data.media.image.load_image), never from a full-size numpy copy, so its
 peak is its bytes + at most 8 bytes a pixel (`item_memory_bound`).
 
-Adding a role is one entry in `DECODERS`: a function `(part, role, settings) -> PartFrames` whose
+Adding a role is one entry in `DECODERS`: a `PartDecoder` `(part, role, settings) -> PartFrames` whose
 frames may have any size (decode_item resizes them) and which raises `ItemError` on bad input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 import numpy as np
 
-from lvm_data import storage
-from lvm_data.items import DEFAULT_MAX_ITEM_BYTES, ERROR_META, DecodedItem, Frame, ItemRef, Part
-from lvm_data.media.annotate import DECODERS as ANNOTATION_DECODERS
-from lvm_data.media.annotate import ImageGrid
-from lvm_data.media.frames import decode_frames_part, decode_sequence_part, decode_views_part
-from lvm_data.media.image import BAND_PIXELS, DEFAULT_MAX_PIXELS, load_image
-from lvm_data.media.resize import POLICIES, resize, resize_image
+from lvm_data.items import ERROR_META, DecodedItem, Frame, ItemRef, Part
+from lvm_data.media.annotation_decoders import DECODERS as ANNOTATION_DECODERS
+from lvm_data.media.contract import AnnotationDecoder, DecodeSettings, ImageGrid, PartDecoder, PartFrames, read_part
+from lvm_data.media.frame_folders import decode_frames_part, decode_sequence_part, decode_views_part
+from lvm_data.media.image import BAND_PIXELS, load_image
+from lvm_data.media.resize import resize, resize_image
 from lvm_data.media.video import decode_video_part
 from lvm_data.outcomes import ItemError, Reason
 
-READ_CHUNK = 8 * 2**20  # a capped read takes the bytes in pieces of this size (no allocation of the whole limit)
 BYTES_PER_PIXEL = 8  # a still image's decode peak per pixel beyond its file bytes (lvm_data.media.image)
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """Job-level decode settings: target size, resize policy, decompression-bomb limit."""
-
-    image_size: int = 256
-    resize: str = "squash"
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    jpeg_draft: bool = False  # large JPEGs decoded at a reduced scale (lvm_data.media.image.decode_image)
-    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # a part's bytes read into memory (file_too_large above it)
-
-    def __post_init__(self):
-        if self.resize not in POLICIES:
-            raise ValueError(f"resize policy {self.resize!r} is not one of {', '.join(POLICIES)}")
-
-
-@dataclass
-class PartFrames:
-    """What a decoder returns: frames at their decoded size and facts about the part (e.g. original size)."""
-
-    frames: list[Frame]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-PartDecoder = Callable[[Part, str, DecodeSettings], PartFrames]
 
 
 def item_memory_bound(settings: DecodeSettings) -> int:
     """Bytes one still-image item may take while it decodes: its bytes + BYTES_PER_PIXEL x max_pixels + its row
     bands' temporaries (at most 32 bytes a band pixel: a float64 band of deep grayscale and its copies)."""
     return settings.max_item_bytes + BYTES_PER_PIXEL * settings.max_pixels + 32 * BAND_PIXELS
-
-
-def read_part(part: Part, max_bytes: int = DEFAULT_MAX_ITEM_BYTES) -> bytes:
-    """The part's bytes: inline data, or read from its URI, at most `max_bytes` of them.
-
-    Unreadable -> ItemError(read_error); larger than `max_bytes` -> ItemError(file_too_large), decided from the
-    file's size before reading where the filesystem says it cheaply (local files), else by a read that stops
-    after `max_bytes` + 1 bytes (object stores, pipes, devices): a part is never read whole beyond the limit.
-    """
-    if part.data is not None:
-        if len(part.data) > max_bytes:
-            raise _too_many_bytes(part.uri, len(part.data), max_bytes)
-        return part.data
-    try:
-        return _read_capped(part.uri, max_bytes)
-    except FileNotFoundError as err:
-        raise ItemError(Reason.READ_ERROR, f"{part.uri}: file not found") from err
-    except (OSError, ValueError) as err:
-        raise ItemError(Reason.READ_ERROR, f"{part.uri}: cannot read ({err})") from err
-
-
-def _read_capped(uri: str, max_bytes: int) -> bytes:
-    size = None
-    if not storage.is_remote(uri):  # a stat is free here; on an object store it would be one request more
-        size = storage.size(uri)  # storage: percent-escaped local names (lvm_data.localfs) open too
-        if size is not None and size > max_bytes:
-            raise _too_many_bytes(uri, size, max_bytes)
-    step = min(READ_CHUNK, size + 1) if size else READ_CHUNK  # a small file in one read, no 8 MiB buffer
-    chunks, total = [], 0
-    with storage.open_input_stream(uri) as stream:
-        while chunk := stream.read(min(step, max_bytes + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:
-                raise _too_many_bytes(uri, None, max_bytes)
-    return b"".join(chunks)
-
-
-def _too_many_bytes(uri: str, size: int | None, max_bytes: int) -> ItemError:
-    has = f"{size} bytes" if size is not None else "more bytes than that"
-    return ItemError(Reason.FILE_TOO_LARGE, f"{uri}: {has}, over the limit of {max_bytes} bytes (max_item_bytes); "
-                     "it was not read. Raise max_item_bytes in the job file to read such files")
 
 
 def decode_image_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
@@ -160,15 +88,15 @@ def decode_item(ref: ItemRef, settings: DecodeSettings) -> DecodedItem:
 def _decode_parts(ref: ItemRef, settings: DecodeSettings) -> dict[str, PartFrames]:
     """Role -> its part decoded at the decoder's size: the image first, then the others in part order."""
     decoded: dict[str, PartFrames] = {}
-    grid = None  # the item's image, which its annotations must match (lvm_data.media.annotate.annotation_fit)
+    grid: ImageGrid | None = None  # the item's image, which its annotations must match (annotation_fit)
     for role in sorted(ref.parts, key=lambda r: r != "image"):  # the image first, then the others in part order
         part = ref.parts[role]
         decoder = DECODERS.get(role)
         if decoder is None:
             raise ItemError(Reason.INTERNAL_ERROR, f"{part.uri}: no decoder for role {role!r}; "
                             f"known roles: {', '.join(sorted(DECODERS))}")
-        if role in ANNOTATION_DECODERS:
-            decoded[role] = decoder(part, role, settings, image=grid)
+        if role in ANNOTATION_DECODERS:  # its entry is an AnnotationDecoder: it gets the item's image
+            decoded[role] = cast(AnnotationDecoder, decoder)(part, role, settings, image=grid)
         else:
             decoded[role] = decoder(part, role, settings)
         if role == "image":

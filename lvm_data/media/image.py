@@ -61,7 +61,7 @@ def load_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS
     image = open_image(data, name, max_pixels)
     try:
         full = _oriented_size(image) if draft_to and image.format == "JPEG" else None
-        if full is not None:
+        if full is not None and draft_to:  # full is only set with draft_to
             image.draft(image.mode, (2 * draft_to, 2 * draft_to))
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # no copy when the orientation is 1 (the default makes one)

@@ -52,18 +52,20 @@ class IsolatedWorker:
         if self._calls >= self._max_calls:  # a fresh process now and then: native decoders may leak
             self.close()
         self._ensure_started()
+        conn = self._conn
+        assert conn is not None  # _ensure_started sets it with the process
         self._calls += 1
         label = name or getattr(fn, "__name__", "call")
         try:
-            self._conn.send((fn, args))
+            conn.send((fn, args))
         except (BrokenPipeError, OSError) as err:
             self._discard()
             raise ItemError(Reason.DECODER_CRASH, f"{label}: decoder process was gone: {err}") from err
-        if not self._conn.poll(timeout_s):
+        if not conn.poll(timeout_s):
             self._discard()
             raise ItemError(Reason.TIMEOUT, f"{label}: decoder did not finish in {timeout_s:g} s and was killed")
         try:
-            ok, value = self._conn.recv()
+            ok, value = conn.recv()
         except (EOFError, OSError):
             code = self._exitcode()
             self._discard()

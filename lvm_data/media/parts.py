@@ -1,6 +1,6 @@
-"""Parts that carry how they are decoded: the decode table calls `decoder(part, role, settings)`,
-so what a role's decoder needs beyond bytes (clip sampling, render options, a companion image) travels
-on the part itself. All are frozen, picklable and small (URIs and options, no pixels).
+"""Parts that carry how they are decoded: the decode table calls `decoder(part, role, settings)`
+(lvm_data.media.contract), so what a role's decoder needs beyond bytes (clip sampling, render options, a
+companion image) travels on the part itself. All are frozen, picklable and small (URIs and options, no pixels).
 
 A plain `Part` under one of these roles decodes with defaults (LVM's clip sampling, seed 0, the
 part's URI as key; default render options).
@@ -40,7 +40,7 @@ class ClipPart(Part):
 class AnnotationPart(Part):
     """An annotation file (role = its kind: depth, segmentation, normals, edges, pose, boxes, target).
 
-    `options` are the kind's render options (see lvm_data.media.annotate); `image` is the item's
+    `options` are the kind's render options (see lvm_data.media.annotation_decoders); `image` is the item's
     image, which pose and boxes need for the coordinate frame (and draw over with `overlay`).
     """
 

@@ -38,17 +38,17 @@ def resize_image(image: Image.Image, size: int, policy: str = "squash") -> np.nd
     if (width, height) == (size, size):
         return _rgb(image)
     if policy == "squash":
-        return _rgb(image.resize((size, size), Image.BICUBIC))
+        return _rgb(image.resize((size, size), Image.Resampling.BICUBIC))
     if policy == "center_crop":
         scale = size / min(height, width)
         w, h = max(size, round(width * scale)), max(size, round(height * scale))
         left, top = (w - size) // 2, (h - size) // 2
-        return _rgb(image.resize((w, h), Image.BICUBIC).crop((left, top, left + size, top + size)))
+        return _rgb(image.resize((w, h), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size)))
     scale = size / max(height, width)
     w, h = max(1, round(width * scale)), max(1, round(height * scale))
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     top, left = (size - h) // 2, (size - w) // 2
-    canvas[top:top + h, left:left + w] = _rgb(image.resize((w, h), Image.BICUBIC))
+    canvas[top:top + h, left:left + w] = _rgb(image.resize((w, h), Image.Resampling.BICUBIC))
     return canvas
 
 

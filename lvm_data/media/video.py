@@ -11,7 +11,8 @@ themselves, PyAV frames are rotated here by `frame.rotation`; OpenCV's BGR is fl
 resized to the tokenizer's size inside the worker, so only small arrays travel back.
 
 `decode_video` runs `read_clips` through `lvm_data.media.isolate`: a backend that segfaults becomes
-`ItemError(decoder_crash)`, one that hangs `ItemError(timeout)`.
+`ItemError(decoder_crash)`, one that hangs `ItemError(timeout)`. `decode_video_part` is the decode table's
+decoder for role "video" (lvm_data.media.contract.PartDecoder).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
 from lvm_data import localfs, storage
 from lvm_data.items import Frame, Part
 from lvm_data.media.clips import Clip, ClipSpec, plan_clips, shortest_video
+from lvm_data.media.contract import DecodeSettings, PartFrames
 from lvm_data.media.isolate import IsolatedWorker, worker_for_thread
 from lvm_data.media.parts import ClipPart
 from lvm_data.media.resize import resize
@@ -258,14 +261,12 @@ BACKENDS: dict[str, Callable[[str], Opened]] = {"decord": _decord, "pyav": _pyav
 PIP_NAMES = {"decord": "decord", "pyav": "av", "opencv": "opencv-python-headless"}
 
 
-def decode_video_part(part: Part, role: str, settings):
+def decode_video_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """Decode-table entry for role "video": the clips of a video file as frames, clip after clip.
 
     `info["clips"]` lists each clip's stride, first frame and length, in frame order, so a template
     can cut the frames back into clips. A plain Part gets LVM's default sampling, seeded by its URI.
     """
-    from lvm_data.media.decode import PartFrames  # late: decode.py imports this module for its table
-
     clip = part if isinstance(part, ClipPart) else ClipPart(part.uri, part.data)
     local = part.data is None and not storage.is_remote(part.uri)
     local = local and not isinstance(localfs.os_path(part.uri), bytes)  # a percent-escaped name: read as bytes
@@ -304,7 +305,7 @@ def write_video(path: str, frames: list[np.ndarray], fps: int = 25, rotation: in
         raise ValueError(f"{path}: cannot choose a codec for {ext!r}; use one of {', '.join(CODECS)}")
     height, width = frames[0].shape[:2]
     with av.open(path, "w") as container:
-        stream = container.add_stream(CODECS[ext], rate=fps)
+        stream = cast("av.VideoStream", container.add_stream(CODECS[ext], rate=fps))  # CODECS are all video codecs
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if rotation:
             stream.set_display_rotation(rotation)

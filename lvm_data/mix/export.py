@@ -39,15 +39,20 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 import pyarrow.parquet as pq
 
 from lvm_data import storage
 from lvm_data.mix.shards import MANIFEST, SCHEMA_VERSION, SPLITS, shard_file
 from lvm_data.shards.schema import read_metadata
+
+# pyarrow.compute makes its kernels (pc.equal, pc.sum, ...) at import time, so the type checker cannot
+# see them: reach them through an untyped alias.
+pc: Any = _pc
 
 FORMATS = ("easylm", "packed")
 DEFAULT_ID = -1  # bos / eos / pad: the default id (codebook_size, + 1, + 2)

@@ -21,10 +21,13 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from lvm_data.mix.config import MixConfig
+
+RowT = TypeVar("RowT")  # interleave's rows: whatever the caller orders
 
 GROUP_ROWS = 20_000  # rows a hash group holds, about: what one GroupByKey value holds (tens of MB of codes)
 MAX_GROUP_BITS = 20
@@ -121,7 +124,7 @@ def plan_mix(config: MixConfig, stats: dict[str, PartStats], validation_tokens: 
         raise MixPlanError("no part selects a training sentence from its inputs; check the inputs and selects")
     fixed = sum(p.epochs * tokens[p.name] for p in config.parts if p.epochs is not None)
     weighted = [p for p in config.parts if p.weight is not None]
-    weight_sum = sum(p.weight for p in weighted)
+    weight_sum = sum(p.weight for p in weighted if p.weight is not None)
     if not weighted:
         total = fixed
     elif fixed:
@@ -130,8 +133,11 @@ def plan_mix(config: MixConfig, stats: dict[str, PartStats], validation_tokens: 
         total = float(config.total_tokens or sum(tokens[p.name] for p in weighted))
     parts = []
     for index, p in enumerate(config.parts):
-        share = p.weight / (weight_sum if not fixed else 1.0) if p.weight is not None else \
-            p.epochs * tokens[p.name] / total if total else 0.0
+        if p.weight is not None:
+            share = p.weight / (weight_sum if not fixed else 1.0)
+        else:
+            assert p.epochs is not None, "a part has exactly one of weight and epochs (lvm_data.mix.config)"
+            share = p.epochs * tokens[p.name] / total if total else 0.0
         epochs = p.epochs if p.epochs is not None else share * total / tokens[p.name]
         s = stats[p.name]
         parts.append(PartPlan(p.name, index, int(s.rows.sum()), tokens[p.name], epochs, share,
@@ -168,10 +174,10 @@ def place_group(part: PartPlan, group: int, sorted_tokens: Sequence[int]) -> lis
     return out
 
 
-def interleave(rows: Iterable[tuple[int, int, int, object]]) -> list[object]:
+def interleave(rows: Iterable[tuple[int, int, int, RowT]]) -> list[RowT]:
     """A shard's order from (part, position, tokens, row): each part's rows by position, drawn one at a time
     from the part furthest below its share of the shard's tokens so far (ties: the lower part index)."""
-    by_part: dict[int, list[tuple[int, int, object]]] = {}
+    by_part: dict[int, list[tuple[int, int, RowT]]] = {}
     for part, position, tokens, row in rows:
         by_part.setdefault(part, []).append((position, tokens, row))
     queues = {p: sorted(v, key=lambda r: r[0]) for p, v in by_part.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +80,8 @@ class RowBatch:
         ends = np.cumsum(state["lengths"])
         starts = ends - state["lengths"]
         tokens = state["tokens"]
-        self.rows = [MixRow(*(column[i] for column in state["strings"]), int(state["n_images"][i]),
+        parts, outputs, sources, templates, tasks, ids = state["strings"]  # STRING_FIELDS, MixRow's first six
+        self.rows = [MixRow(parts[i], outputs[i], sources[i], templates[i], tasks[i], ids[i], int(state["n_images"][i]),
                             tokens[starts[i]:ends[i]], int(state["copy"][i])) for i in range(len(starts))]
 
     def __len__(self) -> int:
@@ -95,7 +96,7 @@ def marker_file(split: str, shard: int) -> str:
     return f"shards/{split}-{shard:05d}.json"
 
 
-def shard_table(rows: Sequence[MixRow], meta: dict[str, str]) -> pa.Table:
+def shard_table(rows: Sequence[MixRow], meta: Mapping[str, object]) -> pa.Table:
     columns = [token_lists([r.tokens for r in rows]), pa.array([r.n_images for r in rows], pa.int32())]
     columns += [pa.array([getattr(r, name) for r in rows], pa.string())
                 for name in ("part", "output", "source", "template", "task", "sentence_id")]

@@ -9,6 +9,8 @@ not the short one that ends its group.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lvm_data import storage
 from lvm_data.progress import Meter, Report, silent
 from lvm_data.shards.preview import (
@@ -21,11 +23,14 @@ from lvm_data.shards.preview import (
     tokenizer_uri,
 )
 
+if TYPE_CHECKING:
+    from lvm_data.tokenizer.tokenizer import Tokenizer
+
 DEFAULT_CELL = 128  # pixels per image: a 16-image row is 2048 pixels wide
 CANDIDATES = 8
 
 
-def source_rows(corpus: str, sources: list[str], tokenizer,
+def source_rows(corpus: str, sources: list[str], tokenizer: Tokenizer,
                 report: Report = silent) -> tuple[list[SheetRow], list[str]]:
     """(the decoded sentence of each source that has one, in `sources` order; sources without sentences)."""
     rows, empty = [], []
@@ -36,7 +41,8 @@ def source_rows(corpus: str, sources: list[str], tokenizer,
     return rows, empty
 
 
-def _add_source_row(corpus: str, name: str, tokenizer, rows: list[SheetRow], empty: list[str]) -> None:
+def _add_source_row(corpus: str, name: str, tokenizer: Tokenizer, rows: list[SheetRow],
+                    empty: list[str]) -> None:
     found, fingerprint = first_sentences(corpus, CANDIDATES, name)
     if not found:
         empty.append(name)
@@ -47,7 +53,7 @@ def _add_source_row(corpus: str, name: str, tokenizer, rows: list[SheetRow], emp
     rows.append(decode_row(max(found, key=lambda row: row["n_images"]), tokenizer))
 
 
-def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer=None,
+def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer: Tokenizer | None = None,
                  report: Report = silent) -> tuple[Sheet, list[str]]:
     """(sheet with one row per source that has sentences, sources without any). `tokenizer`: a loaded
     one, else the one corpus/manifest.json names (loaded on CPU)."""
@@ -62,7 +68,7 @@ def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, toke
 
 
 def write_source_sheet(corpus: str, destination: str, sources: list[str], cell: int = DEFAULT_CELL,
-                       tokenizer=None, report: Report = silent) -> tuple[Sheet, list[str]]:
+                       tokenizer: Tokenizer | None = None, report: Report = silent) -> tuple[Sheet, list[str]]:
     """`source_sheet`, written as PNG to `destination` (atomically)."""
     sheet, empty = source_sheet(corpus, sources, cell, tokenizer, report)
     storage.write_bytes(destination, sheet.png())

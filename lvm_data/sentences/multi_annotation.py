@@ -20,6 +20,8 @@ multi_annotation).
 
 from __future__ import annotations
 
+from typing import Any
+
 from lvm_data.determinism import rng_for
 from lvm_data.items import DecodedItem, Frame, ItemRef
 from lvm_data.outcomes import Outcome, Reason
@@ -82,7 +84,7 @@ class MultiAnnotation(LimitedTemplate):
         return BuildResult(sentences, outcomes)
 
     def _sentence(self, shots: list[tuple[DecodedItem, list[Frame]]], unit: str) -> Sentence:
-        params = {"shots": [len(shot) for _, shot in shots]}
+        params: dict[str, Any] = {"shots": [len(shot) for _, shot in shots]}
         if self.order == "shared":
             slots = self.shared_order(shots)
             shots = [(item, sorted(shot, key=lambda f: slots.index(f.role))) for item, shot in shots]

@@ -13,12 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 
 from lvm_data.outcomes import Outcome, Reason, Status
 from lvm_data.shards.schema import arrow_schema, load_schema
+
+# pyarrow.compute makes its kernels (pc.equal, pc.sum, ...) at import time, so the type checker cannot
+# see them: reach them through an untyped alias.
+pc: Any = _pc
 
 _STATUS_ORDER = {Status.FAILED: 0, Status.FILTERED: 1, Status.OK: 2}
 

@@ -128,7 +128,7 @@ def layout_sheet(rows: list[SheetRow], cell: int) -> Sheet:
         for c, image in enumerate(row.images):
             tile = Image.fromarray(image)
             if tile.size != (cell, cell):
-                tile = tile.resize((cell, cell), Image.BICUBIC)
+                tile = tile.resize((cell, cell), Image.Resampling.BICUBIC)
             y0, x0, _, _ = sheet.cell_box(r, c)
             canvas.paste(tile, (x0, y0))
     sheet.pixels = np.asarray(canvas)

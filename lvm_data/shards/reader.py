@@ -121,7 +121,9 @@ def read_unit_files(out: str, marker: dict) -> tuple[pa.Table, pa.Table]:
 
 def sentence_rows(table: pa.Table) -> list[SentenceRow]:
     """Rows of a sentence table as SentenceRow values (tokens as uint16 arrays)."""
-    tokens = table["tokens"].combine_chunks() if table.num_rows else None
+    if not table.num_rows:
+        return []
+    tokens = table["tokens"].combine_chunks()
     rows = []
     for i, r in enumerate(table.drop_columns(["tokens"]).to_pylist()):
         codes = tokens[i].values.to_numpy(zero_copy_only=False).astype(np.uint16)

@@ -9,8 +9,9 @@ import json
 from functools import cache
 from importlib import resources
 
-import jsonschema
 import pyarrow as pa
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from referencing import Registry, Resource
 
 SCHEMA_FILES = ("sentence", "ledger", "unit", "manifest", "job")
@@ -35,15 +36,17 @@ def _registry() -> Registry:
 
 
 @cache
-def validator(name: str) -> jsonschema.protocols.Validator:
+def validator(name: str) -> Validator:
     schema = load_schema(name)
-    cls = jsonschema.validators.validator_for(schema)
+    cls = validator_for(schema)
     return cls(schema, registry=_registry())
 
 
 def validation_errors(name: str, document: object) -> list[str]:
     """Readable messages ('field.path: problem') for a document checked against schema `name`."""
-    errors = sorted(validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
+    # the stubs ask for a JSON value; any object is checked (what is not one is an error like any other)
+    errors = sorted(validator(name).iter_errors(document),  # pyright: ignore[reportArgumentType]
+                    key=lambda e: list(e.absolute_path))
     return [f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors]
 
 

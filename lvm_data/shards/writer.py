@@ -13,10 +13,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 import pyarrow.parquet as pq
 
 from lvm_data import storage
@@ -25,6 +26,10 @@ from lvm_data.shards import layout
 from lvm_data.shards.ledger import LedgerRow, check_ledger_table, count_rows, ledger_table
 from lvm_data.shards.schema import arrow_schema, file_metadata, read_metadata, required_metadata, schema_version
 from lvm_data.shards.schema import validation_errors as schema_errors
+
+# pyarrow.compute makes its kernels (pc.equal, pc.sum, ...) at import time, so the type checker cannot
+# see them: reach them through an untyped alias.
+pc: Any = _pc
 
 ROW_GROUP_TOKENS = 1 << 22  # ~8 MB of raw uint16 codes per row group: readers stream group by group
 ID_PATTERN = "^([0-9a-f]{24}|[0-9a-f]{32})$"  # schemas/sentence.schema.json: 96-bit ids, 128 before
@@ -140,8 +145,10 @@ def write_parquet_atomic(uri: str, table: pa.Table, encodings: dict | None = Non
     sentences = {"id", "tokens"} <= set(table.schema.names)
     if encodings is None:
         encodings = {"use_dictionary": SENTENCE_DICTIONARY, "column_encoding": SENTENCE_ENCODING} if sentences else {}
+    # pyarrow documents write_statistics as `bool or list`; its default True alone makes the checker infer bool
     with fs.open_output_stream(tmp) as stream, pq.ParquetWriter(
-            stream, table.schema, compression="zstd", write_statistics=STATISTICS, **encodings) as writer:
+            stream, table.schema, compression="zstd", write_statistics=STATISTICS,  # pyright: ignore[reportArgumentType]
+            **encodings) as writer:
         if table.num_rows:  # an empty unit gets a file with no row groups (readers skip it cleanly)
             writer.write_table(table, row_group_size=max(1, ROW_GROUP_TOKENS // tokens_per_row))
     with fs.open_input_file(tmp) as f:

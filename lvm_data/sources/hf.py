@@ -52,7 +52,7 @@ class HFDataset(Source):
             raise SourceError(self._hint(err)) from err
         if isinstance(data, datasets.DatasetDict):
             if self.split not in data:
-                raise SourceError(f"source {self.name!r}: {self.location} has splits {', '.join(data)}, "
+                raise SourceError(f"source {self.name!r}: {self.location} has splits {', '.join(map(str, data))}, "
                                   f"not {self.split!r}; set input.split")
             data = data[self.split]
         if column not in data.column_names:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from lvm_data.items import ERROR_META, ItemRef, Part
-from lvm_data.media.annotate import KINDS
-from lvm_data.media.frames import IMAGE_EXTENSIONS
+from lvm_data.media.annotation_decoders import KINDS
+from lvm_data.media.frame_folders import IMAGE_EXTENSIONS
 from lvm_data.media.parts import AnnotationPart, options_tuple
 from lvm_data.outcomes import Reason
 from lvm_data.sources.base import Source, Unit

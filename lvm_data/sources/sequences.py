@@ -23,9 +23,9 @@ from collections.abc import Iterator
 
 from lvm_data import storage
 from lvm_data.items import ERROR_META, ItemRef
-from lvm_data.media.annotate import KINDS
+from lvm_data.media.annotation_decoders import KINDS
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.frames import IMAGE_EXTENSIONS, natural_key
+from lvm_data.media.frame_folders import IMAGE_EXTENSIONS, natural_key
 from lvm_data.media.parts import SequencePart, ViewsPart, options_tuple
 from lvm_data.outcomes import Reason
 from lvm_data.sources.base import Source, Unit

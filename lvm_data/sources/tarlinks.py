@@ -99,7 +99,9 @@ class TarLinks:
                 fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar:
             for info in tar:
                 if info.offset == target.offset:
-                    return tar.extractfile(info).read()
+                    member = tar.extractfile(info)
+                    assert member is not None, "the target is a regular member"
+                    return member.read()
         raise EOFError(f"{self.tar_uri}: member {target.name!r} not found on a second read")
 
 

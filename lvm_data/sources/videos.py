@@ -17,11 +17,11 @@ files is one video, its frames in natural order (frame2 before frame10); `fps` (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from lvm_data.items import ItemRef
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.frames import IMAGE_EXTENSIONS
+from lvm_data.media.frame_folders import IMAGE_EXTENSIONS
 from lvm_data.media.parts import ClipPart
 from lvm_data.media.video import DEFAULT_BACKENDS, DEFAULT_TIMEOUT_S, VIDEO_EXTENSIONS
 from lvm_data.sources.base import Source, Unit
@@ -48,7 +48,7 @@ def clip_spec(source: str, options: dict) -> ClipSpec:
         raise SourceError(f"source {source!r}: input.clip: {err}") from err
 
 
-def runs(source: str, keys: list[str], shard_size: int) -> list[Unit]:
+def runs(source: str, keys: Sequence, shard_size: int) -> list[Unit]:
     return [Unit(source, f"{i:06d}", tuple(chunk), len(chunk)) for i, chunk in enumerate(chunks(keys, shard_size))]
 
 

@@ -56,7 +56,8 @@ def tar_stem(name: str) -> str:
 
 def _tar_key(unit: Unit) -> str:
     """The key of a unit's tar (its URI in a spec from before keys were relative)."""
-    return unit.spec[2] if len(unit.spec) > 2 else unit.spec[0]
+    uri, *rest = unit.spec  # (uri, size) or (uri, size, key)
+    return rest[1] if len(rest) > 1 else uri
 
 
 def split_member(name: str) -> tuple[str, str]:
@@ -159,9 +160,12 @@ class WebDataset(Source):
         10 KiB: 5.7 s against 1.1 s for 256 MiB of zeros)."""
         limit = int(self.options.get("max_item_bytes", DEFAULT_MAX_ITEM_BYTES))
         if info.size <= limit:
-            return tar.extractfile(info).read()
+            member = tar.extractfile(info)
+            assert member is not None, "called for regular members only (info.isfile())"
+            return member.read()
         if not info.issparse():  # a sparse member's holes read as zeros, and its header may claim any size (fuzz.py)
             stream = tar.extractfile(info)
+            assert stream is not None, "called for regular members only (info.isfile())"
             while stream.read(2**20):
                 pass
         return Unread(member_name(info), info.size, limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from lvm_data.tokenizer.formats import load_checkpoint
 from lvm_data.tokenizer.locations import resolve
@@ -24,7 +25,7 @@ def load(uri: str, device: str = "auto", dtype: str = "float32", *, batch_size: 
     `standin:RATE` is the benchmark's device stand-in (lvm_data.tokenizer.standin): it sleeps instead of computing.
     """
     if uri.startswith(STANDIN_PREFIX):
-        return StandInTokenizer(uri, batch_size=batch_size)
+        return cast(Tokenizer, StandInTokenizer(uri, batch_size=batch_size))  # duck-typed: the same interface
     local = resolve(uri, cache_dir=cache_dir)
     return Tokenizer(load_checkpoint(local), name=uri, device=device, dtype=dtype, batch_size=batch_size,
                      compile=compile, channels_last=channels_last)

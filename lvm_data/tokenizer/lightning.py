@@ -75,6 +75,9 @@ class Opaque:
     """An object the checkpoint describes but that is never built: its name and pickled data only."""
 
     qualname = "?"
+    args: tuple
+    items: dict
+    listitems: list
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)

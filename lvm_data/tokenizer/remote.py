@@ -19,15 +19,17 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
 from lvm_data import storage
-from lvm_data.tokenizer.locations import select_files
 from lvm_data.tokenizer.weights import CheckpointError, first_line
+
+CHECKPOINT_SUFFIXES = (".json", ".yaml", ".yml", ".safetensors", ".bin", ".ckpt")
+TAMING_SUBFOLDERS = ("checkpoints", "configs")
 
 GS = "gs://"
 HF = "hf://"
@@ -215,3 +217,36 @@ def _offline_copy(uri: str, ref: HubRef, record: Path, hub_cache: Path, err: Bas
         f"{hub_cache}. Run `hf download {ref.repo_id}{revision} --local-dir DIR` on a machine with access, copy DIR "
         f"here and load DIR{'/' + ref.subfolder if ref.subfolder else ''} by path; or set HF_ENDPOINT to a "
         "reachable mirror") from err
+
+
+def select_files(names: Iterable[str]) -> list[str]:
+    """Which files of a remote checkpoint folder to download (paths relative to the folder), sorted.
+
+    Top-level files, and those in taming's checkpoints/ and configs/, with a checkpoint suffix. A .bin,
+    or a variant such as x.fp16.safetensors, is skipped when x.safetensors sits beside it: the loaders
+    would not read it. More than one .ckpt is an error, since loading would not know which to use.
+    """
+    names = sorted(n for n in names if _wanted(n))
+    safetensors = {n for n in names if n.endswith(".safetensors")}
+    chosen = [n for n in names if not _shadowed(n, safetensors)]
+    ckpts = [n for n in chosen if n.endswith(".ckpt")]
+    if len(ckpts) > 1:
+        raise CheckpointError(f"several .ckpt files ({', '.join(ckpts)}); put the one you want in a folder of its "
+                              "own with its config.yaml")
+    return chosen
+
+
+def _wanted(name: str) -> bool:
+    parts = name.split("/")
+    nested_ok = len(parts) == 2 and parts[0] in TAMING_SUBFOLDERS
+    return (len(parts) == 1 or nested_ok) and name.endswith(CHECKPOINT_SUFFIXES)
+
+
+def _shadowed(name: str, safetensors: set[str]) -> bool:
+    folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    if name.endswith(".bin"):
+        return any(s.startswith(folder) and "/" not in s[len(folder):] for s in safetensors)
+    stem = name[:-len(".safetensors")]
+    if name.endswith(".safetensors") and "." in stem.rsplit("/", 1)[-1]:
+        return f"{stem.rsplit('.', 1)[0]}.safetensors" in safetensors  # x.fp16.safetensors beside x.safetensors
+    return False

@@ -13,6 +13,7 @@ builds (taming's Encoder/Decoder, attention in the mid block always); `loss.*` t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -78,7 +79,7 @@ def find_files(path: Path) -> tuple[Path, Path]:
     return ckpt, configs[0]
 
 
-def _read_yaml(path: Path) -> object:
+def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:

@@ -47,7 +47,8 @@ def resolve_device(device: str) -> torch.device:
 def float32_precision(mode: str):
     """CUDA float32 matmul and convolution precision ('ieee' or 'tf32') while the block runs, then the
     caller's setting. Process-wide while it lasts (torch has no per-call switch)."""
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    # torch swaps torch.backends.cudnn for a CudnnModule instance in sys.modules; the checker sees the plain module
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv  # pyright: ignore[reportAttributeAccessIssue]
     saved = (matmul.fp32_precision, conv.fp32_precision)
     matmul.fp32_precision = conv.fp32_precision = mode
     try:
@@ -87,7 +88,8 @@ class Tokenizer:
         if checkpoint.config.num_embeddings > 65536:
             raise CheckpointError(f"{name}: {checkpoint.config.num_embeddings} codes do not fit uint16 tokens")
         self.name, self.format, self.config = name, checkpoint.format, checkpoint.config
-        self.input_range = tuple(checkpoint.input_range)
+        lo, hi = checkpoint.input_range
+        self.input_range = (lo, hi)
         self.files, self.notes = list(checkpoint.files), list(checkpoint.notes)
         self.fingerprint = fingerprint(checkpoint)
         self.device = resolve_device(device)
@@ -101,9 +103,10 @@ class Tokenizer:
         _load_strict(model, checkpoint)
         model = model.eval().requires_grad_(False).to(self.device)
         self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.to(memory_format=self._memory_format)
+        # Module.to takes memory_format (torch parses it with the tensor's .to); its typed overloads leave it out
+        self.model = model.to(memory_format=self._memory_format)  # pyright: ignore[reportCallIssue]
         self.compiled = compile is not False
-        if self.compiled:
+        if compile is not False:  # self.compiled
             backend = "inductor" if compile is True else compile
             self._encoder = torch.compile(self.model.latents, backend=backend, dynamic=False)
         else:
@@ -274,6 +277,7 @@ class _CudaJob(EncodeJob):
         self._slot, self._n = slot, n
 
     def result(self) -> np.ndarray:
+        assert self._slot.done is not None, "encode_start records the event before it returns the job"
         self._slot.done.synchronize()
         return self._slot.codes[:self._n].numpy().astype(np.uint16)  # a copy: the buffer is reused
 

@@ -199,6 +199,7 @@ def kmeans_init(model: VQGAN, data: TrainingData, cfg: TrainConfig, codebook: Em
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "kmeans") % 2**63)
     k = codebook.weight.shape[0]
     centroids = points[torch.randint(0, len(points), (k,), generator=generator)]
+    counts: torch.Tensor | None = None
     for _ in range(cfg.kmeans_iters):
         codebook.weight.copy_(centroids)
         codes = model.quantize.nearest(points.t()[None, :, :, None]).flatten()  # (M,) over a (1, D, M, 1) view
@@ -206,6 +207,8 @@ def kmeans_init(model: VQGAN, data: TrainingData, cfg: TrainConfig, codebook: Em
         centroids = torch.zeros_like(centroids).index_add_(0, codes, points) / counts.clamp(min=1)[:, None]
         empty = torch.nonzero(counts == 0).flatten()
         centroids[empty] = points[torch.randint(0, len(points), (len(empty),), generator=generator)]
+    if counts is None:  # kmeans_iters < 1: no assignment pass ran (this was a NameError)
+        raise ValueError(f"kmeans_iters is {cfg.kmeans_iters}: k-means needs at least one pass; set it to 1 or more")
     codebook.reset(centroids, counts / cfg.kmeans_batches)
 
 
@@ -226,6 +229,7 @@ def whiten_latents(model: VQGAN, points: torch.Tensor, floor: float) -> torch.Te
     a = evecs.t() / evals.sqrt()[:, None]  # (D, D): rows are scaled principal directions
     a_inv = evecs * evals.sqrt()[None, :]
     qc, pqc = model.quant_conv, model.post_quant_conv
+    assert qc.bias is not None and pqc.bias is not None, "VQGAN's 1x1 quant convs have biases"
     qc.weight.copy_(torch.einsum("ij,jk->ik", a, qc.weight[:, :, 0, 0])[:, :, None, None])
     qc.bias.copy_(a @ (qc.bias - mu))
     pqc.bias.copy_(pqc.weight[:, :, 0, 0] @ mu + pqc.bias)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.error import FFmpegError
 
 from lvm_data.media.image import decode_image
 from lvm_data.media.resize import resize
@@ -84,7 +85,7 @@ def read_video_frames(path: Path) -> list[np.ndarray]:
     try:
         with av.open(str(path)) as container:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (av.FFmpegError, OSError) as err:
+    except (FFmpegError, OSError) as err:
         raise ValueError(f"{path}: cannot decode this video for training ({err}); remove it from the list") from err
     if not frames:
         raise ValueError(f"{path}: the video has no frames; remove it from the list")
@@ -120,6 +121,6 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, augment: Augment)
     x *= 1.0 + rng.uniform(-augment.brightness, augment.brightness)
     mean = x.mean()
     x = (x - mean) * (1.0 + rng.uniform(-augment.contrast, augment.contrast)) + mean
-    grey = x @ np.float32([0.299, 0.587, 0.114])
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
     x = grey[..., None] + (x - grey[..., None]) * (1.0 + rng.uniform(-augment.saturation, augment.saturation))
     return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)

@@ -2,8 +2,7 @@ import hashlib
 
 import pytest
 
-from lvm_data.curation.blocklist import BlocklistError, entries_for, load_blocklist
-from lvm_data.curation.config import BlocklistSpec
+from lvm_data.curation.blocklist import BlocklistError, BlocklistSpec, entries_for, load_blocklist
 from lvm_data.curation.hashes import phash
 from lvm_data.items import ItemRef, Part
 from lvm_data.media.samples import photos

@@ -1,14 +1,7 @@
 import pytest
 
-from lvm_data.curation.config import (
-    Bounds,
-    FilterConfigError,
-    NearDuplicates,
-    index_sources,
-    parse_filters,
-    sentence_sources,
-)
-from lvm_data.job.config import JobConfigError, parse_job
+from lvm_data.curation.config import Bounds, FilterConfigError, NearDuplicates, parse_filters
+from lvm_data.job.config import JobConfigError, index_sources, parse_job, sentence_sources
 
 
 def job(*sources) -> dict:

@@ -4,9 +4,10 @@ import pytest
 
 from lvm_data.curation import store
 from lvm_data.curation.config import NearDuplicates
-from lvm_data.curation.index import ItemSignature, build_local, decide, is_current
+from lvm_data.curation.index import ItemSignature, decide
 from lvm_data.curation.planted import score, write_planted
 from lvm_data.job.config import parse_job_text
+from lvm_data.job.dedup_index import build_local, is_current
 from lvm_data.job.runs import open_run
 from lvm_data.media.samples import photos
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint

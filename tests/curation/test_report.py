@@ -7,8 +7,8 @@ from PIL import Image
 
 from lvm_data.cli import main
 from lvm_data.curation.planted import write_planted
+from lvm_data.curation.removed_samples import THUMBNAIL
 from lvm_data.curation.report import LABEL, ReportError, build_report
-from lvm_data.curation.samples import THUMBNAIL
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.loop import LocalExecutor
 from lvm_data.job.runs import finish_run, open_run

@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 
 from lvm_data.curation.config import parse_filters
-from lvm_data.curation.sentences import SentenceSettings, SentenceSig, decide, sign_row
+from lvm_data.curation.sentence_dedup import SentenceSettings, SentenceSig, decide, sign_row
 from lvm_data.shards.writer import SentenceRow
 
 SETTINGS = SentenceSettings(frozenset({"a", "b"}), frozenset({"a", "b"}),

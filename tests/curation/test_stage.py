@@ -4,7 +4,7 @@ import numpy as np
 
 from lvm_data.curation.config import parse_filters
 from lvm_data.curation.hashes import phash
-from lvm_data.curation.samples import PER_UNIT, decode_jpeg
+from lvm_data.curation.removed_samples import PER_UNIT, decode_jpeg
 from lvm_data.curation.stage import CURATION_META, Stage
 from lvm_data.items import ItemRef, Part
 from lvm_data.media.samples import photos

@@ -1,8 +1,8 @@
 import numpy as np
 
 from lvm_data.curation import store
-from lvm_data.curation.samples import thumbnail
-from lvm_data.curation.sentences import SentenceRemoval, SentenceSig
+from lvm_data.curation.removed_samples import thumbnail
+from lvm_data.curation.sentence_dedup import SentenceRemoval, SentenceSig
 from lvm_data.curation.units import UnitCuration, apply, merged_counts
 from lvm_data.outcomes import Outcome, Reason
 from lvm_data.shards.ledger import ItemEvent, resolve_unit

@@ -6,7 +6,7 @@ from PIL import Image
 from lvm_data.items import ItemRef, Part
 from lvm_data.job.plan import ReadUnit
 from lvm_data.job.steps import Selection, SourceRuntime, group_key, prepare, read_items
-from lvm_data.media.decode import DecodeSettings
+from lvm_data.media.contract import DecodeSettings
 from lvm_data.outcomes import Outcome, Reason
 from lvm_data.sentences.base import BuildResult, Sentence, Template
 from lvm_data.sentences.single import Single

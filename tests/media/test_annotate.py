@@ -6,9 +6,10 @@ import pytest
 from PIL import Image
 
 from lvm_data.items import ItemRef, Part
-from lvm_data.media.annotate import ImageGrid, shapes_agree
+from lvm_data.media.annotation_decoders import shapes_agree
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings, ImageGrid
+from lvm_data.media.decode import decode_item
 from lvm_data.media.palette import load_palette
 from lvm_data.media.parts import AnnotationPart, SequencePart, options_tuple
 from lvm_data.media.resize import resize

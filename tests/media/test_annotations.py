@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lvm_data.media.annotations import (
+from lvm_data.media.annotation_files import (
     load_array,
     read_boxes,
     read_depth,

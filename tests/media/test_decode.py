@@ -6,7 +6,8 @@ from PIL import Image
 
 from lvm_data.items import ItemRef, Part
 from lvm_data.media import decode
-from lvm_data.media.decode import DecodeSettings, PartFrames, decode_item
+from lvm_data.media.contract import DecodeSettings, PartFrames
+from lvm_data.media.decode import decode_item
 from lvm_data.media.samples import package_file
 from lvm_data.outcomes import ItemError, Reason
 from lvm_data.sources.listing import failed_ref

@@ -4,8 +4,9 @@ from PIL import Image
 
 from lvm_data.items import ItemRef, Part
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.decode import DecodeSettings, decode_item
-from lvm_data.media.frames import decode_frame_folder, key_function, list_frames, natural_sorted
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
+from lvm_data.media.frame_folders import decode_frame_folder, key_function, list_frames, natural_sorted
 from lvm_data.media.parts import ClipPart, SequencePart, ViewsPart
 from lvm_data.outcomes import ItemError, Reason
 

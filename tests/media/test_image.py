@@ -150,7 +150,8 @@ def jpeg_bytes(width: int, height: int, orientation: int | None = None) -> bytes
 
 def test_draft_mode_decodes_large_jpegs_at_a_reduced_scale_and_reports_the_full_size():
     from lvm_data.items import Part
-    from lvm_data.media.decode import DecodeSettings, decode_image_part
+    from lvm_data.media.contract import DecodeSettings
+    from lvm_data.media.decode import decode_image_part
 
     big = jpeg_bytes(2100, 1100)
     full, drafted = decode_image(big), decode_image(big, draft_to=256)

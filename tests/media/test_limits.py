@@ -19,7 +19,8 @@ from PIL import Image
 from lvm_data import storage
 from lvm_data.items import DEFAULT_MAX_ITEM_BYTES, ItemRef, Part
 from lvm_data.media import image as image_module
-from lvm_data.media.decode import DecodeSettings, decode_image_part, decode_item, item_memory_bound, read_part
+from lvm_data.media.contract import DecodeSettings, read_part
+from lvm_data.media.decode import decode_image_part, decode_item, item_memory_bound
 from lvm_data.media.image import decode_image, load_image, scale_to_uint8
 from lvm_data.media.resize import POLICIES, resize, resize_image
 from lvm_data.outcomes import ItemError, Reason
@@ -75,7 +76,7 @@ def test_an_object_store_file_is_read_at_most_one_byte_past_the_limit(monkeypatc
     fs = fsspec.filesystem("memory")
     fs.pipe(f"{root}/big.png".removeprefix("memory://"), bytes(3 * 2**20))
     fs.pipe(f"{root}/small.png".removeprefix("memory://"), b"12345")
-    monkeypatch.setattr("lvm_data.media.decode.READ_CHUNK", 2**16)
+    monkeypatch.setattr("lvm_data.media.contract.READ_CHUNK", 2**16)
     err = reason_of(lambda: read_part(Part(f"{root}/big.png"), max_bytes=2**20))
     assert err.reason is Reason.FILE_TOO_LARGE and "more bytes than that, over the limit of 1048576" in err.detail
     assert read_part(Part(f"{root}/small.png"), max_bytes=5) == b"12345"

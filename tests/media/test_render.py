@@ -2,11 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lvm_data.media.annotations import read_depth
-from lvm_data.media.geometry import Fit
-from lvm_data.media.image import decode_image
-from lvm_data.media.palette import load_palette
-from lvm_data.media.render import (
+from lvm_data.media.annotation_files import read_depth
+from lvm_data.media.annotation_render import (
     OPENPOSE_COLORS,
     DepthStyle,
     colormap_lut,
@@ -18,6 +15,9 @@ from lvm_data.media.render import (
     render_pose,
     render_segmentation,
 )
+from lvm_data.media.geometry import Fit
+from lvm_data.media.image import decode_image
+from lvm_data.media.palette import load_palette
 from lvm_data.media.resize import resize
 from lvm_data.media.samples import stereo_pair
 from lvm_data.outcomes import ItemError, Reason

@@ -6,7 +6,8 @@ import pytest
 
 from lvm_data.items import ItemRef, Part
 from lvm_data.media.clips import ClipSpec
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.isolate import IsolatedWorker
 from lvm_data.media.parts import ClipPart
 from lvm_data.media.resize import resize

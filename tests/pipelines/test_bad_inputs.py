@@ -10,7 +10,8 @@ from badinputs import MAX_ITEM_BYTES, MAX_PIXELS, SIZE, build
 
 from lvm_data.items import ItemRef, Part
 from lvm_data.job.config import parse_job_text
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.shards.reader import read_ledger, read_sentences
 from lvm_data.testing import job_text, write_tiny_checkpoint
 from lvm_data.tokenizer import load

@@ -12,7 +12,8 @@ from resumes import ledger
 
 from lvm_data.items import ItemRef, Part
 from lvm_data.job.config import JobConfigError, parse_job_text
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.samples import package_file
 from lvm_data.shards.reader import read_sentences
 from lvm_data.testing import images_source, job_text, write_tiny_checkpoint

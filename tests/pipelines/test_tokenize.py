@@ -24,7 +24,8 @@ from lvm_data.cli import main
 from lvm_data.items import ItemRef, Part
 from lvm_data.job.config import parse_job_text
 from lvm_data.job.plan import ResumeError
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.samples import package_file, photos
 from lvm_data.outcomes import Outcome, Reason
 from lvm_data.sentences import registry

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lvm_data.media.annotations import read_gray, read_label_map
+from lvm_data.media.annotation_files import read_gray, read_label_map
 from lvm_data.media.image import decode_image
 from lvm_data.media.samples import package_file
 from lvm_data.samplecorpus.pseudolabels import MAX_ID, edge_map, is_gray, png, superpixel_labels

@@ -10,7 +10,8 @@ from PIL import Image
 from lvm_data.cli import main
 from lvm_data.items import ItemRef, Part
 from lvm_data.job.config import parse_job_text
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.parts import AnnotationPart, options_tuple
 from lvm_data.media.samples import photos, stereo_pair
 from lvm_data.shards.preview import BACKGROUND, LABEL_HEIGHT, PreviewError, preview

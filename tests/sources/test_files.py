@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.resize import resize
 from lvm_data.outcomes import ItemError
 from lvm_data.sources.files import ImageFiles

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from lvm_data.items import ERROR_META
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.samples import videos
 from lvm_data.sources.listing import RefusedEntry
 from lvm_data.sources.paired import Paired

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from lvm_data.items import ERROR_META
-from lvm_data.media.decode import DecodeSettings, decode_item
+from lvm_data.media.contract import DecodeSettings
+from lvm_data.media.decode import decode_item
 from lvm_data.media.resize import resize
 from lvm_data.sources.webdataset import WebDataset, split_member
 from lvm_data.testing import write_tar

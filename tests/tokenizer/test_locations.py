@@ -1,7 +1,8 @@
 import pytest
 
 from lvm_data.tokenizer import CheckpointError, load
-from lvm_data.tokenizer.locations import cache_root, resolve, select_files
+from lvm_data.tokenizer.locations import cache_root, resolve
+from lvm_data.tokenizer.remote import select_files
 
 from .layouts import MICRO, write_muse
 

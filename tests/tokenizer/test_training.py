@@ -72,6 +72,12 @@ def test_training_leaves_the_global_torch_rng_alone(data):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_kmeans_without_a_pass_is_refused_by_name(data):
+    """Found by the type check: kmeans_iters=0 ended in a NameError."""
+    with pytest.raises(ValueError, match="kmeans_iters is 0"):
+        train(small_config(steps=3, kmeans_batches=1, kmeans_iters=0), data)
+
+
 def test_phases_and_learning_rate_schedule():
     cfg = TrainConfig(steps=100, warmup_steps=10, autoencoder_fraction=0.1, decoder_fraction=0.2)
     assert [cfg.phase(s) for s in (0, 9, 10, 79, 80, 99)] == ["autoencoder"] * 2 + ["vq"] * 2 + ["decoder"] * 2

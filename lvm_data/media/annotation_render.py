@@ -1,8 +1,9 @@
-"""Annotations -> RGB images at the tokenizer's size, placed exactly where their image lands.
+"""Raw annotation arrays -> RGB images at the tokenizer's size, placed exactly where their image lands.
 
-Every renderer takes the raw annotation (see lvm_data.media.annotations) and a `Fit` (the geometry of
+Every renderer takes the raw annotation (read by lvm_data.media.annotation_files) and a `Fit` (the geometry of
 the job's resize policy for the annotation's original size; for an annotation smaller or larger than its
-image, the image's placement: lvm_data.media.annotate.annotation_fit) and returns (size, size, 3) uint8 RGB.
+image, the image's placement: lvm_data.media.annotation_decoders.annotation_fit) and returns (size, size, 3)
+uint8 RGB.
 
 - segmentation: class ids -> colours of the versioned palette (lvm_data.media.palette); ids are
   resized nearest-neighbour before colouring, so no blended colours and no invented classes.
@@ -154,8 +155,9 @@ def render_pose(people: list[np.ndarray], fit: Fit, background: np.ndarray | Non
     for person in people:
         joints = _openpose_joints(person, fit)
         for limb, (a, b) in enumerate(OPENPOSE_LIMBS):
-            if joints[a] is not None and joints[b] is not None:
-                cv2.line(canvas, joints[a], joints[b], OPENPOSE_COLORS[limb], width, cv2.LINE_AA)
+            start, end = joints[a], joints[b]
+            if start is not None and end is not None:
+                cv2.line(canvas, start, end, OPENPOSE_COLORS[limb], width, cv2.LINE_AA)
         for joint, point in enumerate(joints):
             if point is not None:
                 cv2.circle(canvas, point, width, OPENPOSE_COLORS[joint], -1, cv2.LINE_AA)

@@ -24,7 +24,7 @@ PER_UNIT = 4  # samples kept per reason per unit
 def thumbnail(pixels: np.ndarray) -> bytes:
     """A THUMBNAIL-pixel JPEG of an RGB frame."""
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).resize((THUMBNAIL, THUMBNAIL), Image.BILINEAR).save(
+    Image.fromarray(np.ascontiguousarray(pixels)).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR).save(
         out, format="JPEG", quality=85)
     return out.getvalue()
 

@@ -1,4 +1,6 @@
-"""Annotation files -> raw annotation arrays (before rendering): label ids, depth, normals, keypoints, boxes.
+"""Annotation files -> raw annotation arrays: label ids, depth, normals, keypoints, boxes.
+
+Only what the file holds: placing and colouring it is lvm_data.media.annotation_render's work.
 
 Readers raise `ItemError(bad_annotation)` naming the file when the content is not what the kind
 needs, `empty_file` for zero bytes. Label maps keep their ids: palette PNGs are read as indices, not

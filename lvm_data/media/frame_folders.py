@@ -3,6 +3,9 @@
 A folder is sampled with the same `ClipSpec` as a video file; its frame rate (needed only for
 spacings in seconds) comes from the source options. Frames are still images, so they are decoded in
 process with `decode_image` (Pillow), and only the sampled frames are read.
+
+Decoders (lvm_data.media.contract.PartDecoder) for the folder roles of the decode table: "frames" (a frame
+folder), "views" (the images of one object, in view order) and "sequence" (a frame folder with its annotations).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import numpy as np
 
 from lvm_data import storage
 from lvm_data.items import Frame, Part
+from lvm_data.media.annotation_decoders import DECODERS as ANNOTATION_DECODERS
 from lvm_data.media.clips import Clip, plan_clips, shortest_video
+from lvm_data.media.contract import DecodeSettings, ImageGrid, PartFrames
 from lvm_data.media.image import decode_image
 from lvm_data.media.parts import AnnotationPart, ClipPart, SequencePart, ViewsPart
 from lvm_data.media.resize import resize
@@ -101,10 +106,8 @@ def key_function(pattern: str = ""):
     return key
 
 
-def decode_frames_part(part: Part, role: str, settings):
+def decode_frames_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """Decode-table entry for role "frames": sampled clips of a frame folder, clip after clip (like video)."""
-    from lvm_data.media.decode import PartFrames  # late: decode.py imports this module for its table
-
     clip = part if isinstance(part, ClipPart) else ClipPart(part.uri)
     result = decode_frame_folder(clip, settings.image_size, settings.resize)
     frames = [Frame(pixels=result.frames[i], uri=result.uris[i], index=i, role=role)
@@ -112,29 +115,23 @@ def decode_frames_part(part: Part, role: str, settings):
     return PartFrames(frames, {"n_frames": result.n_frames, "clips": _clip_info(result.clips)})
 
 
-def decode_views_part(part: Part, role: str, settings):
+def decode_views_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """Decode-table entry for role "views": every view of an object, in view order."""
-    from lvm_data.media.decode import PartFrames
-
     views = part.views if isinstance(part, ViewsPart) and part.views else (part.uri,)
     frames = [Frame(pixels=resize(read_image(uri), settings.image_size, settings.resize), uri=uri, index=i, role=role)
               for i, uri in enumerate(views)]
     return PartFrames(frames, {"views": len(frames)})
 
 
-def decode_sequence_part(part: Part, role: str, settings):
+def decode_sequence_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """Decode-table entry for role "sequence": sampled clips of frames, each frame followed by its
     annotations (f1, a1, f2, a2, ...: roles "image" then each annotation kind).
 
     Frames and annotation files are matched by key (stem, or the part's `match` pattern), never by
     position; only frames that have every annotation kind are sampled (counts in info). A sampled
     frame whose annotation cannot be rendered, or whose shape does not match its frame's
-    (lvm_data.media.annotate.annotation_fit), fails the whole sequence (bad_annotation, naming the file).
+    (lvm_data.media.annotation_decoders.annotation_fit), fails the whole sequence (bad_annotation, naming the file).
     """
-    from lvm_data.media.annotate import DECODERS as ANNOTATION_DECODERS
-    from lvm_data.media.annotate import ImageGrid
-    from lvm_data.media.decode import PartFrames
-
     seq = part if isinstance(part, SequencePart) else SequencePart(part.uri)
     matched, counts = _matched_frames(seq)
     clips = plan_clips(len(matched), seq.fps, seq.spec, seq.seed, seq.key or seq.uri)

@@ -23,28 +23,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from lvm_data.curation import store
-from lvm_data.curation.config import NearDuplicateSentences, pool_setting, source_filters
-from lvm_data.curation.minhash import digest, near_pairs, signature
+from lvm_data.curation.config import CurationConfig
+from lvm_data.curation.minhash import MinHashSpec, digest, near_pairs, signature
 from lvm_data.curation.survivors import Id, group_exact, near_losers
 from lvm_data.outcomes import Reason
+from lvm_data.shards.writer import SentenceRow
 
 
 @dataclass(frozen=True)
 class SentenceSettings:
+    """Which sources are in which pool, and the near pool's MinHash setting."""
+
     exact: frozenset[str]
     near: frozenset[str]
-    near_duplicate_sentences: NearDuplicateSentences | None = None
+    near_duplicate_sentences: MinHashSpec | None = None
 
     @property
     def sources(self) -> list[str]:
         return sorted(self.exact | self.near)
 
 
-def sentence_settings(job) -> SentenceSettings:
-    filters = source_filters(job)
-    return SentenceSettings(frozenset(n for n, f in filters.items() if "duplicate_sentences" in f.pooled),
-                            frozenset(n for n, f in filters.items() if "near_duplicate_sentences" in f.pooled),
-                            pool_setting(job, "near_duplicate_sentences"))
+def sentence_settings(curation: CurationConfig) -> SentenceSettings:
+    return SentenceSettings(curation.members("duplicate_sentences"), curation.members("near_duplicate_sentences"),
+                            curation.pool("near_duplicate_sentences"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +75,7 @@ class SentenceRemoval:
     detail: str
 
 
-def sign_row(settings: SentenceSettings, source: str, unit: str, row) -> SentenceSig | None:
+def sign_row(settings: SentenceSettings, source: str, unit: str, row: SentenceRow) -> SentenceSig | None:
     """The signature of a tokenized sentence (a SentenceRow) of a pooled source (None for other sources)."""
     if source not in settings.exact and source not in settings.near:
         return None
@@ -82,7 +83,7 @@ def sign_row(settings: SentenceSettings, source: str, unit: str, row) -> Sentenc
     return SentenceSig(source, unit, row.id, row.item_keys[0] if row.item_keys else "",
                        row.frames[0][0] if row.frames else "",
                        digest(row.tokens) if source in settings.exact else None,
-                       signature(row.tokens, near.spec) if near is not None and source in settings.near else None)
+                       signature(row.tokens, near) if near is not None and source in settings.near else None)
 
 
 def exact_removal(loser: SentenceSig, survivor: SentenceSig) -> SentenceRemoval:
@@ -109,7 +110,7 @@ def decide(sigs: Iterable[SentenceSig], settings: SentenceSettings) -> list[Sent
         gone = {m.loser for m in exact}
         pool = [s for s in ordered if s.minhash is not None and s.id not in gone]
         if pool:
-            i, j, sim = near_pairs(np.stack([s.minhash for s in pool]), near.spec)
+            i, j, sim = near_pairs(np.stack([s.minhash for s in pool if s.minhash is not None]), near)  # all of pool
             matches = near_losers((pool[a].id, pool[b].id, 1.0 - float(c)) for a, b, c in zip(i, j, sim, strict=True))
             removals += [near_removal(where[m.loser], where[m.survivor], m.distance) for m in matches]
     committed = {(s.source, s.sentence) for s in ordered if s.committed}

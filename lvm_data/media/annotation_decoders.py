@@ -1,7 +1,9 @@
-"""Decoders for annotation roles, for the decode table (lvm_data.media.decode.DECODERS).
+"""Decoders for annotation roles, for the decode table (lvm_data.media.decode.DECODERS): read, fit, render.
 
-Each is `(part, role, settings, image=None) -> PartFrames` with one frame already at settings.image_size,
-placed by the job's resize policy exactly where the item's image lands (label maps nearest-neighbour).
+Each is an `AnnotationDecoder` (lvm_data.media.contract): `(part, role, settings, image=None) -> PartFrames` with
+one frame already at settings.image_size: the file read into a raw array (lvm_data.media.annotation_files), then
+drawn as RGB (lvm_data.media.annotation_render), placed by the job's resize policy exactly where the item's image
+lands (label maps nearest-neighbour).
 `image` (an `ImageGrid`: the item's image file and its original size, when the item has one) is what
 the annotation must match (`annotation_fit`):
 
@@ -26,13 +28,13 @@ Render options come from `AnnotationPart.options` (defaults for a plain Part):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from lvm_data.items import Frame, Part
-from lvm_data.media.annotations import (
+from lvm_data.media.annotation_files import (
     Shapes,
     read_boxes,
     read_depth,
@@ -41,10 +43,7 @@ from lvm_data.media.annotations import (
     read_label_map,
     read_normals,
 )
-from lvm_data.media.geometry import Fit
-from lvm_data.media.image import decode_image
-from lvm_data.media.palette import DEFAULT_VERSION
-from lvm_data.media.render import (
+from lvm_data.media.annotation_render import (
     DEFAULT_COLORMAP,
     PERCENTILES,
     DepthStyle,
@@ -56,20 +55,16 @@ from lvm_data.media.render import (
     render_pose,
     render_segmentation,
 )
+from lvm_data.media.contract import AnnotationDecoder, DecodeSettings, ImageGrid, PartFrames, read_part
+from lvm_data.media.geometry import Fit
+from lvm_data.media.image import decode_image
+from lvm_data.media.palette import DEFAULT_VERSION
+from lvm_data.media.parts import AnnotationPart
 from lvm_data.media.resize import resize
 from lvm_data.outcomes import ItemError, Reason
 
 KINDS = ("depth", "segmentation", "normals", "edges", "pose", "boxes", "target")
 ASPECT_TOLERANCE = 0.01  # an annotation's aspect ratio may differ from its image's by this fraction
-
-
-@dataclass(frozen=True)
-class ImageGrid:
-    """The item's image that an annotation must match: its file and original (height, width)."""
-
-    uri: str
-    height: int
-    width: int
 
 
 def shapes_agree(height: int, width: int, image: ImageGrid) -> bool:
@@ -79,7 +74,7 @@ def shapes_agree(height: int, width: int, image: ImageGrid) -> bool:
     return cross <= max(ASPECT_TOLERANCE * width * image.height, one_pixel)
 
 
-def annotation_fit(uri: str, height: int, width: int, settings, image: ImageGrid | None = None) -> Fit:
+def annotation_fit(uri: str, height: int, width: int, settings: DecodeSettings, image: ImageGrid | None = None) -> Fit:
     """Where an annotation of (height, width) lands: its own fit without an image, else the image's placement
     (stretched onto the image's grid when the sizes differ within the tolerance); bad_annotation beyond it."""
     if image is None or (height, width) == (image.height, image.width):
@@ -96,80 +91,81 @@ def annotation_fit(uri: str, height: int, width: int, settings, image: ImageGrid
     return dataclasses.replace(placed, height=height, width=width)
 
 
-def _api():
-    from lvm_data.media import decode  # imported late: decode.py imports this module for its table
-
-    return decode
+def _option(part: Part, name: str, default: Any = None) -> Any:
+    return part.option(name, default) if isinstance(part, AnnotationPart) else default
 
 
-def _option(part: Part, name: str, default=None):
-    return part.option(name, default) if hasattr(part, "option") else default
+def _one(pixels: np.ndarray, part: Part, role: str, height: int, width: int, **info) -> PartFrames:
+    return PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)],
+                      {"width": width, "height": height, **info})
 
 
-def _one(pixels: np.ndarray, part: Part, role: str, height: int, width: int, **info):
-    return _api().PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)],
-                             {"width": width, "height": height, **info})
-
-
-def decode_depth(part: Part, role: str, settings, image: ImageGrid | None = None):
-    depth = read_depth(_api().read_part(part), part.uri)
-    fit = annotation_fit(part.uri, *depth.shape, settings, image)
+def decode_depth(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    depth = read_depth(read_part(part), part.uri)
+    height, width = depth.shape  # (H, W)
+    fit = annotation_fit(part.uri, height, width, settings, image)
     style = DepthStyle(_option(part, "encoding", "depth"), _option(part, "display", "inverse"),
                        _option(part, "colormap", DEFAULT_COLORMAP), tuple(_option(part, "percentiles", PERCENTILES)))
     rgb = render_depth(depth, fit, style, part.uri)
     valid = float(np.isfinite(depth).mean())
-    return _one(rgb, part, role, *depth.shape, valid_fraction=round(valid, 4))
+    return _one(rgb, part, role, height, width, valid_fraction=round(valid, 4))
 
 
-def decode_segmentation(part: Part, role: str, settings, image: ImageGrid | None = None):
-    data = _api().read_part(part)
+def decode_segmentation(part: Part, role: str, settings: DecodeSettings,
+                        image: ImageGrid | None = None) -> PartFrames:
+    data = read_part(part)
     ids = read_label_map(data, part.uri)
     if ids is None:  # an RGB colour mask: keep its colours, never blend them
         rgb = decode_image(data, part.uri)
-        fit = annotation_fit(part.uri, *rgb.shape[:2], settings, image)
-        return _one(render_color_mask(rgb, fit), part, role, *rgb.shape[:2], encoding="rgb")
-    fit = annotation_fit(part.uri, *ids.shape, settings, image)
+        height, width = rgb.shape[:2]
+        fit = annotation_fit(part.uri, height, width, settings, image)
+        return _one(render_color_mask(rgb, fit), part, role, height, width, encoding="rgb")
+    height, width = ids.shape  # (H, W)
+    fit = annotation_fit(part.uri, height, width, settings, image)
     rgb = render_segmentation(ids, fit, _option(part, "palette", DEFAULT_VERSION), part.uri)
-    return _one(rgb, part, role, *ids.shape, encoding="ids", classes=int(np.unique(ids).size))
+    return _one(rgb, part, role, height, width, encoding="ids", classes=int(np.unique(ids).size))
 
 
-def decode_normals(part: Part, role: str, settings, image: ImageGrid | None = None):
-    normals, encoded = read_normals(_api().read_part(part), part.uri)
-    fit = annotation_fit(part.uri, *normals.shape[:2], settings, image)
-    return _one(render_normals(normals, fit, encoded), part, role, *normals.shape[:2])
+def decode_normals(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    normals, encoded = read_normals(read_part(part), part.uri)
+    height, width = normals.shape[:2]
+    fit = annotation_fit(part.uri, height, width, settings, image)
+    return _one(render_normals(normals, fit, encoded), part, role, height, width)
 
 
-def decode_edges(part: Part, role: str, settings, image: ImageGrid | None = None):
-    strength = read_gray(_api().read_part(part), part.uri)
-    fit = annotation_fit(part.uri, *strength.shape, settings, image)
-    return _one(render_edges(strength, fit), part, role, *strength.shape)
+def decode_edges(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    strength = read_gray(read_part(part), part.uri)
+    height, width = strength.shape  # (H, W)
+    fit = annotation_fit(part.uri, height, width, settings, image)
+    return _one(render_edges(strength, fit), part, role, height, width)
 
 
-def decode_pose(part: Part, role: str, settings, image: ImageGrid | None = None):
-    shapes = read_keypoints(_api().read_part(part), part.uri)
+def decode_pose(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    shapes = read_keypoints(read_part(part), part.uri)
     fit, background = _frame_of(part, shapes, settings, image)
     return _one(render_pose(shapes.items, fit, background), part, role, fit.height, fit.width,
                 people=len(shapes.items))
 
 
-def decode_boxes(part: Part, role: str, settings, image: ImageGrid | None = None):
-    shapes = read_boxes(_api().read_part(part), part.uri, _option(part, "box_format", "xywh"))
+def decode_boxes(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    shapes = read_boxes(read_part(part), part.uri, _option(part, "box_format", "xywh"))
     fit, background = _frame_of(part, shapes, settings, image)
     palette = _option(part, "palette", DEFAULT_VERSION)
     return _one(render_boxes(shapes.items, fit, background, palette), part, role, fit.height, fit.width,
                 boxes=len(shapes.items))
 
 
-def decode_target(part: Part, role: str, settings, image: ImageGrid | None = None):
-    pixels = decode_image(_api().read_part(part), part.uri, settings.max_pixels)
+def decode_target(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
+    pixels = decode_image(read_part(part), part.uri, settings.max_pixels)
     height, width = pixels.shape[:2]
     if image is not None and (height, width) != (image.height, image.width):
         annotation_fit(part.uri, height, width, settings, image)  # bad_annotation beyond the tolerance
-        pixels = np.asarray(Image.fromarray(pixels).resize((image.width, image.height), Image.BICUBIC))
+        pixels = np.asarray(Image.fromarray(pixels).resize((image.width, image.height), Image.Resampling.BICUBIC))
     return _one(pixels, part, role, height, width)
 
 
-def _frame_of(part: Part, shapes: Shapes, settings, image: ImageGrid | None) -> tuple[Fit, np.ndarray | None]:
+def _frame_of(part: Part, shapes: Shapes, settings: DecodeSettings,
+              image: ImageGrid | None) -> tuple[Fit, np.ndarray | None]:
     """The coordinate frame of keypoints/boxes (the size the JSON states, else the `width`/`height` options,
     else the image's) and, with `overlay`, the image as background."""
     companion = getattr(part, "image", None)
@@ -177,7 +173,7 @@ def _frame_of(part: Part, shapes: Shapes, settings, image: ImageGrid | None) -> 
     pixels = None
     stated = (shapes.height or _option(part, "height"), shapes.width or _option(part, "width"))
     if companion is not None and (overlay or (image is None and not all(stated))):
-        pixels = decode_image(_api().read_part(companion), companion.uri, settings.max_pixels)
+        pixels = decode_image(read_part(companion), companion.uri, settings.max_pixels)
         if image is None:
             image = ImageGrid(companion.uri, *pixels.shape[:2])
     height = stated[0] or (image.height if image is not None else None)
@@ -186,11 +182,14 @@ def _frame_of(part: Part, shapes: Shapes, settings, image: ImageGrid | None) -> 
         raise ItemError(Reason.BAD_ANNOTATION, f"{part.uri}: the JSON does not give the image's width and "
                         "height and the item has no image; add them to the JSON or pair it with its image")
     fit = annotation_fit(part.uri, int(height), int(width), settings, image)
-    if overlay and pixels is None:
+    if not overlay:
+        return fit, None
+    if pixels is None:
         raise ItemError(Reason.UNPAIRED, f"{part.uri}: overlay needs the item's image, which is missing")
-    background = resize(pixels, settings.image_size, settings.resize) if overlay else None
-    return fit, background
+    return fit, resize(pixels, settings.image_size, settings.resize)
 
 
-DECODERS = {"depth": decode_depth, "segmentation": decode_segmentation, "normals": decode_normals,
-            "edges": decode_edges, "pose": decode_pose, "boxes": decode_boxes, "target": decode_target}
+DECODERS: dict[str, AnnotationDecoder] = {
+    "depth": decode_depth, "segmentation": decode_segmentation, "normals": decode_normals,
+    "edges": decode_edges, "pose": decode_pose, "boxes": decode_boxes, "target": decode_target,
+}
