@@ -24,7 +24,7 @@ LATEST = "latest.json"
 _NAME = re.compile(r"step-(\d+)\.pt$")
 
 
-class CheckpointError(ValueError):
+class TrainingCheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 
@@ -58,11 +58,11 @@ def resolve(ckpt: str) -> str:
     """A checkpoint file, or a training folder's latest checkpoint."""
     if ckpt.endswith(".pt"):
         if not storage.exists(ckpt):
-            raise CheckpointError(f"{ckpt}: no such checkpoint file")
+            raise TrainingCheckpointError(f"{ckpt}: no such checkpoint file")
         return ckpt
     found = latest(ckpt)
     if found is None:
-        raise CheckpointError(f"{ckpt}: no checkpoint here; pass a step-*.pt file or the --out folder of a "
+        raise TrainingCheckpointError(f"{ckpt}: no checkpoint here; pass a step-*.pt file or the --out folder of a "
                               "training run that saved one")
     return found
 
@@ -72,9 +72,9 @@ def load(ckpt: str, map_location: str | torch.device = "cpu") -> dict:
     try:
         payload = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"{uri}: unreadable checkpoint ({err}); use an earlier step-*.pt") from err
+        raise TrainingCheckpointError(f"{uri}: unreadable checkpoint ({err}); use an earlier step-*.pt") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{uri}: not an lvm-data training checkpoint (format {FORMAT})")
+        raise TrainingCheckpointError(f"{uri}: not an lvm-data training checkpoint (format {FORMAT})")
     payload["uri"] = uri
     return payload
 

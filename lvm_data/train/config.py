@@ -4,7 +4,9 @@ The LVM shapes (vqlm_100m ... vqlm_7b) are the `LLAMA_STANDARD_CONFIGS` of LVM's
 (github.com/ytongbai/LVM, EasyLM/models/llama/llama_model.py): hidden / intermediate / layers / heads,
 context 4096, rms_norm_eps 1e-6, initializer_range 0.02, untied embeddings, vocabulary 8192 codes +
 100 specials = 8292. RoPE theta 10000 is EasyLM's `precompute_freqs_cis` default. `tiny` is ours, for
-CPU smoke tests.
+CPU smoke tests. `tie_embeddings` (off for every shape, as in LVM) shares the embedding matrix with the
+output head: a code's logit is then its embedding's dot product with the hidden state, so passing a code on
+from the context needs no output row learnt per code (the sample-clips recipe, README "What to expect").
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Vocab:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A LLaMA decoder: RMSNorm, rotary embeddings, SwiGLU, no biases, untied output head."""
+    """A LLaMA decoder: RMSNorm, rotary embeddings, SwiGLU, no biases, an untied output head unless
+    `tie_embeddings` (the head is then the embedding matrix)."""
 
     vocab_size: int = 8192 + N_SPECIAL
     hidden_size: int = 128
@@ -54,6 +57,7 @@ class ModelConfig:
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
     initializer_range: float = 0.02
+    tie_embeddings: bool = False
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -83,20 +87,20 @@ MODEL_SHAPES: dict[str, tuple[int, int, int, int, int]] = {
 }
 
 
-def model_config(name: str, vocab: Vocab, context: int | None = None) -> ModelConfig:
+def model_config(name: str, vocab: Vocab, context: int | None = None, tie_embeddings: bool = False) -> ModelConfig:
     """The named shape with the data's vocabulary; `context` overrides the shape's context length."""
     if name not in MODEL_SHAPES:
         raise ValueError(f"--model {name!r} is not a known shape; choose one of {', '.join(MODEL_SHAPES)}")
     hidden, ffn, layers, heads, default_context = MODEL_SHAPES[name]
     return ModelConfig(vocab_size=vocab.size, hidden_size=hidden, intermediate_size=ffn, num_layers=layers,
-                       num_heads=heads, context=context or default_context)
+                       num_heads=heads, context=context or default_context, tie_embeddings=tie_embeddings)
 
 
 def parameter_count(cfg: ModelConfig) -> int:
-    """Parameters of `LLaMA(cfg)`, by arithmetic: embeddings + blocks + final norm + untied head."""
+    """Parameters of `LLaMA(cfg)`, by arithmetic: embeddings + blocks + final norm + the head (unless tied)."""
     d, f = cfg.hidden_size, cfg.intermediate_size
     block = 4 * d * d + 3 * d * f + 2 * d  # q,k,v,o + gate,up,down + two RMSNorm weights
-    return 2 * cfg.vocab_size * d + cfg.num_layers * block + d
+    return (1 if cfg.tie_embeddings else 2) * cfg.vocab_size * d + cfg.num_layers * block + d
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class TrainConfig:
     batch_size: int = 8  # packed rows per micro-batch per rank
     grad_accum: int = 1
     context: int | None = None  # None: the model shape's context
+    tie_embeddings: bool = False  # the output head shares the embedding matrix (not LVM's; see ModelConfig)
     lr: float = 1.5e-4
     min_lr: float = 3e-5
     warmup_steps: int | None = None

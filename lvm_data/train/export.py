@@ -1,7 +1,8 @@
 """Export a training checkpoint to the Hugging Face `LlamaForCausalLM` layout of LVM's released models.
 
 OUT/config.json (llama architecture: vocabulary = codes + specials, rope theta, RMSNorm eps, untied
-head, BOS/EOS/PAD ids above the codebook), OUT/generation_config.json and OUT/model.safetensors
+head unless the model was trained with tied embeddings (then `tie_word_embeddings` and no `lm_head.weight`),
+BOS/EOS/PAD ids above the codebook), OUT/generation_config.json and OUT/model.safetensors
 (tensor names `model.layers.N.self_attn.q_proj.weight`, ..., `lm_head.weight`). Our parameter names
 and rotary layout already follow that model, so the export is a rename; `transformers` is not needed
 to write it.
@@ -50,7 +51,7 @@ def hf_config(mcfg: ModelConfig, vocab: Vocab, dtype: str, extra: dict) -> dict:
         "attention_dropout": 0.0,
         "mlp_bias": False,
         "initializer_range": mcfg.initializer_range,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": mcfg.tie_embeddings,
         "bos_token_id": vocab.bos,
         "eos_token_id": vocab.eos,
         "pad_token_id": vocab.pad,
@@ -80,7 +81,10 @@ def export(ckpt: str, out: str, dtype: str = "float32") -> ExportResult:
              "tokens_per_image": payload["corpus"]["tokens_per_image"],
              "tokenizer_fingerprint": payload["corpus"]["tokenizer_fingerprint"],
              "checkpoint": payload["uri"], "step": payload["step"]}
-    tensors = hf_state_dict(payload["model"], DTYPES[dtype])
+    state = payload["model"]
+    if mcfg.tie_embeddings:  # one matrix: LlamaForCausalLM ties lm_head to embed_tokens on load
+        state = {name: tensor for name, tensor in state.items() if name != "lm_head.weight"}
+    tensors = hf_state_dict(state, DTYPES[dtype])
     files = {
         "config.json": json.dumps(hf_config(mcfg, vocab, dtype, extra), indent=2).encode(),
         "generation_config.json": json.dumps({"bos_token_id": vocab.bos, "eos_token_id": vocab.eos,

@@ -88,7 +88,7 @@ class Trainer:
         self.device = pick_device(cfg.device, dist.local_rank)
         self.corpus: Corpus = open_corpus(cfg.data)
         self.vocab = Vocab(self.corpus.codebook_size)
-        self.mcfg: ModelConfig = model_config(cfg.model, self.vocab, cfg.context)
+        self.mcfg: ModelConfig = model_config(cfg.model, self.vocab, cfg.context, cfg.tie_embeddings)
         model = LLaMA(self.mcfg)
         init_weights(model, cfg.seed)
         self.model = model.to(self.device)
@@ -101,7 +101,7 @@ class Trainer:
         spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, val_fraction, val_extra, dist.rank,
                           dist.world_size, cfg.num_workers)
         self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
-        self.batches = iter(self.loader)
+        self.batches = self.loader.__iter__()  # a generator: close() stops its DataLoader workers
         self.val_sets = self._validation_sets(val_extra) if dist.rank == 0 else []
         self.losslog = curves.LossLog(storage.join(cfg.out, curves.LOG_FILE), self.step if saved else None)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
@@ -149,15 +149,16 @@ class Trainer:
         if found is None:
             return None
         if not self.cfg.resume:
-            raise checkpoint.CheckpointError(f"{found}: --out already holds checkpoints and --no-resume was "
+            raise checkpoint.TrainingCheckpointError(f"{found}: --out already holds checkpoints and --no-resume was "
                                              "given; choose another --out or delete its checkpoints/")
         payload = checkpoint.load(found, map_location=self.device)
-        if payload["model_config"] != self.mcfg.to_dict():
-            raise checkpoint.CheckpointError(f"{found}: trained with model {payload['model_config']}, not "
-                                             f"{self.mcfg.to_dict()}; use the same --model/--context or a new --out")
+        if ModelConfig.from_dict(payload["model_config"]) != self.mcfg:  # a field saved before it existed: default
+            raise checkpoint.TrainingCheckpointError(f"{found}: trained with model {payload['model_config']}, not "
+                                             f"{self.mcfg.to_dict()}; use the same --model/--context/"
+                                             "--tie-embeddings or a new --out")
         if len(payload["data"]) != self.dist.world_size and not self.corpus.mix:
-            raise checkpoint.CheckpointError(f"{found}: written by {len(payload['data'])} ranks; resume with as many "
-                                             "(data positions are per rank)")
+            raise checkpoint.TrainingCheckpointError(f"{found}: written by {len(payload['data'])} ranks; resume with "
+                                                     "as many (data positions are per rank)")
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step, self.tokens = payload["step"], payload["tokens"]
@@ -167,7 +168,7 @@ class Trainer:
         self.log(f"resuming from {found} at step {self.step}")
         if self.corpus.mix:  # one position for all ranks (lvm_data.train.stream): any world size resumes from it
             if any(p.get("position") != payload["data"][0].get("position") for p in payload["data"]):
-                raise checkpoint.CheckpointError(f"{found}: its ranks stand at different positions of the mix; "
+                raise checkpoint.TrainingCheckpointError(f"{found}: its ranks stand at different positions of the mix; "
                                                  "resume from an earlier checkpoint")
             return payload["data"][0]
         return payload["data"][self.dist.rank]
@@ -180,7 +181,8 @@ class Trainer:
         for micro in range(self.cfg.grad_accum):
             rows = next(self.batches).to(self.device, non_blocking=True)  # (B, context + 1)
             sync = self.ddp is None or micro == self.cfg.grad_accum - 1
-            with (contextlib.nullcontext() if sync else self.ddp.no_sync()), self.autocast():
+            with (self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext()), \
+                    self.autocast():
                 loss = token_loss(self.forward(rows[:, :-1]), rows[:, 1:]) / self.cfg.grad_accum
             loss.backward()
             total += loss.detach()

@@ -1,10 +1,10 @@
 """A LLaMA decoder in plain PyTorch, the architecture LVM trains (via EasyLM) on visual sentences.
 
 RMSNorm before attention and MLP, rotary position embeddings, SwiGLU feed-forward, no biases, an
-untied output head. Parameter names follow Hugging Face `LlamaForCausalLM` (without its `model.`
-prefix), and rotary embeddings use its half-split layout (`rotate_half`), so export is a rename and
-the exported model computes the same function. (EasyLM rotates interleaved pairs and its converter
-permutes q/k rows to get to this layout; we start there.)
+untied output head (the embedding matrix with `ModelConfig.tie_embeddings`). Parameter names follow
+Hugging Face `LlamaForCausalLM` (without its `model.` prefix), and rotary embeddings use its half-split
+layout (`rotate_half`), so export is a rename and the exported model computes the same function.
+(EasyLM rotates interleaved pairs and its converter permutes q/k rows to get to this layout; we start there.)
 
 Shapes: B batch, T time, C hidden, H heads, D head dim, V vocabulary.
 """
@@ -34,6 +34,8 @@ class RMSNorm(nn.Module):
 
 class Rotary(nn.Module):
     """cos/sin tables for positions, computed on the fly (no length limit baked in)."""
+
+    inv_freq: torch.Tensor  # a buffer
 
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
@@ -132,6 +134,8 @@ class LLaMA(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight  # one matrix: parameters() and init see it once
         self.rotary = Rotary(cfg.head_dim, cfg.rope_theta)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:

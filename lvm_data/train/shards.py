@@ -197,6 +197,8 @@ def _open(data: str, files: list[str], mix: bool, threads: int) -> Corpus:
                             "train on shards made with one tokenizer")
         file_sources.append(meta.get("source") or _source_from_path(uri))
         groups.extend(RowGroup(i, g, n) for g, n in enumerate(rows) if n > 0)
+    if first is None:
+        raise DataError(f"{data}: no sentence files to read")
     fingerprint, codebook, tpi = first[1]
     return Corpus(data, tuple(files), tuple(groups), tuple(file_sources), codebook, tpi, fingerprint, mix)
 

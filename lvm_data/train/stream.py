@@ -32,8 +32,9 @@ A mix (`Corpus.mix`, from `lvm-data mix`) is read in its own order instead: the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,7 +172,7 @@ class PackedStream(IterableDataset):
     """Yields {"tokens": (batch_size, context + 1) int64, "consumer": int, "state": dict} batches.
     `start`: each consumer's state by consumer, or for a mix the stream's one state."""
 
-    def __init__(self, corpus: Corpus, vocab: Vocab, spec: StreamSpec, start: dict[int, dict] | None = None,
+    def __init__(self, corpus: Corpus, vocab: Vocab, spec: StreamSpec, start: dict[Any, Any] | None = None,
                  rotation: int = 0):
         super().__init__()
         self.corpus, self.vocab, self.spec = corpus, vocab, spec
@@ -254,7 +255,7 @@ class StreamLoader:
         self.positions = {int(k): v for k, v in state["consumers"].items()}
         self.next = int(state["next"])
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Generator[torch.Tensor]:
         mix = self.corpus.mix
         dataset = PackedStream(self.corpus, self.vocab, self.spec, self.position if mix else self.positions,
                                0 if mix else self.next)

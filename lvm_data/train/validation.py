@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -203,8 +204,8 @@ def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_token
 
 
 @torch.no_grad()
-def evaluate(model: LLaMA, sets: list[ValidationSet], batch_size: int, autocast=contextlib.nullcontext
-             ) -> dict[str, Score]:
+def evaluate(model: LLaMA, sets: list[ValidationSet], batch_size: int,
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, Score]:
     """Mean code loss (nats per token) per source, over all its targets and over its unseen images'.
     The model is put back in the mode it was in."""
     was_training = model.training

@@ -18,15 +18,15 @@ def test_saves_point_latest_at_the_newest_and_keep_the_last_ones(tmp_path):
 
 
 def test_missing_foreign_and_broken_checkpoints_are_named(tmp_path):
-    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint here"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="no checkpoint here"):
         checkpoint.resolve(str(tmp_path))
-    with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint file"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="no such checkpoint file"):
         checkpoint.resolve(str(tmp_path / "step-1.pt"))
     foreign = tmp_path / "other.pt"
     torch.save({"state": 1}, foreign)
-    with pytest.raises(checkpoint.CheckpointError, match="not an lvm-data training checkpoint"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="not an lvm-data training checkpoint"):
         checkpoint.load(str(foreign))
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(checkpoint.CheckpointError, match="broken.pt: unreadable checkpoint"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="broken.pt: unreadable checkpoint"):
         checkpoint.load(str(broken))

@@ -38,3 +38,15 @@ def test_bad_data_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(main, ["train", str(tmp_path / "missing"), "--steps", "1"])
     assert result.exit_code == 1
     assert "no Parquet sentence files found" in result.output and "Traceback" not in result.output
+
+
+def test_tie_embeddings_reaches_the_model(tmp_path):
+    from lvm_data.train import checkpoint
+
+    random_corpus(tmp_path / "job", files=1, per_file=6, codebook=64, tpi=8)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "job"), "--steps", "1", "--out", str(run),
+                                       "--batch-size", "1", "--context", "32", "--tie-embeddings"])
+    assert result.exit_code == 0, result.output
+    model, _ = checkpoint.load_model(str(run))
+    assert model.config.tie_embeddings and model.lm_head.weight is model.embed_tokens.weight

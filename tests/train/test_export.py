@@ -55,3 +55,17 @@ def test_bfloat16_export_halves_the_weights(run):
     assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
     with pytest.raises(ValueError, match="float32"):
         export(str(run / "run"), str(run / "x"), dtype="int8")
+
+
+def test_a_tied_model_exports_one_matrix_and_transformers_ties_it(tmp_path):
+    random_corpus(tmp_path / "data", files=1, per_file=10, codebook=64, tpi=8)
+    train(TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=2, batch_size=2, context=64,
+                      lr=1e-2, val_fraction=0.0, tie_embeddings=True))
+    export(str(tmp_path / "run"), str(tmp_path / "hf"))
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is True
+    assert "lm_head.weight" not in load_file(str(tmp_path / "hf" / "model.safetensors"))
+    ours, _ = checkpoint.load_model(str(tmp_path / "run"))
+    theirs = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf"), dtype=torch.float32).eval()
+    tokens = torch.randint(0, 164, (1, 30), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(input_ids=tokens).logits, ours(tokens), atol=1e-4, rtol=1e-4)

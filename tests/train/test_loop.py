@@ -93,10 +93,32 @@ def test_no_resume_refuses_a_folder_with_checkpoints(tmp_path):
     random_corpus(tmp_path / "data", files=1, per_file=8, tpi=8)
     cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=1, batch_size=1, context=16)
     train(cfg)
-    with pytest.raises(checkpoint.CheckpointError, match="--no-resume"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="--no-resume"):
         train(cfg.with_(resume=False))
-    with pytest.raises(checkpoint.CheckpointError, match="same --model/--context"):
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="same --model/--context"):
         train(cfg.with_(context=32))
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="tie-embeddings"):
+        train(cfg.with_(tie_embeddings=True, steps=2))
+
+
+def test_a_checkpoint_saved_before_tie_embeddings_existed_resumes(tmp_path):
+    random_corpus(tmp_path / "data", files=1, per_file=8, tpi=8)
+    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=1, batch_size=1, context=16)
+    saved = train(cfg).checkpoint
+    payload = checkpoint.load(saved)
+    del payload["model_config"]["tie_embeddings"]  # what an older checkpoint holds
+    payload.pop("uri")
+    storage.write_bytes(saved, _torch_bytes(payload))
+    assert train(cfg.with_(steps=2)).step == 2
+
+
+def _torch_bytes(payload) -> bytes:
+    import io
+
+    import torch
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
 
 
 def test_training_on_structured_codes_beats_the_unigram_baseline(tmp_path):

@@ -50,3 +50,19 @@ def test_init_is_seeded_by_hashing():
     assert not torch.equal(a.lm_head.weight, c.lm_head.weight)
     assert torch.equal(a.norm.weight, torch.ones(32))
     assert abs(float(a.embed_tokens.weight.detach().std()) - 0.02) < 0.002
+
+
+def test_tied_embeddings_share_one_matrix_with_the_head():
+    model = LLaMA(model_config("tiny", Vocab(64), 64, tie_embeddings=True))
+    init_weights(model, 0)
+    assert model.lm_head.weight is model.embed_tokens.weight
+    assert model.num_parameters() == parameter_count(model.config)
+    assert parameter_count(model.config) == parameter_count(model_config("tiny", Vocab(64), 64)) - 164 * 128
+    restored = LLaMA(model.config)
+    restored.load_state_dict(model.state_dict())
+    assert restored.lm_head.weight is restored.embed_tokens.weight
+    x = torch.randint(0, 164, (1, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), model(x))
+    assert ModelConfig.from_dict({k: v for k, v in model_config("tiny", Vocab(64)).to_dict().items()
+                                  if k != "tie_embeddings"}).tie_embeddings is False  # checkpoints from before
