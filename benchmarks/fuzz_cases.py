@@ -30,9 +30,12 @@ MAX_PAYLOAD = 4 << 20
 # --- byte mutations (AFL-like), shared by every target -----------------------------------------------------
 
 HEADER_FIELDS = (0, 4, 8, 12, 16, 20, 24, 25, 100, 124, 136, 148, 156, 157, 257, 345)  # image and tar headers
-POSITIONS = st.one_of(st.integers(0, 63), st.sampled_from(HEADER_FIELDS), st.integers(0, 2**31),
-                      st.builds(lambda block, field: 512 * block + field, st.integers(1, 16),
-                                st.sampled_from(HEADER_FIELDS)))  # taken modulo the length
+POSITIONS = st.one_of(
+    st.integers(0, 63),
+    st.sampled_from(HEADER_FIELDS),
+    st.integers(0, 2**31),
+    st.builds(lambda block, field: 512 * block + field, st.integers(1, 16), st.sampled_from(HEADER_FIELDS)),
+)  # taken modulo the length
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
 MUTATIONS = st.one_of(
     st.tuples(st.just("flip"), POSITIONS, st.integers(0, 7)),
@@ -43,10 +46,31 @@ MUTATIONS = st.one_of(
     st.tuples(st.just("insert"), POSITIONS, st.binary(min_size=1, max_size=32)),
     st.tuples(st.just("repeat"), POSITIONS, st.integers(1, 16), st.one_of(st.integers(1, 64), st.integers(1, 10_000))),
 )
-MAGICS = (b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\x00\x01\x00\x00WEBPVP8 ", b"II*\x00",
-          b"MM\x00*", b"BM", b"\x00\x00\x01\x00", b"P6\n", b"8BPS", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"DDS ",
-          b"\x00\x00\x00\x1cftypavif", b"\x00\x00\x00\x18ftypheic", b"\x00\x00\x00\x20ftypisom", b"\x1aE\xdf\xa3",
-          b"RIFF\x00\x01\x00\x00AVI LIST", b"\x1f\x8b\x08\x00", b"BZh9", b"\xfd7zXZ\x00", b"icns", b"%!PS")
+MAGICS = (
+    b"",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"RIFF\x00\x01\x00\x00WEBPVP8 ",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"\x00\x00\x01\x00",
+    b"P6\n",
+    b"8BPS",
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n",
+    b"DDS ",
+    b"\x00\x00\x00\x1cftypavif",
+    b"\x00\x00\x00\x18ftypheic",
+    b"\x00\x00\x00\x20ftypisom",
+    b"\x1aE\xdf\xa3",
+    b"RIFF\x00\x01\x00\x00AVI LIST",
+    b"\x1f\x8b\x08\x00",
+    b"BZh9",
+    b"\xfd7zXZ\x00",
+    b"icns",
+    b"%!PS",
+)
 RAW = st.tuples(st.sampled_from(MAGICS), st.binary(max_size=2048)).map(lambda t: ("raw", t[0] + t[1]))
 
 
@@ -55,9 +79,9 @@ def mutate(data: bytes, mutations) -> bytes:
     for op, pos, *args in mutations:
         n = len(out)
         if op == "cut":
-            del out[pos % (n + 1):]
+            del out[pos % (n + 1) :]
         elif op == "insert":
-            out[pos % (n + 1):pos % (n + 1)] = args[0]
+            out[pos % (n + 1) : pos % (n + 1)] = args[0]
         elif n == 0:
             continue
         elif op == "flip":
@@ -66,12 +90,12 @@ def mutate(data: bytes, mutations) -> bytes:
             out[pos % n] = args[0]
         elif op == "word":
             at = pos % n
-            out[at:at + 4] = args[0].to_bytes(4, "big" if args[1] else "little")
+            out[at : at + 4] = args[0].to_bytes(4, "big" if args[1] else "little")
         elif op == "drop":
-            del out[pos % n:pos % n + args[0]]
+            del out[pos % n : pos % n + args[0]]
         elif op == "repeat":
             at = pos % n
-            out[at:at] = out[at:at + args[0]] * args[1]
+            out[at:at] = out[at : at + args[0]] * args[1]
         if len(out) > MAX_PAYLOAD:
             del out[MAX_PAYLOAD:]
     return bytes(out)
@@ -81,10 +105,10 @@ def fix_png_crcs(data: bytes) -> bytes:
     """Every chunk CRC recomputed, so that Pillow reads the mutated fields instead of refusing a bad CRC."""
     out, pos = bytearray(data), 8
     while data.startswith(b"\x89PNG") and pos + 12 <= len(out):
-        end = pos + 8 + int.from_bytes(out[pos:pos + 4], "big")
+        end = pos + 8 + int.from_bytes(out[pos : pos + 4], "big")
         if end + 4 > len(out):
             break
-        out[end:end + 4] = zlib.crc32(out[pos + 4:end]).to_bytes(4, "big")
+        out[end : end + 4] = zlib.crc32(out[pos + 4 : end]).to_bytes(4, "big")
         pos = end + 4
     return bytes(out)
 
@@ -95,6 +119,7 @@ def mutated(seeds: dict[str, Any], *extra) -> st.SearchStrategy:
 
 
 # --- seeds ------------------------------------------------------------------------------------------------
+
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
@@ -114,18 +139,30 @@ def image_seeds() -> dict[str, bytes]:
     exif[0x0112] = 6
     flipped = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return {
-        "rgb.png": _save(rgb, "PNG"), "rgba.png": _save(rgba, "PNG"),
-        "p-trns.png": _save(palette, "PNG", transparency=0), "i16.png": _save(wide, "PNG"),
-        "la.png": _save(rgba.convert("LA"), "PNG"), "1.png": _save(rgb.convert("1"), "PNG"),
-        "rgb.jpg": _save(rgb, "JPEG"), "big.jpg": _save(rgb.resize((96, 64)), "JPEG"),
-        "progressive.jpg": _save(rgb, "JPEG", progressive=True), "l.jpg": _save(rgb.convert("L"), "JPEG"),
-        "cmyk.jpg": _save(rgb.convert("CMYK"), "JPEG"), "exif6.jpg": _save(rgb, "JPEG", exif=exif),
+        "rgb.png": _save(rgb, "PNG"),
+        "rgba.png": _save(rgba, "PNG"),
+        "p-trns.png": _save(palette, "PNG", transparency=0),
+        "i16.png": _save(wide, "PNG"),
+        "la.png": _save(rgba.convert("LA"), "PNG"),
+        "1.png": _save(rgb.convert("1"), "PNG"),
+        "rgb.jpg": _save(rgb, "JPEG"),
+        "big.jpg": _save(rgb.resize((96, 64)), "JPEG"),
+        "progressive.jpg": _save(rgb, "JPEG", progressive=True),
+        "l.jpg": _save(rgb.convert("L"), "JPEG"),
+        "cmyk.jpg": _save(rgb.convert("CMYK"), "JPEG"),
+        "exif6.jpg": _save(rgb, "JPEG", exif=exif),
         "anim.gif": _save(palette, "GIF", save_all=True, append_images=[flipped.convert("P")], transparency=0),
-        "lossy.webp": _save(rgb, "WEBP"), "alpha.webp": _save(rgba, "WEBP", lossless=True),
+        "lossy.webp": _save(rgb, "WEBP"),
+        "alpha.webp": _save(rgba, "WEBP", lossless=True),
         "anim.webp": _save(rgb, "WEBP", save_all=True, append_images=[flipped]),
-        "pages.tif": _save(rgb, "TIFF", save_all=True, append_images=[flipped]), "f.tif": _save(flt, "TIFF"),
-        "i16.tif": _save(wide, "TIFF"), "rgb.bmp": _save(rgb, "BMP"), "rgba.tga": _save(rgba, "TGA"),
-        "rgb.ico": _save(rgb, "ICO"), "rgb.ppm": _save(rgb, "PPM"), "rgb.pcx": _save(rgb, "PCX"),
+        "pages.tif": _save(rgb, "TIFF", save_all=True, append_images=[flipped]),
+        "f.tif": _save(flt, "TIFF"),
+        "i16.tif": _save(wide, "TIFF"),
+        "rgb.bmp": _save(rgb, "BMP"),
+        "rgba.tga": _save(rgba, "TGA"),
+        "rgb.ico": _save(rgb, "ICO"),
+        "rgb.ppm": _save(rgb, "PPM"),
+        "rgb.pcx": _save(rgb, "PCX"),
     }
 
 
@@ -146,33 +183,85 @@ def video_seeds() -> dict[str, bytes]:
     return seeds
 
 
-PAX_KEYS = ("path", "linkpath", "size", "mtime", "uid", "comment", "hdrcharset", "GNU.sparse.map", "GNU.sparse.size",
-            "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.realsize", "SCHILY.xattr.user.a")
-TAR_KINDS = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-             "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE, "contiguous": tarfile.CONTTYPE, "gnusparse": b"S"}
-TAR_NAMES = ("000.jpg", "000.txt", "000.json", "001.png", "001.cls", "dir/002.seg.png", "003.webp", ".hidden.jpg",
-             "../up.jpg", "/abs.png", "a.b.c.jpg", "x" * 150 + ".jpg", "dir/", "ünï.jpg", "004.JPG", "005")
+PAX_KEYS = (
+    "path",
+    "linkpath",
+    "size",
+    "mtime",
+    "uid",
+    "comment",
+    "hdrcharset",
+    "GNU.sparse.map",
+    "GNU.sparse.size",
+    "GNU.sparse.major",
+    "GNU.sparse.minor",
+    "GNU.sparse.name",
+    "GNU.sparse.realsize",
+    "SCHILY.xattr.user.a",
+)
+TAR_KINDS = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+    "chr": tarfile.CHRTYPE,
+    "contiguous": tarfile.CONTTYPE,
+    "gnusparse": b"S",
+}
+TAR_NAMES = (
+    "000.jpg",
+    "000.txt",
+    "000.json",
+    "001.png",
+    "001.cls",
+    "dir/002.seg.png",
+    "003.webp",
+    ".hidden.jpg",
+    "../up.jpg",
+    "/abs.png",
+    "a.b.c.jpg",
+    "x" * 150 + ".jpg",
+    "dir/",
+    "ünï.jpg",
+    "004.JPG",
+    "005",
+)
 
 
 def tar_members() -> dict[str, bytes]:
     images = image_seeds()
-    return {"jpg": images["rgb.jpg"], "png": images["rgb.png"], "webp": images["lossy.webp"], "txt": b"a cat",
-            "json": b'{"url": "u0", "label": 3, "size": [24, 16]}', "cls": b"7", "empty": b""}
+    return {
+        "jpg": images["rgb.jpg"],
+        "png": images["rgb.png"],
+        "webp": images["lossy.webp"],
+        "txt": b"a cat",
+        "json": b'{"url": "u0", "label": 3, "size": [24, 16]}',
+        "cls": b"7",
+        "empty": b"",
+    }
 
 
 def tar_strategy(contents: dict[str, bytes]) -> st.SearchStrategy:
-    names = st.one_of(st.sampled_from(TAR_NAMES), st.text(st.sampled_from("ab0./-_ é\\"), max_size=24),
-                      st.binary(max_size=16).map(lambda b: b.decode("utf-8", "surrogateescape")))
+    names = st.one_of(
+        st.sampled_from(TAR_NAMES),
+        st.text(st.sampled_from("ab0./-_ é\\"), max_size=24),
+        st.binary(max_size=16).map(lambda b: b.decode("utf-8", "surrogateescape")),
+    )
     content = st.tuples(st.sampled_from(sorted(contents)), st.lists(MUTATIONS, max_size=3))
     kind = st.sampled_from(sorted(TAR_KINDS))
-    pax = st.dictionaries(st.sampled_from(PAX_KEYS), st.one_of(st.text(max_size=12), st.integers().map(str)),
-                          max_size=3)
+    pax = st.dictionaries(
+        st.sampled_from(PAX_KEYS), st.one_of(st.text(max_size=12), st.integers().map(str)), max_size=3
+    )
     member = st.tuples(names, st.one_of(st.just("file"), kind), content, st.one_of(st.just({}), pax))
     base = st.sampled_from([(n, "file", (n.rsplit(".", 1)[-1], []), {}) for n in TAR_NAMES[:7]])
-    return st.tuples(st.just("tar"), st.lists(st.one_of(base, member), max_size=10),
-                     st.sampled_from(["", "gz", "bz2", "xz"]), st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT,
-                                                                                tarfile.USTAR_FORMAT]),
-                     st.lists(MUTATIONS, max_size=4))
+    return st.tuples(
+        st.just("tar"),
+        st.lists(st.one_of(base, member), max_size=10),
+        st.sampled_from(["", "gz", "bz2", "xz"]),
+        st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+        st.lists(MUTATIONS, max_size=4),
+    )
 
 
 def build_tar(members, compression: str, fmt: Literal[0, 1, 2], contents: dict[str, bytes]) -> bytes:
@@ -201,23 +290,80 @@ def build_tar(members, compression: str, fmt: Literal[0, 1, 2], contents: dict[s
 # --- job files ----------------------------------------------------------------------------------------------
 
 BASE_JOB = {
-    "name": "fuzz", "output": "/tmp/lvm-fuzz/out", "tokenizer": "builtin:tiny", "seed": 0, "shard_size": 100,
+    "name": "fuzz",
+    "output": "/tmp/lvm-fuzz/out",
+    "tokenizer": "builtin:tiny",
+    "seed": 0,
+    "shard_size": 100,
     "sources": [
-        {"name": "photos", "input": {"format": "images", "paths": ["/tmp/lvm-fuzz/in/*.jpg"], "extensions": ["jpg"]},
-         "filters": ["duplicates", {"bounds": {"min_side": 32}}, {"near_duplicate_sentences": {"bands": 16}}]},
-        {"name": "web", "input": {"format": "webdataset", "paths": "/tmp/lvm-fuzz/in/{00000..00009}.tar"},
-         "template": {"name": "category", "label": "json.label", "shot_size": 4}},
-        {"name": "clips", "input": {"format": "videos", "paths": ["/tmp/lvm-fuzz/v"], "timeout_s": 30,
-                                    "clip": {"frames": 16, "stride": [8, 12], "clips": 2, "offset": "start"}},
-         "template": {"name": "video", "max_images": 16}, "filters": [{"scene_cuts": {"action": "split"}}]},
-        {"name": "depth", "input": {"format": "paired", "images": "/tmp/lvm-fuzz/img",
-                                    "annotations": {"depth": {"paths": "/tmp/lvm-fuzz/d", "percentiles": [1, 99]}}},
-         "template": {"name": "pairs", "pairs": 4}},
+        {
+            "name": "photos",
+            "input": {"format": "images", "paths": ["/tmp/lvm-fuzz/in/*.jpg"], "extensions": ["jpg"]},
+            "filters": ["duplicates", {"bounds": {"min_side": 32}}, {"near_duplicate_sentences": {"bands": 16}}],
+        },
+        {
+            "name": "web",
+            "input": {"format": "webdataset", "paths": "/tmp/lvm-fuzz/in/{00000..00009}.tar"},
+            "template": {"name": "category", "label": "json.label", "shot_size": 4},
+        },
+        {
+            "name": "clips",
+            "input": {
+                "format": "videos",
+                "paths": ["/tmp/lvm-fuzz/v"],
+                "timeout_s": 30,
+                "clip": {"frames": 16, "stride": [8, 12], "clips": 2, "offset": "start"},
+            },
+            "template": {"name": "video", "max_images": 16},
+            "filters": [{"scene_cuts": {"action": "split"}}],
+        },
+        {
+            "name": "depth",
+            "input": {
+                "format": "paired",
+                "images": "/tmp/lvm-fuzz/img",
+                "annotations": {"depth": {"paths": "/tmp/lvm-fuzz/d", "percentiles": [1, 99]}},
+            },
+            "template": {"name": "pairs", "pairs": 4},
+        },
     ],
 }
-YAML_TOKENS = ("&a ", "*a", "<<: *a\n", "[", "]", "{", "}", ": ", "- ", "? ", "!!binary ", "!!float ", "!!timestamp ",
-               "!!python/object ", "!!set ", ".nan", ".inf", "~", "0x1F", "1e309", "2001-12-14", "\t", "\n  ", "---\n",
-               "...\n", "%YAML 1.1\n", "'", '"', "#", "|\n", ">-\n", "\\u0000", "\x00", "\ufeff")
+YAML_TOKENS = (
+    "&a ",
+    "*a",
+    "<<: *a\n",
+    "[",
+    "]",
+    "{",
+    "}",
+    ": ",
+    "- ",
+    "? ",
+    "!!binary ",
+    "!!float ",
+    "!!timestamp ",
+    "!!python/object ",
+    "!!set ",
+    ".nan",
+    ".inf",
+    "~",
+    "0x1F",
+    "1e309",
+    "2001-12-14",
+    "\t",
+    "\n  ",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "'",
+    '"',
+    "#",
+    "|\n",
+    ">-\n",
+    "\\u0000",
+    "\x00",
+    "\ufeff",
+)
 
 
 def _schema_words() -> list[str]:
@@ -242,17 +388,31 @@ def _schema_words() -> list[str]:
 def job_strategy() -> st.SearchStrategy:
     words = _schema_words()
     keys = st.one_of(st.sampled_from(words), st.text(max_size=8))
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-2, 300), st.floats(),
-                       st.sampled_from(words), st.text(max_size=12))
-    values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                          st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
-    edit = st.one_of(st.tuples(st.just("set"), st.integers(0, 10**6), values),
-                     st.tuples(st.just("del"), st.integers(0, 10**6)),
-                     st.tuples(st.just("add"), st.integers(0, 10**6), keys, values))
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(-2, 300),
+        st.floats(),
+        st.sampled_from(words),
+        st.text(max_size=12),
+    )
+    values = st.recursive(
+        leaves,
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+        max_leaves=12,
+    )
+    edit = st.one_of(
+        st.tuples(st.just("set"), st.integers(0, 10**6), values),
+        st.tuples(st.just("del"), st.integers(0, 10**6)),
+        st.tuples(st.just("add"), st.integers(0, 10**6), keys, values),
+    )
     token = st.tuples(st.just("insert"), POSITIONS, st.sampled_from(YAML_TOKENS).map(str.encode))
     text_edit = st.one_of(MUTATIONS, token)
-    return st.one_of(st.tuples(st.just("job"), st.lists(edit, max_size=4), st.lists(text_edit, max_size=3)),
-                     st.tuples(st.just("text"), st.text(max_size=400)))
+    return st.one_of(
+        st.tuples(st.just("job"), st.lists(edit, max_size=4), st.lists(text_edit, max_size=3)),
+        st.tuples(st.just("text"), st.text(max_size=400)),
+    )
 
 
 def edit_job(raw: Any, edits) -> Any:
@@ -286,10 +446,16 @@ def _containers(node):
 
 # --- cases -> payloads, and the checks (run in the worker) -------------------------------------------------
 
-IMAGE_SETTINGS = (DecodeSettings(image_size=16), DecodeSettings(image_size=8, resize="pad", jpeg_draft=True),
-                  DecodeSettings(image_size=16, resize="center_crop", max_pixels=300))
-CLIP_SPECS = (ClipSpec(frames=2, strides=(1,), clips=1, offset="start"), ClipSpec(frames=4, strides=(8,), clips=2),
-              ClipSpec(frames=3, spacing_s=(0.25,), clips=1))
+IMAGE_SETTINGS = (
+    DecodeSettings(image_size=16),
+    DecodeSettings(image_size=8, resize="pad", jpeg_draft=True),
+    DecodeSettings(image_size=16, resize="center_crop", max_pixels=300),
+)
+CLIP_SPECS = (
+    ClipSpec(frames=2, strides=(1,), clips=1, offset="start"),
+    ClipSpec(frames=4, strides=(8,), clips=2),
+    ClipSpec(frames=3, spacing_s=(0.25,), clips=1),
+)
 
 
 class Seeds:

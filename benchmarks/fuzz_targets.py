@@ -44,7 +44,6 @@ class Verdict(NamedTuple):
     detail: str = ""
 
 
-
 class Limits(NamedTuple):
     memory_mb: int = 4096  # address space of the worker (and of the video decoder's own worker)
     timeout_s: float = 20.0  # a video's decode
@@ -87,8 +86,11 @@ def check_video(data: tuple[bytes, str, ClipSpec], timeout_s: float) -> Verdict:
         except Exception as err:  # noqa: BLE001 - the finding
             return exception_verdict(err)
     wanted = [i for clip in result.clips for i in clip.indices]
-    bad = [i for i in wanted if i not in result.frames or result.frames[i].shape != (16, 16, 3)
-           or result.frames[i].dtype != np.uint8]
+    bad = [
+        i
+        for i in wanted
+        if i not in result.frames or result.frames[i].shape != (16, 16, 3) or result.frames[i].dtype != np.uint8
+    ]
     if bad or not wanted:
         return Verdict("ok", "bad_output", "bad_output", f"frames {bad or 'none'} missing or not (16, 16, 3) uint8")
     return Verdict("ok")
@@ -151,8 +153,12 @@ def tar_refs_verdict(refs: list[ItemRef], unit: Unit, blob: bytes, path: str) ->
     if not any(k.endswith("#<unreadable>") for k in keys):
         lost = sorted(set(members_after_stop(blob)) - {k.rsplit("#", 1)[-1] for k in keys})
         if lost:
-            return Verdict("ok", "lost_members", "members after a bad header have no row",
-                           f"{len(lost)} member keys a lenient parse finds have no ledger row: {lost[:5]}")
+            return Verdict(
+                "ok",
+                "lost_members",
+                "members after a bad header have no row",
+                f"{len(lost)} member keys a lenient parse finds have no ledger row: {lost[:5]}",
+            )
     failed = [r.meta[ERROR_META]["reason"] for r in refs if ERROR_META in r.meta]
     return Verdict(failed[-1] if failed else "ok" if refs else "empty")
 
@@ -170,7 +176,7 @@ def members_after_stop(blob: bytes) -> list[str]:
             stop = tar.offset
     except (tarfile.TarError, OSError, EOFError, ValueError):
         return []
-    if data[stop:stop + 512].strip(b"\x00") == b"" or stop >= len(data):
+    if data[stop : stop + 512].strip(b"\x00") == b"" or stop >= len(data):
         return []  # an end-of-archive block or the end of the data: nothing was skipped
     try:
         with tarfile.open(fileobj=io.BytesIO(data[stop:]), mode="r:", ignore_zeros=True) as tar:

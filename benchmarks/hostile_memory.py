@@ -37,8 +37,16 @@ from PIL import Image
 
 from lvm_data.testing import ZeroStream
 
-EXPECTED = {"photo-0.jpg": "ok", "photo-1.png": "ok", "rgba.png": "ok", "over-max-pixels.png": "too_large",
-            "sparse.png": "file_too_large", "000000": "ok", "000001": "file_too_large", "000002": "ok"}
+EXPECTED = {
+    "photo-0.jpg": "ok",
+    "photo-1.png": "ok",
+    "rgba.png": "ok",
+    "over-max-pixels.png": "too_large",
+    "sparse.png": "file_too_large",
+    "000000": "ok",
+    "000001": "file_too_large",
+    "000002": "ok",
+}
 
 CHILD = """
 import json, resource, sys
@@ -65,8 +73,6 @@ after = status()
 print(json.dumps({"vm_at_start": before["VmSize"], "rss_at_start": before["VmRSS"], "vm_peak": after["VmPeak"],
                   "rss_peak": after["VmHWM"]}))
 """
-
-
 
 
 def rgba_png(path: Path, side: int) -> None:
@@ -126,16 +132,27 @@ def run_limited(job: Path, headroom_bytes: int, timeout_s: float = 600) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(job), str(headroom_bytes), str(job.parent / "tiny")],
-                          capture_output=True,
-                          text=True, timeout=timeout_s, cwd=job.parent, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(job), str(headroom_bytes), str(job.parent / "tiny")],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=job.parent,
+        env=env,
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     lines = proc.stdout.strip().splitlines()
     measured = json.loads(lines[-1]) if proc.returncode == 0 and lines else {}
     mib = {f"{k.replace('_at_', '_')}_mib": round(v / 2**20) for k, v in measured.items()}
-    return {"returncode": proc.returncode, "peak_rss_mib": round(peak / 2**20), "earlier_children": before > 0,
-            "headroom_mib": headroom_bytes // 2**20, **mib, "seconds": round(time.perf_counter() - started, 1),
-            "stderr_tail": proc.stderr[-3000:]}
+    return {
+        "returncode": proc.returncode,
+        "peak_rss_mib": round(peak / 2**20),
+        "earlier_children": before > 0,
+        "headroom_mib": headroom_bytes // 2**20,
+        **mib,
+        "seconds": round(time.perf_counter() - started, 1),
+        "stderr_tail": proc.stderr[-3000:],
+    }
 
 
 def ledger_rows(out: Path) -> dict[str, list[str]]:
@@ -156,11 +173,15 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--file-mib", type=int, default=1024)
     parser.add_argument("--max-item-mib", type=int, default=64)
     parser.add_argument("--max-pixels", type=int, default=40_000_000)
-    parser.add_argument("--headroom-mib", type=int, default=0,
-                        help="RLIMIT_AS of the job process: its address space after imports plus this (0: no limit)")
+    parser.add_argument(
+        "--headroom-mib",
+        type=int,
+        default=0,
+        help="RLIMIT_AS of the job process: its address space after imports plus this (0: no limit)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
-    if args.rgba_side ** 2 > args.max_pixels:
+    if args.rgba_side**2 > args.max_pixels:
         parser.error(f"--rgba-side {args.rgba_side} is over --max-pixels {args.max_pixels}: it would be too_large")
     root = Path(args.workdir or tempfile.mkdtemp(prefix="lvm-hostile-"))
     folder, shard = write_inputs(root, args.rgba_side, args.member_mib, args.file_mib, args.max_pixels)
@@ -173,9 +194,11 @@ def main(argv: list[str]) -> dict:
         print(json.dumps(result))
         return result
     limit = f"RLIMIT_AS at its start + {args.headroom_mib} MiB" if args.headroom_mib else "no memory limit"
-    print(f"hostile job ({limit}): exit {result['returncode']}, peak RSS {result['peak_rss_mib']} MiB "
-          f"({result.get('rss_start_mib', '?')} MiB once loaded), {result['seconds']} s; RGBA {args.rgba_side}^2 = "
-          f"{args.rgba_side ** 2 / 1e6:.0f} Mpx, tar member {args.member_mib} MiB, file {args.file_mib} MiB")
+    print(
+        f"hostile job ({limit}): exit {result['returncode']}, peak RSS {result['peak_rss_mib']} MiB "
+        f"({result.get('rss_start_mib', '?')} MiB once loaded), {result['seconds']} s; RGBA {args.rgba_side}^2 = "
+        f"{args.rgba_side**2 / 1e6:.0f} Mpx, tar member {args.member_mib} MiB, file {args.file_mib} MiB"
+    )
     for name in EXPECTED:
         status, reason, detail = result["ledger"].get(name, ["-", "-", "no ledger row"])
         print(f"  {name:22s} expected {EXPECTED[name]:15s} got {status:8s} {reason:15s} {detail[:90]}")

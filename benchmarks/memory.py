@@ -86,13 +86,25 @@ def main(argv: list[str]) -> None:
             if not target.exists():
                 target.symlink_to(path)
         job = root / f"job-{n}.yaml"
-        job.write_text(job_text(f"m{n}", root / f"out-{n}", args.tokenizer, [images_source("photos", folder)],
-                                shard_size=args.shard_size, batch_size=args.batch_size))
-        own, tree, seconds = peak_memory([sys.executable, "-m", "lvm_data.cli", "run", str(job), "--no-progress",
-                                          *beam_args])
+        job.write_text(
+            job_text(
+                f"m{n}",
+                root / f"out-{n}",
+                args.tokenizer,
+                [images_source("photos", folder)],
+                shard_size=args.shard_size,
+                batch_size=args.batch_size,
+            )
+        )
+        own, tree, seconds = peak_memory(
+            [sys.executable, "-m", "lvm_data.cli", "run", str(job), "--no-progress", *beam_args]
+        )
         results.append((n, own, tree))
-        print(f"{n:6d} images: peak RSS {own / 2**20:7.1f} MiB (job process), {tree / 2**20:7.1f} MiB (with its "
-              f"decoder processes); {seconds:.1f} s", flush=True)
+        print(
+            f"{n:6d} images: peak RSS {own / 2**20:7.1f} MiB (job process), {tree / 2**20:7.1f} MiB (with its "
+            f"decoder processes); {seconds:.1f} s",
+            flush=True,
+        )
     (n0, own0, tree0), (n1, own1, tree1) = results[0], results[-1]
     print(f"ratio {n1} / {n0} images: {own1 / own0:.2f} (job process), {tree1 / tree0:.2f} (tree)   (target <= 1.2)")
     print(f"outputs under {root}")

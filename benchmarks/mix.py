@@ -37,9 +37,18 @@ def job_output(root: Path, source: str, sentences: int, n_images: int, per_unit:
         rows = []
         for i in range(start, min(sentences, start + per_unit)):
             key = f"gs://corpus/{source}/{u:05d}.tar#{i:09d}"
-            rows.append(SentenceRow(sentence_id(source, "t", [key], {}, []), source, "t", "image", n_images,
-                                    rng.integers(0, CODEBOOK, n_images * TPI).astype(np.uint16),
-                                    [(key, f, "image") for f in range(n_images)], [key]))
+            rows.append(
+                SentenceRow(
+                    sentence_id(source, "t", [key], {}, []),
+                    source,
+                    "t",
+                    "image",
+                    n_images,
+                    rng.integers(0, CODEBOOK, n_images * TPI).astype(np.uint16),
+                    [(key, f, "image") for f in range(n_images)],
+                    [key],
+                )
+            )
         commit_unit(UnitCommit(str(root), source, f"{u:05d}", "spec", info), rows, [])
     (root / "manifest.json").write_text(json.dumps({"job": {"name": source, "config_hash": info.job_config_hash}}))
     return str(root)
@@ -67,16 +76,27 @@ def main() -> None:
     shutil.rmtree(work / "plain", ignore_errors=True)
     n = lambda x: max(1, int(x * args.scale))  # noqa: E731
     made = time.perf_counter()
-    inputs = {"single": job_output(work / "single", "single", n(20000), 1, n(10000), 1),
-              "pairs": job_output(work / "pairs", "pairs", n(5000), 2, n(2500), 2),
-              "clips": job_output(work / "clips", "clips", n(600), 16, n(300), 3)}
+    inputs = {
+        "single": job_output(work / "single", "single", n(20000), 1, n(10000), 1),
+        "pairs": job_output(work / "pairs", "pairs", n(5000), 2, n(2500), 2),
+        "clips": job_output(work / "clips", "clips", n(600), 16, n(300), 3),
+    }
     made = time.perf_counter() - made
-    config = parse_mix({"name": "bench", "output": str(work / "mix"), "validation": 0.01, "parts": [
-        {"name": "single", "inputs": [inputs["single"]], "weight": 0.4},   # ~0.7 epochs: subsampled
-        {"name": "pairs", "inputs": [inputs["pairs"]], "weight": 0.35},    # ~1.2 epochs: repeated
-        {"name": "clips", "inputs": [inputs["clips"]], "weight": 0.25}]})
-    beam_args = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"] \
-        if args.workers > 1 else []
+    config = parse_mix(
+        {
+            "name": "bench",
+            "output": str(work / "mix"),
+            "validation": 0.01,
+            "parts": [
+                {"name": "single", "inputs": [inputs["single"]], "weight": 0.4},  # ~0.7 epochs: subsampled
+                {"name": "pairs", "inputs": [inputs["pairs"]], "weight": 0.35},  # ~1.2 epochs: repeated
+                {"name": "clips", "inputs": [inputs["clips"]], "weight": 0.25},
+            ],
+        }
+    )
+    beam_args = (
+        ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"] if args.workers > 1 else []
+    )
     start = time.perf_counter()
     manifest = run_mix(config, None, beam_args)
     mix_s = time.perf_counter() - start
@@ -84,14 +104,20 @@ def main() -> None:
     start = time.perf_counter()
     plain_tokens = plain_copy(list(inputs.values()), work / "plain")
     plain_s = time.perf_counter() - start
-    print(f"inputs: {sum(p['input_sentences'] for p in manifest['parts'].values()):,} sentences, "
-          f"{plain_tokens:,} tokens in 3 job outputs (written in {made:.1f} s) under {work}")
+    print(
+        f"inputs: {sum(p['input_sentences'] for p in manifest['parts'].values()):,} sentences, "
+        f"{plain_tokens:,} tokens in 3 job outputs (written in {made:.1f} s) under {work}"
+    )
     for name, p in manifest["parts"].items():
         print(f"  {name:<7} asked {p['asked_share']:.4f} achieved {p['achieved_share']:.4f}  epochs {p['epochs']:.3f}")
-    print(f"worst share error: {manifest['worst_global_share_error']:.5f} overall, "
-          f"{manifest['worst_shard_share_error']:.5f} in a shard ({len(manifest['shards'])} shards)")
-    print(f"mix (embedded runner, {args.workers} worker(s)) : {tokens / mix_s / 1e6:8.2f} M tokens/s "
-          f"({tokens:,} tokens out in {mix_s:.1f} s)")
+    print(
+        f"worst share error: {manifest['worst_global_share_error']:.5f} overall, "
+        f"{manifest['worst_shard_share_error']:.5f} in a shard ({len(manifest['shards'])} shards)"
+    )
+    print(
+        f"mix (embedded runner, {args.workers} worker(s)) : {tokens / mix_s / 1e6:8.2f} M tokens/s "
+        f"({tokens:,} tokens out in {mix_s:.1f} s)"
+    )
     print(f"plain pyarrow read + write          : {plain_tokens / plain_s / 1e6:8.2f} M tokens/s ({plain_s:.1f} s)")
     print(f"ratio mix / plain                   : {tokens / mix_s / (plain_tokens / plain_s):8.2f}")
     print(f"mix output bytes per token          : {manifest['bytes_per_token']:8.3f}   (target <= 1.7)")

@@ -104,21 +104,38 @@ def run_bench(cfg: PipelineBench) -> dict:
     best = {"loop": float("inf"), "pipeline": float("inf")}
     manifests = {}
     for i in range(cfg.repeat):
-        for kind in (("loop", "pipeline") if i % 2 == 0 else ("pipeline", "loop")):
-            text = job_text("bench", root / f"{kind}-{i}", cfg.tokenizer, [images_source("photos", root / "photos")],
-                            shard_size=cfg.shard_size, batch_size=cfg.batch_size, device=cfg.device)
+        for kind in ("loop", "pipeline") if i % 2 == 0 else ("pipeline", "loop"):
+            text = job_text(
+                "bench",
+                root / f"{kind}-{i}",
+                cfg.tokenizer,
+                [images_source("photos", root / "photos")],
+                shard_size=cfg.shard_size,
+                batch_size=cfg.batch_size,
+                device=cfg.device,
+            )
             start = time.perf_counter()
-            manifests[kind] = loop_job(text) if kind == "loop" else run_job(parse_job_text(text), None,
-                                                                                list(cfg.beam_args))
+            manifests[kind] = (
+                loop_job(text) if kind == "loop" else run_job(parse_job_text(text), None, list(cfg.beam_args))
+            )
             best[kind] = min(best[kind], time.perf_counter() - start)
     images, pipe = manifests["pipeline"]["totals"]["images"], manifests["pipeline"]
-    return {"images": images, "tokenizer": cfg.tokenizer, "runner": pipe["runner"], "device": cfg.device,
-            "repeat": cfg.repeat, "pipeline_s": best["pipeline"], "loop_s": best["loop"],
-            "pipeline_ips": images / best["pipeline"], "loop_ips": manifests["loop"]["totals"]["images"] / best["loop"],
-            "ratio": best["loop"] / best["pipeline"],
-            "same_rows": written_rows(root / "loop-0") == written_rows(root / "pipeline-0"),
-            "bytes_per_token": pipe["sources"]["photos"]["sentences_bytes"] / max(1, pipe["totals"]["tokens"]),
-            "bytes_per_token_at_scale": bytes_per_token_at_scale(root / "scale.parquet"), "workdir": str(root)}
+    return {
+        "images": images,
+        "tokenizer": cfg.tokenizer,
+        "runner": pipe["runner"],
+        "device": cfg.device,
+        "repeat": cfg.repeat,
+        "pipeline_s": best["pipeline"],
+        "loop_s": best["loop"],
+        "pipeline_ips": images / best["pipeline"],
+        "loop_ips": manifests["loop"]["totals"]["images"] / best["loop"],
+        "ratio": best["loop"] / best["pipeline"],
+        "same_rows": written_rows(root / "loop-0") == written_rows(root / "pipeline-0"),
+        "bytes_per_token": pipe["sources"]["photos"]["sentences_bytes"] / max(1, pipe["totals"]["tokens"]),
+        "bytes_per_token_at_scale": bytes_per_token_at_scale(root / "scale.parquet"),
+        "workdir": str(root),
+    }
 
 
 def loop_job(text: str) -> dict:
@@ -141,29 +158,40 @@ def bytes_per_token_at_scale(path: Path, rows: int = 2 * ROW_GROUP_TOKENS // 256
     structure to exploit: a worst case), with ids as templates make them (sentence_id) and a webdataset unit's URIs."""
     rng = np.random.default_rng(0)
     keys = [f"{i:09d}.jpg" for i in range(rows)]
-    data = [SentenceRow(sentence_id("s", "single", [key], {}, []), "s", "single", "image", 1,
-                        rng.integers(0, codebook, 256).astype(np.uint16),
-                        [(f"gs://corpus/laion/00042.tar#{key}", 0, "image")])  # one tar per unit, as webdataset's
-            for key in keys]
+    data = [
+        SentenceRow(
+            sentence_id("s", "single", [key], {}, []),
+            "s",
+            "single",
+            "image",
+            1,
+            rng.integers(0, codebook, 256).astype(np.uint16),
+            [(f"gs://corpus/laion/00042.tar#{key}", 0, "image")],
+        )  # one tar per unit, as webdataset's
+        for key in keys
+    ]
     nbytes = write_parquet_atomic(str(path), sentence_table(data, ShardInfo("fp", codebook, 256, "h"), "s", "u"))
     return nbytes / (rows * 256)
 
 
 def format_bench(r: dict) -> str:
-    return "\n".join([
-        f"corpus: {r['images']} images (sample photos), tokenizer {r['tokenizer']} on {r['device']}; "
-        f"best of {r['repeat']} runs each, end to end (plan, load, decode, encode, write, manifest)",
-        f"plain in-process loop : {r['loop_ips']:8.2f} images/s  ({r['loop_s']:.1f} s)",
-        f"pipeline              : {r['pipeline_ips']:8.2f} images/s  ({r['pipeline_s']:.1f} s, {r['runner']})",
-        f"ratio pipeline / loop : {r['ratio']:8.2f}   (target >= 0.8)",
-        f"identical rows        : {'yes' if r['same_rows'] else 'NO'}",
-        f"bytes per token       : {r['bytes_per_token']:8.3f} in this run's files; "
-        f"{r['bytes_per_token_at_scale']:.3f} for an 8M-token single-image shard of random 13-bit codes (<= 1.7)",
-        f"outputs under {r['workdir']}",
-    ])
+    return "\n".join(
+        [
+            f"corpus: {r['images']} images (sample photos), tokenizer {r['tokenizer']} on {r['device']}; "
+            f"best of {r['repeat']} runs each, end to end (plan, load, decode, encode, write, manifest)",
+            f"plain in-process loop : {r['loop_ips']:8.2f} images/s  ({r['loop_s']:.1f} s)",
+            f"pipeline              : {r['pipeline_ips']:8.2f} images/s  ({r['pipeline_s']:.1f} s, {r['runner']})",
+            f"ratio pipeline / loop : {r['ratio']:8.2f}   (target >= 0.8)",
+            f"identical rows        : {'yes' if r['same_rows'] else 'NO'}",
+            f"bytes per token       : {r['bytes_per_token']:8.3f} in this run's files; "
+            f"{r['bytes_per_token_at_scale']:.3f} for an 8M-token single-image shard of random 13-bit codes (<= 1.7)",
+            f"outputs under {r['workdir']}",
+        ]
+    )
 
 
 # --- the pipeline against the encoder alone (DESIGN: >= 0.9 on one GPU) ------------------------------------
+
 
 @dataclass(frozen=True)
 class CeilingBench:
@@ -218,16 +246,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_batches(encode, frames: np.ndarray, batch: int, warmup: int, device: torch.device,
-                 clock=time.perf_counter) -> tuple[float, np.ndarray]:
+def time_batches(
+    encode, frames: np.ndarray, batch: int, warmup: int, device: torch.device, clock=time.perf_counter
+) -> tuple[float, np.ndarray]:
     """(seconds, codes) of `encode` over `frames` in batches of `batch`, after `warmup` untimed batches;
     the device is synchronized before each clock read."""
     for i in range(warmup):
         start = (i * batch) % len(frames)
-        encode(frames[start:start + batch])
+        encode(frames[start : start + batch])
     synchronize(device)
     start = clock()
-    codes = np.concatenate([encode(frames[s:s + batch]) for s in range(0, len(frames), batch)])
+    codes = np.concatenate([encode(frames[s : s + batch]) for s in range(0, len(frames), batch)])
     synchronize(device)
     return clock() - start, codes
 
@@ -252,14 +281,17 @@ def encode_tf32(tokenizer, images: np.ndarray) -> np.ndarray:
 def encoder_passes(cfg: CeilingBench, location: str, frames: np.ndarray) -> tuple[list[dict], np.ndarray]:
     """The encoder alone over the decoded frames: as the job runs it (the ceiling; its codes are returned),
     then eager float32 on `fp32_images` of them (on CUDA with TF32 allowed, and IEEE as `dtype: float32` runs)."""
-    job = lvm_tokenizer.load(location, device=cfg.device, dtype=cfg.dtype, batch_size=cfg.batch_size,
-                             compile=cfg.compile)
+    job = lvm_tokenizer.load(
+        location, device=cfg.device, dtype=cfg.dtype, batch_size=cfg.batch_size, compile=cfg.compile
+    )
     eager = lvm_tokenizer.load(location, device=cfg.device, dtype="float32", batch_size=cfg.batch_size)
-    some = frames[:cfg.fp32_images]
+    some = frames[: cfg.fp32_images]
     passes = [(f"{'compiled' if job.compiled else 'eager'} {job.dtype} (the job's setting)", job.encode, frames)]
     if eager.device.type == "cuda":
-        passes += [("eager float32, TF32 allowed", lambda b: encode_tf32(eager, b), some),
-                   ("eager float32, IEEE (dtype: float32)", eager.encode, some)]
+        passes += [
+            ("eager float32, TF32 allowed", lambda b: encode_tf32(eager, b), some),
+            ("eager float32, IEEE (dtype: float32)", eager.encode, some),
+        ]
     else:
         passes.append(("eager float32", eager.encode, some))
     figures, ceiling_codes = [], None
@@ -272,8 +304,14 @@ def encoder_passes(cfg: CeilingBench, location: str, frames: np.ndarray) -> tupl
 
 
 def _ceiling_job(cfg: CeilingBench, root: Path, location: str, name: str, limit: int | None) -> str:
-    top = {"shard_size": cfg.shard_size, "batch_size": cfg.batch_size, "device": cfg.device, "dtype": cfg.dtype,
-           "compile": cfg.compile, **({"limit": limit} if limit else {})}
+    top = {
+        "shard_size": cfg.shard_size,
+        "batch_size": cfg.batch_size,
+        "device": cfg.device,
+        "dtype": cfg.dtype,
+        "compile": cfg.compile,
+        **({"limit": limit} if limit else {}),
+    }
     return job_text(name, root / name, location, [images_source("photos", root / "photos")], **top)
 
 
@@ -292,7 +330,7 @@ def identical_sentences(out: Path, pendings: list[Pending], codes: np.ndarray) -
     written = dict(zip(table["id"].to_pylist(), table["tokens"].to_pylist(), strict=True))
     same, start = 0, 0
     for p in pendings:
-        same += written.get(p.sentence.id) == codes[start:start + p.n_images].reshape(-1).tolist()
+        same += written.get(p.sentence.id) == codes[start : start + p.n_images].reshape(-1).tolist()
         start += p.n_images
     return same
 
@@ -303,8 +341,9 @@ def run_ceiling(cfg: CeilingBench) -> dict:
     root = Path(cfg.workdir or tempfile.mkdtemp(prefix="lvm-ceiling-"))
     write_photos(root / "photos", cfg.images, jpeg=cfg.jpeg)
     location = tokenizer_location(cfg.tokenizer, root)
-    plan = open_run(parse_job_text(_ceiling_job(cfg, root, location, "decoded", None)),
-                    lvm_tokenizer.load(location, device="cpu"))
+    plan = open_run(
+        parse_job_text(_ceiling_job(cfg, root, location, "decoded", None)), lvm_tokenizer.load(location, device="cpu")
+    )
     pendings, decode_s = decode_corpus(plan)
     if cfg.pipeline_warmup:
         pipeline_seconds(cfg, _ceiling_job(cfg, root, location, "warmup", cfg.small))
@@ -314,39 +353,70 @@ def run_ceiling(cfg: CeilingBench) -> dict:
     encoder, codes = encoder_passes(cfg, location, frames)
     images, extra = full["totals"]["images"], full["totals"]["images"] - small["totals"]["images"]
     steady = extra / (full_s - small_s) if extra > 0 and full_s > small_s else None
-    return {"config": cfg, "tokenizer": location, "images": images, "small_images": small["totals"]["images"],
-            "decode_ips": len(frames) / decode_s, "encoder": encoder, "runner": full["runner"],
-            "manifest_device": full["tokenizer"]["device"], "full_s": full_s, "small_s": small_s,
-            "steady_ips": steady, "startup_s": small_s - small["totals"]["images"] / steady if steady else None,
-            "ratio": steady / encoder[0]["ips"] if steady else None,
-            "identical": identical_sentences(root / "full", pendings, codes), "sentences": len(pendings),
-            "device": device, "workdir": str(root)}
+    return {
+        "config": cfg,
+        "tokenizer": location,
+        "images": images,
+        "small_images": small["totals"]["images"],
+        "decode_ips": len(frames) / decode_s,
+        "encoder": encoder,
+        "runner": full["runner"],
+        "manifest_device": full["tokenizer"]["device"],
+        "full_s": full_s,
+        "small_s": small_s,
+        "steady_ips": steady,
+        "startup_s": small_s - small["totals"]["images"] / steady if steady else None,
+        "ratio": steady / encoder[0]["ips"] if steady else None,
+        "identical": identical_sentences(root / "full", pendings, codes),
+        "sentences": len(pendings),
+        "device": device,
+        "workdir": str(root),
+    }
 
 
 def format_ceiling(r: dict) -> str:
     cfg, top = r["config"], r["encoder"][0]["ips"]
     on_gpu = r["device"].startswith("cuda")
     device = r["device"] + (f" ({torch.cuda.get_device_name(torch.device(r['device']))})" if on_gpu else "")
-    lines = [f"corpus: {r['images']} {'JPEG' if cfg.jpeg else 'sample'} photos; tokenizer {cfg.tokenizer} on {device}, "
-             f"batch {cfg.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads",
-             f"decode + preprocess, one process : {r['decode_ips']:9.1f} images/s  "
-             f"(feeding {top:,.0f} images/s takes {top / r['decode_ips']:.1f} such processes)"]
-    lines += [f"encoder alone, {e['label']:<37}: {e['ips']:9.1f} images/s  ({e['images']} images, "
-              f"{cfg.warmup} warm-up batches untimed)" for e in r["encoder"]]
-    lines.append(f"pipeline, {r['runner']}: {r['images'] / r['full_s']:9.1f} images/s end to end "
-                 f"({r['images']} images in {r['full_s']:.1f} s; {r['small_images']} in {r['small_s']:.1f} s)")
+    lines = [
+        f"corpus: {r['images']} {'JPEG' if cfg.jpeg else 'sample'} photos; tokenizer {cfg.tokenizer} on {device}, "
+        f"batch {cfg.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads",
+        f"decode + preprocess, one process : {r['decode_ips']:9.1f} images/s  "
+        f"(feeding {top:,.0f} images/s takes {top / r['decode_ips']:.1f} such processes)",
+    ]
+    lines += [
+        f"encoder alone, {e['label']:<37}: {e['ips']:9.1f} images/s  ({e['images']} images, "
+        f"{cfg.warmup} warm-up batches untimed)"
+        for e in r["encoder"]
+    ]
+    lines.append(
+        f"pipeline, {r['runner']}: {r['images'] / r['full_s']:9.1f} images/s end to end "
+        f"({r['images']} images in {r['full_s']:.1f} s; {r['small_images']} in {r['small_s']:.1f} s)"
+    )
     if r["steady_ips"] is None:
         lines.append("pipeline steady rate: n/a (the two runs are within noise; use more --images)")
     else:
-        lines += [f"pipeline steady rate (difference of the two runs): {r['steady_ips']:9.1f} images/s; "
-                  f"start-up {r['startup_s']:.1f} s per run (model load, compile, decoder processes)",
-                  f"ratio pipeline / encoder alone: {r['ratio']:6.2f}   (target >= 0.9)"]
-    lines += [f"identical codes, pipeline vs encoder alone: {r['identical']} of {r['sentences']} sentences; "
-              f"manifest device: {r['manifest_device']}", f"outputs under {r['workdir']}"]
+        lines += [
+            f"pipeline steady rate (difference of the two runs): {r['steady_ips']:9.1f} images/s; "
+            f"start-up {r['startup_s']:.1f} s per run (model load, compile, decoder processes)",
+            f"ratio pipeline / encoder alone: {r['ratio']:6.2f}   (target >= 0.9)",
+        ]
+    lines += [
+        f"identical codes, pipeline vs encoder alone: {r['identical']} of {r['sentences']} sentences; "
+        f"manifest device: {r['manifest_device']}",
+        f"outputs under {r['workdir']}",
+    ]
     return "\n".join(lines)
 
-GPU_PRESET = {"tokenizer": "lvm", "device": "cuda", "images": 16384, "small": 2048, "batch_size": 256,
-              "shard_size": 128}
+
+GPU_PRESET = {
+    "tokenizer": "lvm",
+    "device": "cuda",
+    "images": 16384,
+    "small": 2048,
+    "batch_size": 256,
+    "shard_size": 128,
+}
 
 
 def parse(argv: list[str]) -> tuple[CeilingBench, None] | tuple[None, list[str]]:
@@ -376,8 +446,9 @@ def parse_pipeline_bench(argv: list[str]) -> PipelineBench:
     """The pipeline-vs-loop bench's settings (those of `lvm-data bench pipeline`); the other arguments go to Beam,
     which must know them."""
     defaults = PipelineBench("builtin:tiny")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--tokenizer", default=defaults.tokenizer)
     for name in ("images", "shard-size", "batch-size", "repeat"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name.replace("-", "_")))

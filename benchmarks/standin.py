@@ -54,9 +54,17 @@ class StandInBench:
 
 def _job(cfg: StandInBench, root: Path, name: str, rate: float, limit: int | None = None) -> str:
     extra = {"decode_workers": cfg.workers} if cfg.workers else {}
-    return job_text(name, root / name, f"standin:{rate:g}", [images_source("photos", root / "photos")],
-                    shard_size=cfg.shard_size, batch_size=cfg.batch_size, device="cpu",
-                    **({"limit": limit} if limit else {}), **extra)
+    return job_text(
+        name,
+        root / name,
+        f"standin:{rate:g}",
+        [images_source("photos", root / "photos")],
+        shard_size=cfg.shard_size,
+        batch_size=cfg.batch_size,
+        device="cpu",
+        **({"limit": limit} if limit else {}),
+        **extra,
+    )
 
 
 def decode_capacity(text: str, workers: int) -> float:
@@ -66,7 +74,7 @@ def decode_capacity(text: str, workers: int) -> float:
     tasks = []
     for work in run.plain_units():
         groups = [tuple(g) for g in unit_groups(ctx.runtime(work.source), work, run.selections[work.source])]
-        tasks += [DecodeTask(work.source, tuple(groups[i:i + 8])) for i in range(0, len(groups), 8)]
+        tasks += [DecodeTask(work.source, tuple(groups[i : i + 8])) for i in range(0, len(groups), 8)]
     pool = DecodePool(ctx, workers)
     try:
         _drain(pool, tasks[:workers])  # starts the worker processes, untimed
@@ -129,8 +137,14 @@ def run_baseline(tree: str, text: str, root: Path) -> dict:
     job_file = root / "baseline.yaml"
     job_file.write_text(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(tree).resolve()), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", BASELINE, tree, standin.__file__, str(job_file)], env=env,
-                          cwd=tree, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", BASELINE, tree, standin.__file__, str(job_file)],
+        env=env,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the baseline pipeline in {tree} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -145,42 +159,71 @@ def run_standin(cfg: StandInBench) -> dict:
     text = _job(cfg, root, "pipeline", rate)
     seconds, manifest = _timed(lambda: run_job(parse_job_text(text), None, list(cfg.beam_args)))
     images = manifest["totals"]["images"]
-    out = {"images": images, "workers": workers, "cpus": auto_workers(), "capacity_ips": capacity, "rate": rate,
-           "share": rate / capacity, "pipeline_s": seconds, "pipeline_ips": images / seconds,
-           "ratio": images / seconds / rate, "runner": manifest["runner"], "workdir": str(root)}
+    out = {
+        "images": images,
+        "workers": workers,
+        "cpus": auto_workers(),
+        "capacity_ips": capacity,
+        "rate": rate,
+        "share": rate / capacity,
+        "pipeline_s": seconds,
+        "pipeline_ips": images / seconds,
+        "ratio": images / seconds / rate,
+        "runner": manifest["runner"],
+        "workdir": str(root),
+    }
     if 0 < cfg.small < images:
         small_text = _job(cfg, root, "small", rate, limit=cfg.small)
         small_s, small = _timed(lambda: run_job(parse_job_text(small_text), None, list(cfg.beam_args)))
         extra = images - small["totals"]["images"]
         steady = extra / (seconds - small_s) if seconds > small_s else None
-        out |= {"small": small["totals"]["images"], "small_s": small_s, "steady_ips": steady,
-                "steady_ratio": steady / rate if steady else None}
+        out |= {
+            "small": small["totals"]["images"],
+            "small_s": small_s,
+            "steady_ips": steady,
+            "steady_ratio": steady / rate if steady else None,
+        }
     if cfg.loop:
         loop_text = _job(cfg, root, "loop", rate)
         loop_s, loop = _timed(lambda: loop_job(loop_text))
-        out |= {"loop_ips": loop["totals"]["images"] / loop_s, "loop_ratio": loop["totals"]["images"] / loop_s / rate,
-                "same_rows": written_rows(root / "loop") == written_rows(root / "pipeline")}
+        out |= {
+            "loop_ips": loop["totals"]["images"] / loop_s,
+            "loop_ratio": loop["totals"]["images"] / loop_s / rate,
+            "same_rows": written_rows(root / "loop") == written_rows(root / "pipeline"),
+        }
     if cfg.baseline_tree:
         base = run_baseline(cfg.baseline_tree, _job(cfg, root, "baseline", rate), root)
-        out |= {"baseline_tree": cfg.baseline_tree, "baseline_ips": base["images"] / base["seconds"],
-                "baseline_ratio": base["images"] / base["seconds"] / rate, "baseline_runner": base["runner"]}
+        out |= {
+            "baseline_tree": cfg.baseline_tree,
+            "baseline_ips": base["images"] / base["seconds"],
+            "baseline_ratio": base["images"] / base["seconds"] / rate,
+            "baseline_runner": base["runner"],
+        }
     return out
 
 
 def format_standin(r: dict) -> str:
-    lines = [f"corpus: {r['images']} JPEG photos -> committed Parquet; {r['cpus']} CPUs",
-             f"decode capacity, {r['workers']} decode workers   : {r['capacity_ips']:8.1f} images/s",
-             f"device stand-in RATE                 : {r['rate']:8.1f} images/s ({r['share']:.2f} of capacity)",
-             f"pipeline, {r['runner']:<27}: {r['pipeline_ips']:8.1f} images/s end to end "
-             f"({r['pipeline_s']:.1f} s)   ratio to RATE {r['ratio']:.2f} (target >= 0.9)"]
+    lines = [
+        f"corpus: {r['images']} JPEG photos -> committed Parquet; {r['cpus']} CPUs",
+        f"decode capacity, {r['workers']} decode workers   : {r['capacity_ips']:8.1f} images/s",
+        f"device stand-in RATE                 : {r['rate']:8.1f} images/s ({r['share']:.2f} of capacity)",
+        f"pipeline, {r['runner']:<27}: {r['pipeline_ips']:8.1f} images/s end to end "
+        f"({r['pipeline_s']:.1f} s)   ratio to RATE {r['ratio']:.2f} (target >= 0.9)",
+    ]
     if r.get("steady_ips"):
-        lines.append(f"pipeline steady rate (minus a {r['small']}-image run, {r['small_s']:.1f} s): "
-                     f"{r['steady_ips']:8.1f} images/s   ratio to RATE {r['steady_ratio']:.2f}")
+        lines.append(
+            f"pipeline steady rate (minus a {r['small']}-image run, {r['small_s']:.1f} s): "
+            f"{r['steady_ips']:8.1f} images/s   ratio to RATE {r['steady_ratio']:.2f}"
+        )
     if "loop_ips" in r:
-        lines.append(f"plain loop, stage after stage        : {r['loop_ips']:8.1f} images/s   ratio to RATE "
-                     f"{r['loop_ratio']:.2f}; identical rows: {'yes' if r['same_rows'] else 'NO'}")
+        lines.append(
+            f"plain loop, stage after stage        : {r['loop_ips']:8.1f} images/s   ratio to RATE "
+            f"{r['loop_ratio']:.2f}; identical rows: {'yes' if r['same_rows'] else 'NO'}"
+        )
     if "baseline_ips" in r:
-        lines.append(f"baseline pipeline ({r['baseline_tree']}, {r['baseline_runner']}): {r['baseline_ips']:8.1f} "
-                     f"images/s   ratio to RATE {r['baseline_ratio']:.2f}")
+        lines.append(
+            f"baseline pipeline ({r['baseline_tree']}, {r['baseline_runner']}): {r['baseline_ips']:8.1f} "
+            f"images/s   ratio to RATE {r['baseline_ratio']:.2f}"
+        )
     lines.append(f"outputs under {r['workdir']}")
     return "\n".join(lines)

@@ -74,8 +74,13 @@ def random_checkpoint(name: str, seed: int = 0) -> Checkpoint:
 
 
 def build_tokenizer(settings: BenchSettings) -> Tokenizer:
-    options: dict[str, Any] = dict(device=settings.device, dtype=settings.dtype, batch_size=settings.batch_size,
-                   compile=settings.compile, channels_last=settings.channels_last)
+    options: dict[str, Any] = dict(
+        device=settings.device,
+        dtype=settings.dtype,
+        batch_size=settings.batch_size,
+        compile=settings.compile,
+        channels_last=settings.channels_last,
+    )
     if settings.model in NAMED_CONFIGS:
         return Tokenizer(random_checkpoint(settings.model), name=settings.model, **options)
     from lvm_data.tokenizer import load
@@ -83,8 +88,9 @@ def build_tokenizer(settings: BenchSettings) -> Tokenizer:
     return load(settings.model, **options)
 
 
-def time_encode(tokenizer: Tokenizer, batches: int, warmup: int,
-                clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
+def time_encode(
+    tokenizer: Tokenizer, batches: int, warmup: int, clock: Callable[[], float] = time.perf_counter
+) -> tuple[int, float]:
     """(images, seconds) for `batches` encode calls of one batch each, after `warmup` untimed calls.
 
     encode returns host memory, so each call has finished on the device when the clock is read.
@@ -111,18 +117,29 @@ def format_result(result: BenchResult) -> str:
     device = result.device
     if device.startswith("cuda"):
         device += f" ({torch.cuda.get_device_name(torch.device(device))})"
-    return (f"encode {result.images_per_s:,.1f} images/s  config={s.model} params={result.num_parameters:,} "
-            f"device={device} dtype={s.dtype} batch={s.batch_size} compile={s.compile} "
-            f"channels_last={s.channels_last} ({result.images} images in {result.seconds:.2f} s, "
-            f"{s.warmup} warm-up batches, torch {torch.__version__}, {torch.get_num_threads()} CPU threads)")
+    return (
+        f"encode {result.images_per_s:,.1f} images/s  config={s.model} params={result.num_parameters:,} "
+        f"device={device} dtype={s.dtype} batch={s.batch_size} compile={s.compile} "
+        f"channels_last={s.channels_last} ({result.images} images in {result.seconds:.2f} s, "
+        f"{s.warmup} warm-up batches, torch {torch.__version__}, {torch.get_num_threads()} CPU threads)"
+    )
+
 
 CPU_FIGURE = BenchSettings(model="fixture-small", device="cpu", dtype="float32", batch_size=16, batches=4)
 GPU_MATRIX = [
     BenchSettings(model="lvm", device="cuda", dtype="float32", batch_size=256, batches=10, warmup=2),
     BenchSettings(model="lvm", device="cuda", dtype="bfloat16", batch_size=256, batches=10, warmup=2),
     BenchSettings(model="lvm", device="cuda", dtype="bfloat16", batch_size=256, batches=10, warmup=3, compile=True),
-    BenchSettings(model="lvm", device="cuda", dtype="bfloat16", batch_size=256, batches=10, warmup=3, compile=True,
-                  channels_last=True),
+    BenchSettings(
+        model="lvm",
+        device="cuda",
+        dtype="bfloat16",
+        batch_size=256,
+        batches=10,
+        warmup=3,
+        compile=True,
+        channels_last=True,
+    ),
 ]
 
 
@@ -138,8 +155,17 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     if args.config:
-        runs = [BenchSettings(model=args.config, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                              batches=args.batches, compile=args.compile, channels_last=args.channels_last)]
+        runs = [
+            BenchSettings(
+                model=args.config,
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=args.batch_size,
+                batches=args.batches,
+                compile=args.compile,
+                channels_last=args.channels_last,
+            )
+        ]
     else:
         runs = [CPU_FIGURE] + (GPU_MATRIX if args.gpu else [])
     for settings in runs:

@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
                 isolated, _ = timed(lambda r=request: decode_video(None, r.name, r, worker=worker), args.repeats)
                 assert result is not None, "--repeats must be at least 1"
                 frames = len(result.frames)
-                print(f"{path.name:<24} {backend:<8} {frames:>6} {frames / local:>15.1f} {frames / isolated:>13.1f} "
-                      f"{(isolated - local) * 1000:>12.1f}")
+                print(
+                    f"{path.name:<24} {backend:<8} {frames:>6} {frames / local:>15.1f} {frames / isolated:>13.1f} "
+                    f"{(isolated - local) * 1000:>12.1f}"
+                )
 
 
 if __name__ == "__main__":

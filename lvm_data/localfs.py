@@ -89,8 +89,10 @@ def safe_text(text: str) -> str:
 
 def _escape(name: bytes, form: str) -> str:
     """`%` as %25 and each byte outside valid UTF-8 as `form` of it; the rest as decoded."""
-    return "".join("%25" if ch == "%" else form.format(ord(ch) - 0xDC00) if "\udc80" <= ch <= "\udcff" else ch
-                   for ch in name.decode("utf-8", "surrogateescape"))
+    return "".join(
+        "%25" if ch == "%" else form.format(ord(ch) - 0xDC00) if "\udc80" <= ch <= "\udcff" else ch
+        for ch in name.decode("utf-8", "surrogateescape")
+    )
 
 
 def os_path(path: str) -> str | bytes:
@@ -122,8 +124,12 @@ def _within(path: bytes, root: bytes) -> bool:
 
 
 def _special(mode: int) -> str:
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"))
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -191,9 +197,15 @@ class _Walk:
         if _within(real, self.root) or real in self.files or (info.st_dev, info.st_ino) in self.folders:
             return  # the target is (or is inside) what the walk lists under its own path
         if self.links != "outside":
-            self.refused.append((rel, Reason.LINK_OUTSIDE_ROOT, f"a link to {shown!r}, outside the input folder; "
-                                 "set follow_links: outside in the input block to read it",
-                                 stat.S_ISDIR(info.st_mode)))
+            self.refused.append(
+                (
+                    rel,
+                    Reason.LINK_OUTSIDE_ROOT,
+                    f"a link to {shown!r}, outside the input folder; "
+                    "set follow_links: outside in the input block to read it",
+                    stat.S_ISDIR(info.st_mode),
+                )
+            )
         elif stat.S_ISDIR(info.st_mode):
             self._folder(path, real, rel)
         elif stat.S_ISREG(info.st_mode):
@@ -273,13 +285,16 @@ def glob_tree(pattern: str, links: str = "inside") -> Tree:
         return Tree([path] if os.path.isfile(os_path(path)) else [])
     head, rest = "/".join(segments[:first]), segments[first:]
     try:
-        files, refused = walk(head or ("/" if pattern.startswith("/") else "."), links,
-                              None if "**" in rest else len(rest))
+        files, refused = walk(
+            head or ("/" if pattern.startswith("/") else "."), links, None if "**" in rest else len(rest)
+        )
     except NotADirectoryError:
         return Tree()
     head = head or ("/" if pattern.startswith("/") else "")
-    return Tree([_under(head, rel) for rel in files if _matches(rel.split("/"), rest)],
-                [_refused(head, r) for r in refused if _could_hold(r, rest)])
+    return Tree(
+        [_under(head, rel) for rel in files if _matches(rel.split("/"), rest)],
+        [_refused(head, r) for r in refused if _could_hold(r, rest)],
+    )
 
 
 def _could_hold(found: tuple[str, Reason, str, bool], patterns: list[str]) -> bool:
@@ -308,7 +323,8 @@ def _matches(parts: list[str], patterns: list[str]) -> bool:
         return not parts
     if patterns[0] == "**":
         return _matches(parts, patterns[1:]) or (
-            bool(parts) and not parts[0].startswith(".") and _matches(parts[1:], patterns))
+            bool(parts) and not parts[0].startswith(".") and _matches(parts[1:], patterns)
+        )
     return bool(parts) and _segment(parts[0], patterns[0]) and _matches(parts[1:], patterns[1:])
 
 

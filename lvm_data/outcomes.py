@@ -51,9 +51,21 @@ class Reason(StrEnum):
     LEFTOVER = "leftover"  # too few items left to fill a grouped sentence
 
 
-FILTER_REASONS = frozenset({Reason.TOO_SMALL, Reason.BAD_ASPECT, Reason.LOW_VARIANCE, Reason.DUPLICATE,
-                            Reason.NEAR_DUPLICATE, Reason.BLOCKLISTED, Reason.STATIC_CLIP, Reason.SCENE_CUT,
-                            Reason.DUPLICATE_SENTENCE, Reason.NEAR_DUPLICATE_SENTENCE, Reason.LEFTOVER})
+FILTER_REASONS = frozenset(
+    {
+        Reason.TOO_SMALL,
+        Reason.BAD_ASPECT,
+        Reason.LOW_VARIANCE,
+        Reason.DUPLICATE,
+        Reason.NEAR_DUPLICATE,
+        Reason.BLOCKLISTED,
+        Reason.STATIC_CLIP,
+        Reason.SCENE_CUT,
+        Reason.DUPLICATE_SENTENCE,
+        Reason.NEAR_DUPLICATE_SENTENCE,
+        Reason.LEFTOVER,
+    }
+)
 
 
 def status_of(reason: Reason) -> Status:

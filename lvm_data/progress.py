@@ -75,8 +75,16 @@ class Meter:
     """A thread-safe counter that reports snapshots. Use `advance` as work is done, or `set` with absolute
     counts (for a poller); as a context manager it reports every `interval` seconds and once at the end."""
 
-    def __init__(self, task: str, what: str, total: int | None, report: Report, *, interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        task: str,
+        what: str,
+        total: int | None,
+        report: Report,
+        *,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.task, self.what, self.total, self.report = task, what, total, report
         self.interval, self.clock = interval, clock
         self.done, self.detail = 0, ""
@@ -115,8 +123,7 @@ class Meter:
                 t0, d0 = self._first
                 if now > t0 and self.done > d0:
                     rate = (self.done - d0) / (now - t0)
-            return Snapshot(self.task, self.what, self.done, self.total, now - self._start, rate, self.detail,
-                            finished)
+            return Snapshot(self.task, self.what, self.done, self.total, now - self._start, rate, self.detail, finished)
 
     def tick(self) -> None:
         """Report the current snapshot (a poller calls this after `set`)."""

@@ -37,9 +37,20 @@ GS = "gs://"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 # The pip package behind fsspec schemes that need one (fsspec's own messages name it in no fixed form).
-PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gcs": "gcsfs", "abfs": "adlfs", "abfss": "adlfs", "az": "adlfs",
-            "adl": "adlfs", "http": "aiohttp", "https": "aiohttp", "hf": "huggingface_hub", "sftp": "paramiko",
-            "ssh": "paramiko"}
+PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gcs": "gcsfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "az": "adlfs",
+    "adl": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "hf": "huggingface_hub",
+    "sftp": "paramiko",
+    "ssh": "paramiko",
+}
 LIST_FROM = 8  # remote names sharing a folder from which one listing of the folder replaces a request per name
 LOOKUP_THREADS = 16
 
@@ -73,15 +84,17 @@ def _gcs(emulator: str | None) -> pafs.FileSystem:
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path within it) for a local path, gs://bucket/key or any URI fsspec can open."""
     if uri.startswith(GS):
-        return _gcs(os.environ.get("STORAGE_EMULATOR_HOST")), uri[len(GS):]
+        return _gcs(os.environ.get("STORAGE_EMULATOR_HOST")), uri[len(GS) :]
     if not is_remote(uri):
         return pafs.LocalFileSystem(), str(Path(uri).expanduser().absolute())
     protocol = scheme(uri)
     try:
         fsspec.get_filesystem_class(protocol)
     except ValueError as err:  # fsspec: "Protocol not known: ..."
-        raise StorageError(f"{uri}: unknown location scheme {protocol}://; use a local path, gs://, s3://, "
-                           "http(s)://, hf:// or another scheme fsspec knows") from err
+        raise StorageError(
+            f"{uri}: unknown location scheme {protocol}://; use a local path, gs://, s3://, "
+            "http(s)://, hf:// or another scheme fsspec knows"
+        ) from err
     except ImportError as err:
         raise StorageError(_missing_package(uri, protocol, err)) from err
     try:
@@ -104,7 +117,7 @@ def _uri_head(uri: str, path: str) -> str:
         return ""
     trimmed, path = uri.rstrip("/"), path.rstrip("/")
     if path and trimmed.endswith(path):
-        return trimmed[:len(trimmed) - len(path)]
+        return trimmed[: len(trimmed) - len(path)]
     return "" if is_remote(path) else f"{scheme(uri)}://"
 
 
@@ -247,8 +260,11 @@ def _listing(folder: str) -> dict[str, pafs.FileInfo]:
     except OSError:  # not a folder, or a server that lists nothing: the names are then asked one by one
         return {}
     head = _uri_head(folder, path)
-    return {head + i.path.rstrip("/"): i for i in infos
-            if i.type == pafs.FileType.Directory or (i.type == pafs.FileType.File and i.size is not None)}
+    return {
+        head + i.path.rstrip("/"): i
+        for i in infos
+        if i.type == pafs.FileType.Directory or (i.type == pafs.FileType.File and i.size is not None)
+    }
 
 
 def list_tree(prefix: str, links: str = "inside") -> Tree:
@@ -295,9 +311,9 @@ def _glob_regex(pattern: str) -> re.Pattern:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
             end = pattern.index("]", i + 1)
-            out.append("[" + pattern[i + 1:end].replace("!", "^", 1) + "]")
+            out.append("[" + pattern[i + 1 : end].replace("!", "^", 1) + "]")
             i = end + 1
         else:
             out.append(re.escape(pattern[i]))

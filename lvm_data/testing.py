@@ -21,9 +21,18 @@ from safetensors.torch import save_file
 from lvm_data.media import samples
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
 
-TINY_CONFIG = {"_class_name": "VQGANModel", "resolution": 32, "hidden_channels": 32, "channel_mult": [1, 1, 1],
-               "num_res_blocks": 1, "z_channels": 8, "quantized_embed_dim": 8, "num_embeddings": 256,
-               "attn_resolutions": [], "no_attn_mid_block": True}
+TINY_CONFIG = {
+    "_class_name": "VQGANModel",
+    "resolution": 32,
+    "hidden_channels": 32,
+    "channel_mult": [1, 1, 1],
+    "num_res_blocks": 1,
+    "z_channels": 8,
+    "quantized_embed_dim": 8,
+    "num_embeddings": 256,
+    "attn_resolutions": [],
+    "no_attn_mid_block": True,
+}
 
 
 def write_tiny_checkpoint(folder: str | Path, seed: int = 0, **overrides) -> Path:
@@ -44,9 +53,12 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0, **overrides) -> Pat
     images = torch.nn.functional.avg_pool2d(images, 5, 1, 2)  # smooth: closer to photos than white noise
     with torch.no_grad():
         latents = model.latents(images).permute(0, 2, 3, 1).reshape(-1, config.quantized_embed_dim)
-        pick = torch.randperm(len(latents), generator=generator)[:config.num_embeddings]
-        rows = latents[pick] if len(pick) == config.num_embeddings else latents[torch.arange(config.num_embeddings)
-                                                                               % len(latents)]
+        pick = torch.randperm(len(latents), generator=generator)[: config.num_embeddings]
+        rows = (
+            latents[pick]
+            if len(pick) == config.num_embeddings
+            else latents[torch.arange(config.num_embeddings) % len(latents)]
+        )
         model.quantize.embedding.weight.copy_(rows + 0.01 * torch.randn(rows.shape, generator=generator))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(raw, indent=2, sort_keys=True))
@@ -55,18 +67,20 @@ def write_tiny_checkpoint(folder: str | Path, seed: int = 0, **overrides) -> Pat
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims `width` x `height` pixels but holds almost no data (a decompression bomb header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(
-        b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def _zero_middle(data: bytes, length: int = 64) -> bytes:
     """The file with `length` bytes zeroed in its middle: the header is intact, the pixel data is not."""
     middle = len(data) // 2
-    return data[:middle] + bytes(length) + data[middle + length:]
+    return data[:middle] + bytes(length) + data[middle + length :]
 
 
 BROKEN_FILES = {  # name -> (bytes maker, expected ledger reason)
@@ -126,8 +140,11 @@ def job_text(name: str, output: str | Path, tokenizer: str | Path, sources: list
 
 
 def images_source(name: str, paths, template: str | dict = "single", **input_options) -> dict:
-    return {"name": name, "input": {"format": "images", "paths": [str(p) for p in _as_list(paths)], **input_options},
-            "template": template}
+    return {
+        "name": name,
+        "input": {"format": "images", "paths": [str(p) for p in _as_list(paths)], **input_options},
+        "template": template,
+    }
 
 
 def _as_list(paths) -> list:

@@ -64,8 +64,11 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, records):
         split = records | "ByDigest" >> beam.ParDo(ByDigest()).with_outputs("keyed", main="outside")
-        groups = (split.keyed | "GroupDigests" >> beam.GroupByKey()
-                  | "FirstSurvives" >> beam.ParDo(FirstSurvives()).with_outputs("kept", main="removed"))
+        groups = (
+            split.keyed
+            | "GroupDigests" >> beam.GroupByKey()
+            | "FirstSurvives" >> beam.ParDo(FirstSurvives()).with_outputs("kept", main="removed")
+        )
         kept = (groups.kept, split.outside) | "Kept" >> beam.Flatten()
         return {"removed": groups.removed, "kept": kept}
 
@@ -95,11 +98,14 @@ class NearDedup(beam.PTransform):
             yield b, (distance, records[a], records[b])  # a < b: b is the loser, a its candidate survivor
 
     def expand(self, records):
-        return (records | "Buckets" >> beam.FlatMap(self.buckets)
-                | "GroupBuckets" >> beam.GroupByKey()
-                | "Pairs" >> beam.FlatMap(self._votes)
-                | "Nearest" >> beam.CombinePerKey(_nearest)
-                | "Matches" >> beam.Map(lambda kv: (kv[1][2], kv[1][1], kv[1][0])))
+        return (
+            records
+            | "Buckets" >> beam.FlatMap(self.buckets)
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "Pairs" >> beam.FlatMap(self._votes)
+            | "Nearest" >> beam.CombinePerKey(_nearest)
+            | "Matches" >> beam.Map(lambda kv: (kv[1][2], kv[1][1], kv[1][0]))
+        )
 
 
 class ImageBuckets:
@@ -168,23 +174,35 @@ def build_index(p: beam.Pipeline, run: Run, runner: str) -> None:
     ctx, inputs = run.context, index_inputs(run)
     settings = inputs.settings
     units = [r for name in settings.sources for r in run.plans[name].read_units]
-    candidates = (p | "IndexUnits" >> beam.Create(units) | "SpreadIndexUnits" >> beam.Reshuffle()
-                  | "SignItems" >> beam.ParDo(SignItems(run)))
+    candidates = (
+        p
+        | "IndexUnits" >> beam.Create(units)
+        | "SpreadIndexUnits" >> beam.Reshuffle()
+        | "SignItems" >> beam.ParDo(SignItems(run))
+    )
     exact = candidates | "ExactDuplicates" >> ExactDedup()
     removals = [exact["removed"] | "ExactRemovals" >> beam.MapTuple(image_index.exact_removal)]
     near = settings.near_duplicates
     if near is not None:
         buckets = ImageBuckets(near)
-        removals.append(exact["kept"] | "InNearPool" >> beam.Filter(lambda r: r.phash is not None)
-                        | "NearDuplicates" >> NearDedup(buckets.buckets, buckets.pairs)
-                        | "NearRemovals" >> beam.Map(_near_image_removal, kind=near.hash))
-    counts = (removals | "AllRemovals" >> beam.Flatten()
-              | "ByReadUnit" >> beam.Map(lambda r: ((r.source, r.read_unit), r)) | "GroupRemovals" >> beam.GroupByKey()
-              | "WriteRemovals" >> beam.Map(_write_unit, out=ctx.out)
-              | "SumRemovals" >> beam.CombineGlobally(lambda cs: sum(cs, Counter())))
+        removals.append(
+            exact["kept"]
+            | "InNearPool" >> beam.Filter(lambda r: r.phash is not None)
+            | "NearDuplicates" >> NearDedup(buckets.buckets, buckets.pairs)
+            | "NearRemovals" >> beam.Map(_near_image_removal, kind=near.hash)
+        )
+    counts = (
+        removals
+        | "AllRemovals" >> beam.Flatten()
+        | "ByReadUnit" >> beam.Map(lambda r: ((r.source, r.read_unit), r))
+        | "GroupRemovals" >> beam.GroupByKey()
+        | "WriteRemovals" >> beam.Map(_write_unit, out=ctx.out)
+        | "SumRemovals" >> beam.CombineGlobally(lambda cs: sum(cs, Counter()))
+    )
     total = candidates | "CountCandidates" >> beam.combiners.Count.Globally()
-    _ = counts | "WriteIndexMarker" >> beam.Map(_write_marker, inputs=inputs, runner=runner,
-                                                candidates=AsSingleton(total))
+    _ = counts | "WriteIndexMarker" >> beam.Map(
+        _write_marker, inputs=inputs, runner=runner, candidates=AsSingleton(total)
+    )
 
 
 def _write_marker(removed: Counter, inputs: IndexInputs, runner: str, candidates: int) -> None:
@@ -214,9 +232,15 @@ class CommitStaged(beam.DoFn):
             raise RuntimeError(f"removals for unit {source}/{unit}, which is not staged in this run (bug)")
         staged = _staged(self.ctx, source, unit, digests[0])
         curation = self.ctx.unit_curation(source, parts["removed"], staged.signatures)
-        marker, tallies = finish_unit(self.ctx.unit_commit(source, unit, digests[0]), staged.expected, staged.events,
-                                      staged.rows, merge=(source, unit) in self.merge, curation=curation,
-                                      timings=staged_timings(staged.timings, time.perf_counter()))
+        marker, tallies = finish_unit(
+            self.ctx.unit_commit(source, unit, digests[0]),
+            staged.expected,
+            staged.events,
+            staged.rows,
+            merge=(source, unit) in self.merge,
+            curation=curation,
+            timings=staged_timings(staged.timings, time.perf_counter()),
+        )
         remove_staged(self.ctx.out, source, unit)
         _count("write", "units")
         for name, n in sorted(tallies.items()):
@@ -227,8 +251,10 @@ class CommitStaged(beam.DoFn):
 def _staged(ctx: RunContext, source: str, unit: str, spec_digest: str) -> StagedUnit:
     staged = read_staged(ctx.out, source, unit, spec_digest, ctx.config_hash)
     if staged is None:
-        raise RuntimeError(f"{ctx.out}: unit {source}/{unit} should be staged for token-space dedup but its staged "
-                           "file is missing or unreadable; run the job again (it redoes that unit)")
+        raise RuntimeError(
+            f"{ctx.out}: unit {source}/{unit} should be staged for token-space dedup but its staged "
+            "file is missing or unreadable; run the job again (it redoes that unit)"
+        )
     return staged
 
 
@@ -245,25 +271,43 @@ def commit_staged(run: Run, runner, options) -> None:
     settings = token_space.sentence_settings(ctx.job.curation)
     with beam.Pipeline(runner=runner, options=options) as p:
         units = p | "StagedUnits" >> beam.Create(run.staged_units())
-        new = (units | "SpreadStaged" >> beam.Reshuffle()
-               | "ReadStagedSignatures" >> beam.FlatMap(_staged_signatures, ctx=ctx))
-        committed = (p | "CommittedSignatureFiles" >> beam.Create(
-            token_space.committed_files(ctx.out, run.kept_markers(), settings))
-            | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed))
+        new = (
+            units
+            | "SpreadStaged" >> beam.Reshuffle()
+            | "ReadStagedSignatures" >> beam.FlatMap(_staged_signatures, ctx=ctx)
+        )
+        committed = (
+            p
+            | "CommittedSignatureFiles"
+            >> beam.Create(token_space.committed_files(ctx.out, run.kept_markers(), settings))
+            | "ReadCommittedSignatures" >> beam.FlatMap(token_space.read_committed)
+        )
         exact = (new, committed) | "AllSignatures" >> beam.Flatten() | "ExactSentences" >> ExactDedup()
-        removals = [exact["removed"] | "ExactSentencesPending" >> beam.Filter(_not_committed)
-                    | "ExactSentenceRemovals" >> beam.MapTuple(token_space.exact_removal)]
+        removals = [
+            exact["removed"]
+            | "ExactSentencesPending" >> beam.Filter(_not_committed)
+            | "ExactSentenceRemovals" >> beam.MapTuple(token_space.exact_removal)
+        ]
         if settings.near_duplicate_sentences is not None:
             buckets = SentenceBuckets(settings.near_duplicate_sentences)
-            removals.append(exact["kept"] | "InNearSentencePool" >> beam.Filter(lambda s: s.minhash is not None)
-                            | "NearSentences" >> NearDedup(buckets.buckets, buckets.pairs)
-                            | "NearSentencesPending" >> beam.Filter(_not_committed)
-                            | "NearSentenceRemovals" >> beam.MapTuple(token_space.near_removal))
-        removed = (removals | "AllSentenceRemovals" >> beam.Flatten()
-                   | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r)))
+            removals.append(
+                exact["kept"]
+                | "InNearSentencePool" >> beam.Filter(lambda s: s.minhash is not None)
+                | "NearSentences" >> NearDedup(buckets.buckets, buckets.pairs)
+                | "NearSentencesPending" >> beam.Filter(_not_committed)
+                | "NearSentenceRemovals" >> beam.MapTuple(token_space.near_removal)
+            )
+        removed = (
+            removals
+            | "AllSentenceRemovals" >> beam.Flatten()
+            | "RemovalsByUnit" >> beam.Map(lambda r: ((r.source, r.unit), r))
+        )
         digests = units | "DigestsByUnit" >> beam.Map(lambda u: ((u[0], u[1]), u[2]))
-        _ = ({"digest": digests, "removed": removed} | "JoinStaged" >> beam.CoGroupByKey()
-             | "CommitStaged" >> beam.ParDo(CommitStaged(ctx, merge=run.merged_units())))
+        _ = (
+            {"digest": digests, "removed": removed}
+            | "JoinStaged" >> beam.CoGroupByKey()
+            | "CommitStaged" >> beam.ParDo(CommitStaged(ctx, merge=run.merged_units()))
+        )
 
 
 def _not_committed(match) -> bool:

@@ -69,6 +69,7 @@ def mix_hash(config: MixConfig, inputs: list[InputOutput]) -> str:
 
 # --- shared by both passes --------------------------------------------------------------------------------------
 
+
 class ReadRows(beam.DoFn):
     """A sentence file -> its selected (split, row)s (`batched`: per file, train rows in lists per (part, group)
     and validation rows in one list: a few elements per file, not one per sentence)."""
@@ -120,13 +121,18 @@ def selected_batches(p, config: MixConfig, bits: dict[str, int], files: list[tup
         batches = read | "Read" >> beam.ParDo(ReadRows(config, bits, tokens, batched=True))
         return batches, p | "NoRemovals" >> beam.Create([])
     order = {part.name: i for i, part in enumerate(config.parts)}
-    kept = (read | "Read" >> beam.ParDo(ReadRows(config, bits, True, batched=False))
-            | "ByCodes" >> beam.Map(lambda sr: (_digest(sr[1]), sr)) | "SameCodes" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.FlatMap(_keep_first, order, config.seed, bits).with_outputs("removed", main="kept"))
+    kept = (
+        read
+        | "Read" >> beam.ParDo(ReadRows(config, bits, True, batched=False))
+        | "ByCodes" >> beam.Map(lambda sr: (_digest(sr[1]), sr))
+        | "SameCodes" >> beam.GroupByKey()
+        | "KeepFirst" >> beam.FlatMap(_keep_first, order, config.seed, bits).with_outputs("removed", main="kept")
+    )
     return kept.kept, kept.removed
 
 
 # --- pass 1: census ----------------------------------------------------------------------------------------------
+
 
 def _census_counts(batch, tpi: int):
     split, key, rows = batch
@@ -149,14 +155,19 @@ def run_census(config: MixConfig, bits: dict[str, int], files, tpi: int, beam_ar
     runner, options, _ = pipeline_options(beam_args)
     with beam.Pipeline(runner=runner, options=options) as p:
         batches, removed = selected_batches(p, config, bits, files, tokens=False)
-        counts = (batches | "Count" >> beam.FlatMap(_census_counts, tpi)
-                  | "CountGroups" >> beam.CombinePerKey(_sum_pairs)
-                  | "CountLine" >> beam.Map(lambda kv: json.dumps({"key": list(kv[0]), "rows": kv[1][0],
-                                                                     "tokens": kv[1][1]})))
-        gone = (removed | "RemovedKey" >> beam.Map(lambda pr: (pr, 1)) | "CountRemoved" >> beam.CombinePerKey(sum)
-                | "RemovedLine" >> beam.Map(lambda kv: json.dumps({"removed": list(kv[0]), "rows": kv[1]})))
-        _ = ((counts, gone) | beam.Flatten()
-             | "WriteCensus" >> WriteToText(f"{work}/census", file_name_suffix=".jsonl"))
+        counts = (
+            batches
+            | "Count" >> beam.FlatMap(_census_counts, tpi)
+            | "CountGroups" >> beam.CombinePerKey(_sum_pairs)
+            | "CountLine" >> beam.Map(lambda kv: json.dumps({"key": list(kv[0]), "rows": kv[1][0], "tokens": kv[1][1]}))
+        )
+        gone = (
+            removed
+            | "RemovedKey" >> beam.Map(lambda pr: (pr, 1))
+            | "CountRemoved" >> beam.CombinePerKey(sum)
+            | "RemovedLine" >> beam.Map(lambda kv: json.dumps({"removed": list(kv[0]), "rows": kv[1]}))
+        )
+        _ = (counts, gone) | beam.Flatten() | "WriteCensus" >> WriteToText(f"{work}/census", file_name_suffix=".jsonl")
     return read_census(work, config, bits)
 
 
@@ -181,11 +192,16 @@ def read_census(work: str, config: MixConfig, bits: dict[str, int]) -> dict:
             else:
                 stats[part].rows[group] += record["rows"]
                 stats[part].tokens[group] += record["tokens"]
-    return {"stats": stats, "validation": dict(validation), "validation_tokens": dict(validation_tokens),
-            "removed": {p: dict(c) for p, c in removed.items()}}
+    return {
+        "stats": stats,
+        "validation": dict(validation),
+        "validation_tokens": dict(validation_tokens),
+        "removed": {p: dict(c) for p, c in removed.items()},
+    }
 
 
 # --- pass 2: write -----------------------------------------------------------------------------------------------
+
 
 class PlaceGroup(beam.DoFn):
     """((part, group), [row batches]) -> (shard, Placed rows) for every copy, a batch per shard."""
@@ -196,8 +212,10 @@ class PlaceGroup(beam.DoFn):
     def process(self, entry):
         (part_name, group), batches = entry
         part = self.plan.part(part_name)
-        rows = sorted((r for batch in batches for r in batch.rows),
-                      key=lambda r: (row_hash(self.seed, r.part, r.sentence_id), r.output, r.sentence_id))
+        rows = sorted(
+            (r for batch in batches for r in batch.rows),
+            key=lambda r: (row_hash(self.seed, r.part, r.sentence_id), r.output, r.sentence_id),
+        )
         by_shard: dict[int, tuple[list[int], list[MixRow]]] = defaultdict(lambda: ([], []))
         for row, copies in zip(rows, place_group(part, group, [len(r.tokens) for r in rows]), strict=True):
             for placed in copies:
@@ -217,8 +235,11 @@ class WriteShard(beam.DoFn):
         if (self.split, shard) in self.done:
             return
         if self.split == "train":
-            ordered = interleave((part, position, len(row.tokens), row) for part, positions, batch in batches
-                                 for position, row in zip(positions, batch.rows, strict=True))
+            ordered = interleave(
+                (part, position, len(row.tokens), row)
+                for part, positions, batch in batches
+                for position, row in zip(positions, batch.rows, strict=True)
+            )
         else:
             rows = [r for batch in batches for r in batch.rows]
             ordered = [r for _, r in sorted((((r.sentence_id, r.output), r) for r in rows), key=lambda kr: kr[0])]
@@ -234,25 +255,39 @@ def _validation_shards(batch, shards: int):
     yield from ((shard, RowBatch(rows)) for shard, rows in by_shard.items())
 
 
-def run_write(config: MixConfig, bits: dict[str, int], files, plan: MixPlan, meta: dict, digest: str, done: set,
-              beam_args: list[str]) -> None:
+def run_write(
+    config: MixConfig,
+    bits: dict[str, int],
+    files,
+    plan: MixPlan,
+    meta: dict,
+    digest: str,
+    done: set,
+    beam_args: list[str],
+) -> None:
     runner, options, _ = pipeline_options(beam_args)
     with beam.Pipeline(runner=runner, options=options) as p:
         batches, _removed = selected_batches(p, config, bits, files, tokens=True)
-        _ = (batches
-             | "Train" >> beam.FlatMap(lambda b: [(b[1], b[2])] if b[0] == "train" else [])
-             | "Groups" >> beam.GroupByKey() | "Place" >> beam.ParDo(PlaceGroup(config, plan))
-             | "Shards" >> beam.GroupByKey()
-             | "WriteTrain" >> beam.ParDo(WriteShard(config.output, "train", meta, digest, done)))
+        _ = (
+            batches
+            | "Train" >> beam.FlatMap(lambda b: [(b[1], b[2])] if b[0] == "train" else [])
+            | "Groups" >> beam.GroupByKey()
+            | "Place" >> beam.ParDo(PlaceGroup(config, plan))
+            | "Shards" >> beam.GroupByKey()
+            | "WriteTrain" >> beam.ParDo(WriteShard(config.output, "train", meta, digest, done))
+        )
         if plan.validation_shards:
-            _ = (batches
-                 | "Validation" >> beam.FlatMap(lambda b: [b] if b[0] == "validation" else [])
-                 | "ByValShard" >> beam.FlatMap(_validation_shards, plan.validation_shards)
-                 | "ValShards" >> beam.GroupByKey()
-                 | "WriteValidation" >> beam.ParDo(WriteShard(config.output, "validation", meta, digest, done)))
+            _ = (
+                batches
+                | "Validation" >> beam.FlatMap(lambda b: [b] if b[0] == "validation" else [])
+                | "ByValShard" >> beam.FlatMap(_validation_shards, plan.validation_shards)
+                | "ValShards" >> beam.GroupByKey()
+                | "WriteValidation" >> beam.ParDo(WriteShard(config.output, "validation", meta, digest, done))
+            )
 
 
 # --- the command ---------------------------------------------------------------------------------------------
+
 
 def run_mix(config: MixConfig, mix_text: str | None, beam_args: list[str], watch=None) -> dict:
     """Plan, write and finish the mix; returns its manifest. `watch(plan)`, when given, returns a context manager
@@ -269,8 +304,12 @@ def run_mix(config: MixConfig, mix_text: str | None, beam_args: list[str], watch
     with tempfile.TemporaryDirectory(prefix="lvm-mix-census-") as work:
         census = run_census(config, bits, files, first.tokens_per_image, beam_args, work)
     plan = plan_mix(config, census["stats"], sum(census["validation_tokens"].values()))
-    meta = {"tokenizer_fingerprint": first.tokenizer_fingerprint, "codebook_size": first.codebook_size,
-            "tokens_per_image": first.tokens_per_image, "mix": config.name}
+    meta = {
+        "tokenizer_fingerprint": first.tokenizer_fingerprint,
+        "codebook_size": first.codebook_size,
+        "tokens_per_image": first.tokens_per_image,
+        "mix": config.name,
+    }
     with watch(plan) if watch else contextlib.nullcontext():
         run_write(config, bits, files, plan, meta, digest, done, beam_args)
     manifest = mix_manifest(config, inputs, digest, plan, census, read_markers(config.output))
@@ -286,8 +325,9 @@ def part_group_bits(config: MixConfig, inputs: list[InputOutput]) -> dict[str, i
     return {p.name: group_bits(sum(rows[root] for root in p.inputs)) for p in config.parts}
 
 
-def mix_manifest(config: MixConfig, inputs: list[InputOutput], digest: str, plan: MixPlan, census: dict,
-                 markers: list[dict]) -> dict:
+def mix_manifest(
+    config: MixConfig, inputs: list[InputOutput], digest: str, plan: MixPlan, census: dict, markers: list[dict]
+) -> dict:
     train = [m for m in markers if m["split"] == "train"]
     achieved: dict[str, dict[str, int]] = defaultdict(lambda: {"sentences": 0, "tokens": 0, "repeats": 0})
     for marker in train:
@@ -299,25 +339,53 @@ def mix_manifest(config: MixConfig, inputs: list[InputOutput], digest: str, plan
     for p in plan.parts:
         stats = census["stats"][p.name]
         parts[p.name] = {
-            "asked_share": round(p.asked_share, 6), "achieved_share": round(got.get(p.name, 0.0), 6),
-            "epochs": round(p.epochs, 6), "input_sentences": int(stats.rows.sum()) + census["validation"].get(p.name, 0)
+            "asked_share": round(p.asked_share, 6),
+            "achieved_share": round(got.get(p.name, 0.0), 6),
+            "epochs": round(p.epochs, 6),
+            "input_sentences": int(stats.rows.sum())
+            + census["validation"].get(p.name, 0)
             + sum(census["removed"].get(p.name, {}).values()),
-            "train_sentences": p.rows, "train_tokens": p.tokens,
+            "train_sentences": p.rows,
+            "train_tokens": p.tokens,
             "validation_sentences": census["validation"].get(p.name, 0),
-            "removed": census["removed"].get(p.name, {}), "mix_sentences": achieved[p.name]["sentences"],
-            "mix_tokens": achieved[p.name]["tokens"], "repeated_sentences": achieved[p.name]["repeats"]}
-    per_shard = [{"split": m["split"], "shard": m["shard"], "tokens": m["tokens"], "sentences": m["sentences"],
-                  "bytes": m["bytes"], "shares": shares(m["parts"]) if m["split"] == "train" else {}}
-                 for m in markers]
-    worst = max((abs(s["shares"].get(p.name, 0.0) - p.asked_share) for s in per_shard if s["split"] == "train"
-                 for p in plan.parts), default=0.0)
+            "removed": census["removed"].get(p.name, {}),
+            "mix_sentences": achieved[p.name]["sentences"],
+            "mix_tokens": achieved[p.name]["tokens"],
+            "repeated_sentences": achieved[p.name]["repeats"],
+        }
+    per_shard = [
+        {
+            "split": m["split"],
+            "shard": m["shard"],
+            "tokens": m["tokens"],
+            "sentences": m["sentences"],
+            "bytes": m["bytes"],
+            "shares": shares(m["parts"]) if m["split"] == "train" else {},
+        }
+        for m in markers
+    ]
+    worst = max(
+        (
+            abs(s["shares"].get(p.name, 0.0) - p.asked_share)
+            for s in per_shard
+            if s["split"] == "train"
+            for p in plan.parts
+        ),
+        default=0.0,
+    )
     tokens = sum(m["tokens"] for m in markers)
-    return {"schema_version": "mix-1.0", "name": config.name, "mix_hash": digest, "seed": config.seed,
-            "config": config.to_dict(), "inputs": [i.fingerprint() for i in inputs],
-            "asked_tokens": round(plan.total_tokens), "train_shards_planned": plan.train_shards,
-            "parts": parts, "shards": per_shard,
-            "worst_shard_share_error": round(worst, 6),
-            "worst_global_share_error": round(max(abs(v["achieved_share"] - v["asked_share"]) for v in parts.values()),
-                                              6),
-            "bytes_per_token": round(sum(m["bytes"] for m in markers) / tokens, 4) if tokens else None}
-
+    return {
+        "schema_version": "mix-1.0",
+        "name": config.name,
+        "mix_hash": digest,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "inputs": [i.fingerprint() for i in inputs],
+        "asked_tokens": round(plan.total_tokens),
+        "train_shards_planned": plan.train_shards,
+        "parts": parts,
+        "shards": per_shard,
+        "worst_shard_share_error": round(worst, 6),
+        "worst_global_share_error": round(max(abs(v["achieved_share"] - v["asked_share"]) for v in parts.values()), 6),
+        "bytes_per_token": round(sum(m["bytes"] for m in markers) / tokens, 4) if tokens else None,
+    }

@@ -127,18 +127,33 @@ def build(p: beam.Pipeline, run: Run):
     units = [p | "PlainUnits" >> beam.Create(run.plain_units())]
     grouped = run.grouped_read_units()
     if grouped:
-        listed = (p | "GroupedReadUnits" >> beam.Create(grouped)
-                  | "SpreadReadUnits" >> beam.Reshuffle()
-                  | "ListBuckets" >> beam.ParDo(ListBuckets(ctx, run.selections)))
-        pending = p | "PendingBuckets" >> beam.Create([((name, bucket), None) for name, plan in run.plans.items()
-                                                       if plan.grouped for bucket in plan.write_units
-                                                       if bucket in run.to_process(name)])
-        units.append((listed, pending) | "AllBuckets" >> beam.Flatten()
-                     | "GroupBuckets" >> beam.GroupByKey()
-                     | "BucketUnits" >> beam.ParDo(BucketUnits(run)))
-    return (units | "AllUnits" >> beam.Flatten()
-            | "SpreadUnits" >> beam.Reshuffle()
-            | "ProcessUnits" >> beam.ParDo(ProcessUnits(ctx, run.selections, merge=run.retry)))
+        listed = (
+            p
+            | "GroupedReadUnits" >> beam.Create(grouped)
+            | "SpreadReadUnits" >> beam.Reshuffle()
+            | "ListBuckets" >> beam.ParDo(ListBuckets(ctx, run.selections))
+        )
+        pending = p | "PendingBuckets" >> beam.Create(
+            [
+                ((name, bucket), None)
+                for name, plan in run.plans.items()
+                if plan.grouped
+                for bucket in plan.write_units
+                if bucket in run.to_process(name)
+            ]
+        )
+        units.append(
+            (listed, pending)
+            | "AllBuckets" >> beam.Flatten()
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "BucketUnits" >> beam.ParDo(BucketUnits(run))
+        )
+    return (
+        units
+        | "AllUnits" >> beam.Flatten()
+        | "SpreadUnits" >> beam.Reshuffle()
+        | "ProcessUnits" >> beam.ParDo(ProcessUnits(ctx, run.selections, merge=run.retry))
+    )
 
 
 def pipeline_options(beam_args: list[str]) -> tuple[str | PipelineRunner, PipelineOptions, str]:

@@ -19,8 +19,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(command: list[str], port: int, log: Path, timeout: float = 60,
-                  env: dict | None = None) -> subprocess.Popen:
+def start_service(
+    command: list[str], port: int, log: Path, timeout: float = 60, env: dict | None = None
+) -> subprocess.Popen:
     """Start `command` and wait until it accepts connections on `port`; its output goes to `log`."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -66,8 +67,12 @@ def gcs_emulator(tmp_path_factory):
     """A gcp-storage-emulator (in memory, bucket GCS_BUCKET) for the whole session; yields its URL."""
     exe = shutil.which("gcp-storage-emulator") or str(Path(sys.executable).parent / "gcp-storage-emulator")
     port = free_port()
-    proc = start_service([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                          "--default-bucket", GCS_BUCKET], port, tmp_path_factory.mktemp("gcs") / "log.txt", 30)
+    proc = start_service(
+        [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--default-bucket", GCS_BUCKET],
+        port,
+        tmp_path_factory.mktemp("gcs") / "log.txt",
+        30,
+    )
     yield f"http://127.0.0.1:{port}"
     stop_service(proc)
 

@@ -101,11 +101,15 @@ def violations(root: Path, floors: Floors, packages: tuple[str, ...] = OURS) -> 
             if target is None:
                 found.append(f"{where}:{item.line} imports {item.target}, which belongs to no floor")
             elif target != own and target not in floors.allowed[own]:
-                found.append(f"{where}:{item.line} imports {item.target} (floor {target}), which floor {own} may "
-                             f"not: ARCHITECTURE.md allows {sorted(floors.allowed[own]) or 'nothing'}")
+                found.append(
+                    f"{where}:{item.line} imports {item.target} (floor {target}), which floor {own} may "
+                    f"not: ARCHITECTURE.md allows {sorted(floors.allowed[own]) or 'nothing'}"
+                )
             elif item.late and item.target.split(".")[:2] == own_package and module_name(path, root) != LAZY_COMMANDS:
-                found.append(f"{where}:{item.line} imports {item.target} inside a function of its own package: "
-                             "move the shared type down instead of hiding the cycle")
+                found.append(
+                    f"{where}:{item.line} imports {item.target} inside a function of its own package: "
+                    "move the shared type down instead of hiding the cycle"
+                )
     return found
 
 

@@ -61,9 +61,14 @@ def test_a_finding_is_shrunk_saved_and_replayable(fuzz, tmp_path):
     assert report.findings["hang of the job check"].kind == "hang" and report.shrink_calls > 0
     fuzz.save(report, tmp_path)
     saved = sorted(p.name for p in (tmp_path / "job").iterdir())
-    assert saved == ["00-IndexError-at-config-py-1.pkl", "00-IndexError-at-config-py-1.txt",
-                     "00-IndexError-at-config-py-1.yaml", "01-hang-of-the-job-check.pkl",
-                     "01-hang-of-the-job-check.txt", "01-hang-of-the-job-check.yaml"]
+    assert saved == [
+        "00-IndexError-at-config-py-1.pkl",
+        "00-IndexError-at-config-py-1.txt",
+        "00-IndexError-at-config-py-1.yaml",
+        "01-hang-of-the-job-check.pkl",
+        "01-hang-of-the-job-check.txt",
+        "01-hang-of-the-job-check.yaml",
+    ]
     assert pickle.loads((tmp_path / "job" / "00-IndexError-at-config-py-1.pkl").read_bytes())["payload"] == bug.payload
     assert fuzz.replay(tmp_path / "job" / "00-IndexError-at-config-py-1.pkl") == 0  # the real parser refuses it
 

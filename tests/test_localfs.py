@@ -17,13 +17,16 @@ def write(path: bytes | str, data: bytes = b"x") -> None:
         os.close(fd)
 
 
-@pytest.mark.parametrize("name, text", [
-    (b"plain.png", "plain.png"),
-    ("caf\u00e9.png".encode(), "caf\u00e9.png"),
-    (b"bad\xff.png", "bad%FF.png"),
-    (b"100%\xfe.png", "100%25%FE.png"),  # '%' of an escaped name is escaped too, so it decodes exactly
-    (b"\xed\xa0\x80.jpg", "%ED%A0%80.jpg"),  # an encoded surrogate is not valid UTF-8
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        (b"plain.png", "plain.png"),
+        ("caf\u00e9.png".encode(), "caf\u00e9.png"),
+        (b"bad\xff.png", "bad%FF.png"),
+        (b"100%\xfe.png", "100%25%FE.png"),  # '%' of an escaped name is escaped too, so it decodes exactly
+        (b"\xed\xa0\x80.jpg", "%ED%A0%80.jpg"),  # an encoded surrogate is not valid UTF-8
+    ],
+)
 def test_names_that_are_not_utf8_are_percent_escaped_and_decode_back(name, text):
     assert name_text(name) == text
     assert unquote_to_bytes(text) == name or text == name.decode()
@@ -55,7 +58,7 @@ def test_a_folder_with_a_non_utf8_name_lists_and_every_key_opens(tmp_path):
     os.mkdir(root + b"/sub\xfe")
     write(root + b"/sub\xfe/x.png", b"three")
     tree = list_tree(str(tmp_path))
-    assert [u[len(str(tmp_path)) + 1:] for u in tree.files] == ["%62%61%64%ff.png", "bad%FF.png", "sub%FE/x.png"]
+    assert [u[len(str(tmp_path)) + 1 :] for u in tree.files] == ["%62%61%64%ff.png", "bad%FF.png", "sub%FE/x.png"]
     assert [open(os_path(u), "rb").read() for u in tree.files] == [b"one", b"two", b"three"]
     assert all(u.encode("utf-8") for u in tree.files) and tree.refused == []
 
@@ -86,9 +89,13 @@ def test_links_inside_the_root_add_nothing_and_links_outside_are_refused(linked)
     files, refused = walk(str(linked))
     assert files == ["a.png", "sub/b.png"]  # once each, under its own path: no loop through self, up, sub/up
     assert [(rel, reason, folder) for rel, reason, _, folder in refused] == [
-        ("dangling.png", Reason.BROKEN_LINK, False), ("loop1.png", Reason.BROKEN_LINK, False),
-        ("loop2.png", Reason.BROKEN_LINK, False), ("out.png", Reason.LINK_OUTSIDE_ROOT, False),
-        ("outdir", Reason.LINK_OUTSIDE_ROOT, True), ("up", Reason.LINK_OUTSIDE_ROOT, True)]
+        ("dangling.png", Reason.BROKEN_LINK, False),
+        ("loop1.png", Reason.BROKEN_LINK, False),
+        ("loop2.png", Reason.BROKEN_LINK, False),
+        ("out.png", Reason.LINK_OUTSIDE_ROOT, False),
+        ("outdir", Reason.LINK_OUTSIDE_ROOT, True),
+        ("up", Reason.LINK_OUTSIDE_ROOT, True),
+    ]
     details = {rel: detail for rel, _, detail, _ in refused}
     assert "a loop of links" in details["loop1.png"] and "does not exist" in details["dangling.png"]
     assert "follow_links: outside" in details["out.png"]
@@ -119,7 +126,9 @@ def test_special_files_and_unlistable_folders_are_refused(tmp_path):
     assert ("pipe.png", Reason.READ_ERROR, "a FIFO, not a regular file", False) in refused
     if os.geteuid() != 0:  # root lists any folder
         assert files == [] and [(r[0], r[1], r[3]) for r in refused] == [
-            ("locked", Reason.READ_ERROR, True), ("pipe.png", Reason.READ_ERROR, False)]
+            ("locked", Reason.READ_ERROR, True),
+            ("pipe.png", Reason.READ_ERROR, False),
+        ]
 
 
 def test_walk_of_a_missing_root_is_empty_and_of_a_file_an_error(tmp_path):
@@ -141,7 +150,13 @@ def test_glob_matches_like_python_glob_without_looping(linked):
     tree = glob_tree(f"{linked}/**/*.png")
     assert tree.files == [f"{linked}/a.png", f"{linked}/sub/b.png"]
     assert [r.uri.rsplit("/", 1)[-1] for r in tree.refused] == [
-        "dangling.png", "loop1.png", "loop2.png", "out.png", "outdir", "up"]
+        "dangling.png",
+        "loop1.png",
+        "loop2.png",
+        "out.png",
+        "outdir",
+        "up",
+    ]
     assert glob_tree(f"{linked}/*.png").files == [f"{linked}/a.png"]
     assert glob_tree(f"{linked}/.*.png").files == [f"{linked}/.hidden.png"]
     assert glob_tree(f"{linked}/*/*.jpg").files == [f"{linked}/sub/c.jpg"]

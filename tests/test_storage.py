@@ -11,10 +11,20 @@ from lvm_data import storage
 from lvm_data.errors import SourceError
 
 
-@pytest.mark.parametrize(("uri", "scheme"), [
-    ("gs://b/x", "gs"), ("s3://b/x", "s3"), ("HTTPS://h/x", "https"), ("hf://datasets/o/n", "hf"),
-    ("memory://x", "memory"), ("data/x.png", ""), ("/abs/x", ""), ("builtin:tiny", ""), ("C:\\data\\x", ""),
-])
+@pytest.mark.parametrize(
+    ("uri", "scheme"),
+    [
+        ("gs://b/x", "gs"),
+        ("s3://b/x", "s3"),
+        ("HTTPS://h/x", "https"),
+        ("hf://datasets/o/n", "hf"),
+        ("memory://x", "memory"),
+        ("data/x.png", ""),
+        ("/abs/x", ""),
+        ("builtin:tiny", ""),
+        ("C:\\data\\x", ""),
+    ],
+)
 def test_a_scheme_makes_a_uri_remote(uri, scheme):
     assert storage.scheme(uri) == scheme
     assert storage.is_remote(uri) is bool(scheme)
@@ -65,8 +75,8 @@ def test_file_infos_lists_a_folder_once_instead_of_asking_each_name(mem, monkeyp
     missing = f"{mem}/shards/99999.tar"
     infos = storage.file_infos([*names, missing, f"{mem}/shards/"])
     assert [i.path for i in infos] == [*names, missing, f"{mem}/shards/"]
-    assert [i.size for i in infos[:len(names)]] == list(range(len(names)))
-    assert {i.type for i in infos[:len(names)]} == {pafs.FileType.File}
+    assert [i.size for i in infos[: len(names)]] == list(range(len(names)))
+    assert {i.type for i in infos[: len(names)]} == {pafs.FileType.File}
     assert (infos[-2].type, infos[-1].type) == (pafs.FileType.NotFound, pafs.FileType.Directory)
     assert asked == [missing, f"{mem}/shards/"]  # not in the listing: asked one by one
 
@@ -103,8 +113,11 @@ def test_a_missing_package_without_a_known_name_keeps_fsspecs_hint(monkeypatch):
 
 
 def test_an_unknown_scheme_says_what_works():
-    with pytest.raises(storage.StorageError, match=r"nosuch://b/x: unknown location scheme nosuch://; use a local "
-                                                   r"path, gs://, s3://"):
+    with pytest.raises(
+        storage.StorageError,
+        match=r"nosuch://b/x: unknown location scheme nosuch://; use a local "
+        r"path, gs://, s3://",
+    ):
         storage.exists("nosuch://b/x")
 
 
@@ -153,8 +166,13 @@ def test_remote_listings_have_nothing_refused(mem):
 def test_an_escaped_name_from_a_listing_can_be_named_as_an_input_again(tmp_path):
     os.mkdir(os.fsencode(tmp_path) + b"/dir\xfe")
     _write(os.fsencode(tmp_path) + b"/dir\xfe/x.png", b"x")
-    (folder, file, missing) = storage.file_infos([f"{tmp_path}/dir%FE", f"{tmp_path}/dir%FE/x.png",
-                                                  f"{tmp_path}/dir%FD"])
+    (folder, file, missing) = storage.file_infos(
+        [f"{tmp_path}/dir%FE", f"{tmp_path}/dir%FE/x.png", f"{tmp_path}/dir%FD"]
+    )
     assert (folder.type, file.type, file.size, missing.type) == (
-        pafs.FileType.Directory, pafs.FileType.File, 1, pafs.FileType.NotFound)
+        pafs.FileType.Directory,
+        pafs.FileType.File,
+        1,
+        pafs.FileType.NotFound,
+    )
     assert storage.list_files(f"{tmp_path}/dir%FE") == [f"{tmp_path}/dir%FE/x.png"]

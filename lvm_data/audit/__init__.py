@@ -11,5 +11,14 @@ from lvm_data.audit.report import render_json, render_text, write_report
 from lvm_data.audit.run import AuditConfig, run_audit
 from lvm_data.audit.violations import Kind
 
-__all__ = ["AuditConfig", "AuditPathError", "Kind", "TargetError", "load_target", "render_json", "render_text",
-           "run_audit", "write_report"]
+__all__ = [
+    "AuditConfig",
+    "AuditPathError",
+    "Kind",
+    "TargetError",
+    "load_target",
+    "render_json",
+    "render_text",
+    "run_audit",
+    "write_report",
+]

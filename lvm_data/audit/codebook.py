@@ -38,11 +38,16 @@ def row_tokens(tokens: pa.ListArray | pa.ChunkedArray, codebook_size: int) -> Ro
     bad = np.flatnonzero(values >= codebook_size)
     if bad.size:
         out_of_range[np.searchsorted(offsets, bad, side="right") - 1] = True
-    digests = b"".join(hashlib.blake2b(values[a:b], digest_size=16).digest()
-                       for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
-    return RowTokens(lengths=np.diff(offsets), out_of_range=out_of_range,
-                     histogram=np.bincount(values, minlength=CODE_SPACE).astype(np.int64),
-                     digests=np.frombuffer(digests, np.uint64).reshape(-1, 2))
+    digests = b"".join(
+        hashlib.blake2b(values[a:b], digest_size=16).digest()
+        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+    )
+    return RowTokens(
+        lengths=np.diff(offsets),
+        out_of_range=out_of_range,
+        histogram=np.bincount(values, minlength=CODE_SPACE).astype(np.int64),
+        digests=np.frombuffer(digests, np.uint64).reshape(-1, 2),
+    )
 
 
 @dataclass
@@ -106,8 +111,19 @@ class CodebookStats:
         return math.log2(self.codebook_size) if self.codebook_size else 0.0
 
     def to_dict(self) -> dict:
-        keys = ("codebook_size", "tokens", "used", "entropy_bits", "top1pct_share", "out_of_range_tokens",
-                "per_source", "duplicate_sentences", "duplicate_examples", "dead_codes", "histogram")
+        keys = (
+            "codebook_size",
+            "tokens",
+            "used",
+            "entropy_bits",
+            "top1pct_share",
+            "out_of_range_tokens",
+            "per_source",
+            "duplicate_sentences",
+            "duplicate_examples",
+            "dead_codes",
+            "histogram",
+        )
         return {"max_entropy_bits": self.max_entropy_bits, **{k: getattr(self, k) for k in keys}}
 
 
@@ -118,14 +134,24 @@ def summarize(tally: CodeTally, codebook_size: int) -> CodebookStats:
     for histogram in tally.histograms.values():
         total += histogram
     usage = total[:codebook_size]
-    top = np.sort(usage)[::-1][:max(1, codebook_size // 100)]
+    top = np.sort(usage)[::-1][: max(1, codebook_size // 100)]
     per_source = {}
     for source, histogram in sorted(tally.histograms.items()):
-        own = histogram[:tally.codebook_sizes.get(source) or codebook_size]  # a source's own tokenizer
-        per_source[source] = {"codebook_size": own.size, "tokens": int(own.sum()), "used": int((own > 0).sum()),
-                              "entropy_bits": entropy_bits(own)}
-    return CodebookStats(codebook_size=codebook_size, tokens=int(total.sum()), used=int((usage > 0).sum()),
-                         dead_codes=np.flatnonzero(usage == 0).tolist(), entropy_bits=entropy_bits(usage),
-                         top1pct_share=float(top.sum() / usage.sum()) if usage.sum() else 0.0,
-                         out_of_range_tokens=int(total[codebook_size:].sum()), per_source=per_source,
-                         histogram=usage.tolist())
+        own = histogram[: tally.codebook_sizes.get(source) or codebook_size]  # a source's own tokenizer
+        per_source[source] = {
+            "codebook_size": own.size,
+            "tokens": int(own.sum()),
+            "used": int((own > 0).sum()),
+            "entropy_bits": entropy_bits(own),
+        }
+    return CodebookStats(
+        codebook_size=codebook_size,
+        tokens=int(total.sum()),
+        used=int((usage > 0).sum()),
+        dead_codes=np.flatnonzero(usage == 0).tolist(),
+        entropy_bits=entropy_bits(usage),
+        top1pct_share=float(top.sum() / usage.sum()) if usage.sum() else 0.0,
+        out_of_range_tokens=int(total[codebook_size:].sum()),
+        per_source=per_source,
+        histogram=usage.tolist(),
+    )

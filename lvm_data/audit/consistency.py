@@ -48,8 +48,13 @@ def load_commits(output: Output, map_: Callable[[Callable, Iterable], Iterable] 
     commits = Commits()
     manifest_uri = layout.join(output.root, layout.MANIFEST)
     if output.manifest is None:
-        commits.violations.append(Violation(Kind.MISSING_FILE, manifest_uri, f"{layout.MANIFEST} missing: the job "
-                                            "has not finished (or PATH is not its output folder)"))
+        commits.violations.append(
+            Violation(
+                Kind.MISSING_FILE,
+                manifest_uri,
+                f"{layout.MANIFEST} missing: the job has not finished (or PATH is not its output folder)",
+            )
+        )
     else:
         document, commits.bytes_read, error = _read(output.manifest)
         problems = [error] if error else validation_errors("manifest", document)
@@ -59,8 +64,9 @@ def load_commits(output: Output, map_: Callable[[Callable, Iterable], Iterable] 
     if commits.manifest is not None:
         _from_manifest(output, commits, manifest_uri)
     else:
-        for entry, (document, size, error) in zip(output.markers.values(), map_(_read, output.markers.values()),
-                                                  strict=True):
+        for entry, (document, size, error) in zip(
+            output.markers.values(), map_(_read, output.markers.values()), strict=True
+        ):
             commits.bytes_read += size
             _add_marker(commits, entry, document, error)
     return commits
@@ -71,28 +77,47 @@ def _from_manifest(output: Output, commits: Commits, manifest_uri: str) -> None:
     for record in commits.manifest["units"]:
         key = (record["source"], record["unit"])
         if key in commits.records:
-            commits.violations.append(Violation(Kind.MANIFEST_MISMATCH, manifest_uri, f"unit {key[1]} of {key[0]} "
-                                                "is listed twice in the manifest's units"))
+            commits.violations.append(
+                Violation(
+                    Kind.MANIFEST_MISMATCH,
+                    manifest_uri,
+                    f"unit {key[1]} of {key[0]} is listed twice in the manifest's units",
+                )
+            )
         commits.records[key], commits.where[key] = record, manifest_uri
         if key not in output.markers:
-            commits.violations.append(Violation(Kind.MISSING_FILE, layout.join(output.root, layout.marker_file(*key)),
-                                                "unit is in the manifest but its marker file is missing"))
+            commits.violations.append(
+                Violation(
+                    Kind.MISSING_FILE,
+                    layout.join(output.root, layout.marker_file(*key)),
+                    "unit is in the manifest but its marker file is missing",
+                )
+            )
     for key, entry in output.markers.items():
         if key not in commits.records:
-            commits.violations.append(Violation(Kind.MANIFEST_MISMATCH, entry.uri,
-                                                "unit committed but not in the manifest (committed after it?)"))
+            commits.violations.append(
+                Violation(
+                    Kind.MANIFEST_MISMATCH, entry.uri, "unit committed but not in the manifest (committed after it?)"
+                )
+            )
 
 
 def _add_marker(commits: Commits, entry: Entry, document: object, error: str) -> None:
     problems = [error] if error else validation_errors("unit", document)
-    commits.violations += [Violation(Kind.UNREADABLE_FILE if error else Kind.SCHEMA_MISMATCH, entry.uri, p)
-                           for p in problems]
+    commits.violations += [
+        Violation(Kind.UNREADABLE_FILE if error else Kind.SCHEMA_MISMATCH, entry.uri, p) for p in problems
+    ]
     if problems:
         return
     document = cast(dict, document)  # the schema makes it an object
     if (document["source"], document["unit"]) != (entry.source, entry.unit):
-        commits.violations.append(Violation(Kind.WRONG_PARTITION, entry.uri, f"marker names source "
-                                            f"{document['source']!r} unit {document['unit']!r}; the path disagrees"))
+        commits.violations.append(
+            Violation(
+                Kind.WRONG_PARTITION,
+                entry.uri,
+                f"marker names source {document['source']!r} unit {document['unit']!r}; the path disagrees",
+            )
+        )
     commits.records[(entry.source, entry.unit)] = document
     commits.where[(entry.source, entry.unit)] = entry.uri
 
@@ -104,23 +129,28 @@ def _differences(said: dict, found: dict, what: str) -> list[str]:
 def _arithmetic(counts: dict) -> list[str]:
     problems = []
     if counts["inputs"] != counts["ok"] + counts["filtered"] + counts["failed"]:
-        problems.append(f"inputs {counts['inputs']} != ok {counts['ok']} + filtered {counts['filtered']} "
-                        f"+ failed {counts['failed']}")
+        problems.append(
+            f"inputs {counts['inputs']} != ok {counts['ok']} + filtered {counts['filtered']} "
+            f"+ failed {counts['failed']}"
+        )
     if sum(counts["reasons"].values()) != counts["inputs"]:
         problems.append(f"reasons sum to {sum(counts['reasons'].values())}, inputs {counts['inputs']}")
     return problems
 
 
-def check_units(output: Output, commits: Commits, sentences: list[SentenceScan],
-                ledgers: list[LedgerScan]) -> list[Violation]:
+def check_units(
+    output: Output, commits: Commits, sentences: list[SentenceScan], ledgers: list[LedgerScan]
+) -> list[Violation]:
     """Each committed unit against its files; every data file against the commits."""
     found: list[Violation] = []
     files, scans = output.by_rel(), {s.entry.rel: s for s in [*sentences, *ledgers]}
     committed: set[str] = set()
     for key, record in sorted(commits.records.items()):
         where = commits.where[key]
-        found += [Violation(Kind.COUNT_MISMATCH, where, f"unit {key[1]} of {key[0]}: {p}")
-                  for p in _arithmetic(record["counts"])]
+        found += [
+            Violation(Kind.COUNT_MISMATCH, where, f"unit {key[1]} of {key[0]}: {p}")
+            for p in _arithmetic(record["counts"])
+        ]
         for field_, size_field in (("sentences_file", "sentences_bytes"), ("ledger_file", "ledger_bytes")):
             rel = record[field_]
             committed.add(rel)
@@ -133,18 +163,27 @@ def check_units(output: Output, commits: Commits, sentences: list[SentenceScan],
     return found
 
 
-def _against_file(record: dict, entry: Entry, scan: SentenceScan | LedgerScan | None, size_field: str,
-                  where: str) -> list[Violation]:
+def _against_file(
+    record: dict, entry: Entry, scan: SentenceScan | LedgerScan | None, size_field: str, where: str
+) -> list[Violation]:
     counts, problems = record["counts"], []
     if size_field in record and record[size_field] != entry.size:
         problems.append(f"{size_field}: {where} says {record[size_field]}, the file has {entry.size}")
     if isinstance(scan, SentenceScan) and scan.counted:
-        problems += _differences(counts, {"sentences": scan.rows, "images": scan.images,
-                                          "tokens": scan.tokens_written}, "the unit's counts")
+        problems += _differences(
+            counts, {"sentences": scan.rows, "images": scan.images, "tokens": scan.tokens_written}, "the unit's counts"
+        )
     elif isinstance(scan, LedgerScan) and scan.counted:
-        problems += _differences(counts, {"inputs": scan.rows, "ok": scan.statuses["ok"],
-                                          "filtered": scan.statuses["filtered"],
-                                          "failed": scan.statuses["failed"]}, "the unit's counts")
+        problems += _differences(
+            counts,
+            {
+                "inputs": scan.rows,
+                "ok": scan.statuses["ok"],
+                "filtered": scan.statuses["filtered"],
+                "failed": scan.statuses["failed"],
+            },
+            "the unit's counts",
+        )
         if {k: v for k, v in counts["reasons"].items() if v} != dict(scan.reasons):
             problems.append(f"reasons: the unit's counts say {counts['reasons']}, found {dict(scan.reasons)}")
     return [Violation(Kind.COUNT_MISMATCH, entry.uri, p) for p in problems]
@@ -165,12 +204,19 @@ def check_manifest(commits: Commits, where: str) -> list[Violation]:
         sums = per_source.get(source, Counter())
         found = {k: sums[k] for k in (*COUNT_KEYS, "units", "sentences_bytes")}
         if source not in manifest["sources"]:  # e.g. a source renamed in the job file after a kill
-            unlisted.append(Violation(Kind.MANIFEST_MISMATCH, where, f"source {source}: {sums['units']} committed "
-                                      f"units ({sums['inputs']} inputs) that the manifest's sources do not list"))
+            unlisted.append(
+                Violation(
+                    Kind.MANIFEST_MISMATCH,
+                    where,
+                    f"source {source}: {sums['units']} committed "
+                    f"units ({sums['inputs']} inputs) that the manifest's sources do not list",
+                )
+            )
             continue
         problems += [f"source {source}: {p}" for p in _differences(manifest["sources"][source], found, "manifest")]
     totals = sum(per_source.values(), Counter())
-    problems += [f"totals: {p}" for p in _differences(manifest["totals"], {k: totals[k] for k in COUNT_KEYS},
-                                                      "manifest")]
+    problems += [
+        f"totals: {p}" for p in _differences(manifest["totals"], {k: totals[k] for k in COUNT_KEYS}, "manifest")
+    ]
     problems += [f"totals: {p}" for p in _arithmetic(manifest["totals"])]
     return unlisted + [Violation(Kind.COUNT_MISMATCH, where, p) for p in problems]

@@ -80,10 +80,12 @@ def list_output(root: str) -> Output:
     out = Output(root=root.rstrip("/"))
     for info in infos:
         if info.type == pafs.FileType.File:
-            _classify(out, Entry(out.root, info.path[len(base.rstrip("/")) + 1:], info.size))
+            _classify(out, Entry(out.root, info.path[len(base.rstrip("/")) + 1 :], info.size))
     if not out.sentences and out.manifest is None and not out.ledger:
-        raise AuditPathError(f"{root}: no sentences/, ledger/ or {layout.MANIFEST} found; "
-                             "give the output folder of a job (OUT), the one holding manifest.json")
+        raise AuditPathError(
+            f"{root}: no sentences/, ledger/ or {layout.MANIFEST} found; "
+            "give the output folder of a job (OUT), the one holding manifest.json"
+        )
     return out
 
 
@@ -179,7 +181,7 @@ def read_footer(counting: CountingFile, guess: int = FOOTER_GUESS) -> pq.FileMet
     if length + 8 > len(tail):
         counting.seek(size - length - 8)
         tail = counting.read(length + 8)
-    return pq.read_metadata(pa.BufferReader(MAGIC + tail[-(length + 8):]))
+    return pq.read_metadata(pa.BufferReader(MAGIC + tail[-(length + 8) :]))
 
 
 def parquet(counting: CountingFile) -> pq.ParquetFile:

@@ -31,7 +31,7 @@ def hash_strings(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         values = pc.fill_null(values, "")
     out = np.empty(len(values), np.uint64)
     for start in range(0, len(values), _CHUNK):
-        out[start:start + _CHUNK] = _hash_chunk(values.slice(start, _CHUNK))
+        out[start : start + _CHUNK] = _hash_chunk(values.slice(start, _CHUNK))
     return out
 
 
@@ -40,12 +40,12 @@ def _hash_chunk(values: pa.StringArray) -> np.ndarray:
     offsets = np.frombuffer(values.buffers()[1], np.int32, count=n + 1, offset=values.offset * 4).astype(np.int64)
     lengths = np.diff(offsets)
     data = values.buffers()[2]
-    raw = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] if data is not None else np.empty(0, np.uint8)
+    raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.empty(0, np.uint8)
     powers = np.full(int(lengths.max(initial=0)) + 1, _BASE, np.uint64)
     powers[0] = 1
     powers = np.cumprod(powers)  # wraps mod 2**64, as intended
     if n and raw.size == n * lengths[0]:  # all the same length (sentence ids): one matrix pass
-        hashes = (raw.reshape(n, -1).astype(np.uint64) + 1) @ powers[:lengths[0]]  # integer matmul: wraps too
+        hashes = (raw.reshape(n, -1).astype(np.uint64) + 1) @ powers[: lengths[0]]  # integer matmul: wraps too
     else:
         starts = offsets[:-1] - offsets[0]
         position = np.arange(raw.size, dtype=np.int64) - np.repeat(starts, lengths)  # byte index in its string

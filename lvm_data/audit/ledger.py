@@ -94,11 +94,17 @@ def _check_rows(table: pa.Table, entry: Entry, problems: RowProblems, first_row:
         n_ids = pc.list_value_length(table["sentence_ids"])
         problems.add(Kind.INVALID_VALUE, "key is empty", *rows(pc.equal(table["key"], "")))
         problems.add(Kind.LEDGER_STATUS, "status ok but no sentence ids", *rows(pc.and_(ok, pc.equal(n_ids, 0))))
-        problems.add(Kind.LEDGER_STATUS, "status not ok but sentence ids named",
-                     *rows(pc.and_(pc.invert(ok), pc.greater(n_ids, 0))))
+        problems.add(
+            Kind.LEDGER_STATUS,
+            "status not ok but sentence ids named",
+            *rows(pc.and_(pc.invert(ok), pc.greater(n_ids, 0))),
+        )
     for column, expected in (("source", entry.source), ("unit", entry.unit)):
-        problems.add(Kind.WRONG_PARTITION, f"{column} is not {expected!r} as the path says",
-                     *rows(pc.not_equal(table[column], expected)))
+        problems.add(
+            Kind.WRONG_PARTITION,
+            f"{column} is not {expected!r} as the path says",
+            *rows(pc.not_equal(table[column], expected)),
+        )
 
 
 def _check_sentence_ids(table: pa.Table, shard_ids: np.ndarray, problems: RowProblems) -> np.ndarray:

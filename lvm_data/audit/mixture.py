@@ -53,8 +53,10 @@ def load_target(location: str) -> Target:
         try:
             text = storage.read_bytes(location).decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise TargetError(f"{location}: cannot read the target mixture ({error}); give a YAML file or one "
-                              f"of {', '.join(bundled_targets())}") from error
+            raise TargetError(
+                f"{location}: cannot read the target mixture ({error}); give a YAML file or one "
+                f"of {', '.join(bundled_targets())}"
+            ) from error
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -80,8 +82,12 @@ def parse_target(document: object, location: str) -> Target:
     tolerance = document.get("tolerance", DEFAULT_TOLERANCE)
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance < 1:
         raise TargetError(f"{location}: tolerance must be a number in [0, 1), got {tolerance!r}")
-    return Target(str(document.get("name", location)), location,
-                  tuple(TargetEntry(n, s / total, p) for n, s, p in raw), float(tolerance))
+    return Target(
+        str(document.get("name", location)),
+        location,
+        tuple(TargetEntry(n, s / total, p) for n, s, p in raw),
+        float(tolerance),
+    )
 
 
 @dataclass

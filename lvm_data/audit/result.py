@@ -72,8 +72,12 @@ def count_rows(scans: list[SentenceScan]) -> tuple[list[CountRow], list[CountRow
         total.add(tally)
 
     def rows(tallies: dict[tuple[str, str, str], Tally]) -> list[CountRow]:
-        return [CountRow(*key, t.sentences, t.images, t.tokens, round(t.bytes),
-                         t.tokens / total.tokens if total.tokens else 0.0) for key, t in sorted(tallies.items())]
+        return [
+            CountRow(
+                *key, t.sentences, t.images, t.tokens, round(t.bytes), t.tokens / total.tokens if total.tokens else 0.0
+            )
+            for key, t in sorted(tallies.items())
+        ]
 
     return rows(groups), rows(per_source), rows({(ALL, ALL, ALL): total})[0]
 
@@ -90,8 +94,14 @@ def ledger_rows(ledgers: list[LedgerScan]) -> list[LedgerRow]:
         for scan in scans:
             statuses.update(scan.statuses)
             reasons.update(scan.reasons)
-        return LedgerRow(source, sum(statuses.values()), statuses["ok"], statuses["filtered"], statuses["failed"],
-                         dict(sorted(reasons.items())))
+        return LedgerRow(
+            source,
+            sum(statuses.values()),
+            statuses["ok"],
+            statuses["filtered"],
+            statuses["failed"],
+            dict(sorted(reasons.items())),
+        )
 
     rows = [row(source, scans) for source, scans in sorted(by_source.items())]
     return rows + [row(ALL, [s for scans in by_source.values() for s in scans])] if rows else []
@@ -145,10 +155,14 @@ class AuditResult:
 
     def to_dict(self) -> dict:
         return {
-            "ok": self.ok, "paths": self.paths, "deep": self.deep,
+            "ok": self.ok,
+            "paths": self.paths,
+            "deep": self.deep,
             "io": {**vars(self.io), "read_fraction": self.io.read_fraction},
-            "total": self.total.to_dict(), "sources": [r.to_dict() for r in self.sources],
-            "groups": [r.to_dict() for r in self.groups], "ledger": [r.to_dict() for r in self.ledger],
+            "total": self.total.to_dict(),
+            "sources": [r.to_dict() for r in self.sources],
+            "groups": [r.to_dict() for r in self.groups],
+            "ledger": [r.to_dict() for r in self.ledger],
             "tokenizers": [vars(t) for t in self.tokenizers],
             "sentence_lengths": {str(k): v for k, v in sorted(self.lengths.items())},
             "violations": {"total": self.findings.total, "kinds": self.findings.to_dict()},
@@ -163,5 +177,9 @@ class AuditResult:
         if self.mixture is None:
             return None
         assert self.target is not None, "run_audit compares a mixture only against a target"
-        return {"target": self.target.name, "location": self.target.location, "tolerance": self.target.tolerance,
-                "rows": [r.to_dict() for r in self.mixture]}
+        return {
+            "target": self.target.name,
+            "location": self.target.location,
+            "tolerance": self.target.tolerance,
+            "rows": [r.to_dict() for r in self.mixture],
+        }

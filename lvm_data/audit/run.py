@@ -101,23 +101,33 @@ class _Scanned:
         return sum(s.bytes_read for s in [*self.sentences, *self.ledgers]) + self.commits.bytes_read
 
 
-def run_audit(paths: list[str], config: AuditConfig = AuditConfig(),
-              clock: Callable[[], float] = time.monotonic, report: Report = silent) -> AuditResult:
+def run_audit(
+    paths: list[str],
+    config: AuditConfig = AuditConfig(),
+    clock: Callable[[], float] = time.monotonic,
+    report: Report = silent,
+) -> AuditResult:
     """Audit the outputs at `paths`. Raises files.AuditPathError when a path is not a job output.
     `report` gets the progress of the file scans (lvm_data.progress)."""
     started = clock()
     roots = dict.fromkeys(p.rstrip("/") if storage.is_remote(p) else os.path.abspath(p) for p in paths)
     outputs = [list_output(root) for root in roots]
     files = sum(len(o.sentences) + len(o.ledger) for o in outputs)
-    with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool, \
-            Meter("audit", "files", files, report) as meter:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool,
+        Meter("audit", "files", files, report) as meter,
+    ):
+
         def map_(fn, items):
             return pool.map(lambda item: _counted(fn, item, meter), items)
 
         scanned = [_scan_output(o, config, map_) for o in outputs]
     findings, notes = Findings(config.max_examples), []
-    io = IoStats(files=sum(len(o.by_rel()) + (o.manifest is not None) for o in outputs),
-                 corpus_bytes=sum(o.total_bytes for o in outputs), bytes_read=sum(x.bytes_read for x in scanned))
+    io = IoStats(
+        files=sum(len(o.by_rel()) + (o.manifest is not None) for o in outputs),
+        corpus_bytes=sum(o.total_bytes for o in outputs),
+        bytes_read=sum(x.bytes_read for x in scanned),
+    )
     for x in scanned:
         io.bytes_read += _check_output(x, config, findings, notes)
     if config.reads_ids:
@@ -150,34 +160,52 @@ def _scan_output(output: Output, config: AuditConfig, map_: Callable) -> _Scanne
     def reads(unit: tuple[str, str]) -> bool:
         return units is None or unit in units
 
-    sentences = list(map_(lambda item: scan_sentence_file(item[1], deep=config.deep, ids=reads(item[0])),
-                          output.sentences.items()))
+    sentences = list(
+        map_(lambda item: scan_sentence_file(item[1], deep=config.deep, ids=reads(item[0])), output.sentences.items())
+    )
     shard_ids = np.sort(np.concatenate([s.id_hashes for s in sentences] or [np.zeros(0, np.uint64)]))
-    ledgers = list(map_(lambda item: scan_ledger_file(item[1], shard_ids=shard_ids if reads(item[0]) else None),
-                        output.ledger.items()))
+    ledgers = list(
+        map_(
+            lambda item: scan_ledger_file(item[1], shard_ids=shard_ids if reads(item[0]) else None),
+            output.ledger.items(),
+        )
+    )
     return _Scanned(output, sentences, ledgers, consistency.load_commits(output, map_), units)
 
 
-def _result(outputs: list[Output], scanned: list[_Scanned], config: AuditConfig, findings: Findings,
-            io: IoStats) -> AuditResult:
+def _result(
+    outputs: list[Output], scanned: list[_Scanned], config: AuditConfig, findings: Findings, io: IoStats
+) -> AuditResult:
     """Count tables, ledger totals and tokenizers (whose violations join `findings`)."""
     sentences = [s for x in scanned for s in x.sentences]
     groups, sources, total = count_rows(sentences)
-    tokenizer_rows, found = corpus.tokenizers(sentences, {x.output.root: x.commits.manifest for x in scanned
-                                                          if x.commits.manifest is not None})
+    tokenizer_rows, found = corpus.tokenizers(
+        sentences, {x.output.root: x.commits.manifest for x in scanned if x.commits.manifest is not None}
+    )
     findings.extend(found)
     notes = []
     unchecked = sum(s.range_unchecked for s in sentences)
     if unchecked:
-        notes.append(f"{unchecked} row groups have no min/max statistics on tokens: their codes were not "
-                     "range-checked (run with --deep)")
-    return AuditResult(paths=[o.root for o in outputs], deep=config.deep, groups=groups, sources=sources,
-                       total=total, ledger=ledger_rows([s for x in scanned for s in x.ledgers]),
-                       tokenizers=tokenizer_rows, lengths=dict(sum((s.lengths for s in sentences), Counter())),
-                       findings=findings, io=io, notes=notes, target=config.target,
-                       curation=curation_rows(r for x in scanned for r in x.commits.records.values()),
-                       timings=timings_total([r for x in scanned for r in x.commits.records.values()
-                                              if isinstance(r, dict)]))
+        notes.append(
+            f"{unchecked} row groups have no min/max statistics on tokens: their codes were not "
+            "range-checked (run with --deep)"
+        )
+    return AuditResult(
+        paths=[o.root for o in outputs],
+        deep=config.deep,
+        groups=groups,
+        sources=sources,
+        total=total,
+        ledger=ledger_rows([s for x in scanned for s in x.ledgers]),
+        tokenizers=tokenizer_rows,
+        lengths=dict(sum((s.lengths for s in sentences), Counter())),
+        findings=findings,
+        io=io,
+        notes=notes,
+        target=config.target,
+        curation=curation_rows(r for x in scanned for r in x.commits.records.values()),
+        timings=timings_total([r for x in scanned for r in x.commits.records.values() if isinstance(r, dict)]),
+    )
 
 
 def _check_output(x: _Scanned, config: AuditConfig, findings: Findings, notes: list[str]) -> int:
@@ -191,8 +219,10 @@ def _check_output(x: _Scanned, config: AuditConfig, findings: Findings, notes: l
         return 0
     if x.id_units is not None:
         units = len(set(x.output.sentences) | set(x.output.ledger))
-        notes.append(f"{x.output.root}: ids and keys checked in {len(x.id_units)} of {units} units, a seeded sample "
-                     f"of {ID_SAMPLE_SHARE:.0%} of the bytes (audit --ids all checks every unit)")
+        notes.append(
+            f"{x.output.root}: ids and keys checked in {len(x.id_units)} of {units} units, a seeded sample "
+            f"of {ID_SAMPLE_SHARE:.0%} of the bytes (audit --ids all checks every unit)"
+        )
     ledgers = x.with_ids(x.ledgers)
     if not ledgers or not all(s.counted for s in ledgers):
         notes.append(f"{x.output.root}: orphan sentences not checked: its ledger is missing or unreadable")

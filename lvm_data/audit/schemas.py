@@ -41,12 +41,14 @@ def column_problems(actual: pa.Schema, name: str) -> list[str]:
 
 def metadata_problems(meta: dict[str, str], name: str) -> list[str]:
     """Missing required `lvm_data.*` keys, a schema version of another major version, non-integer sizes."""
-    problems = [f"file metadata {key} missing" for key in required_metadata(name)
-                if key[len(META_PREFIX):] not in meta]
+    problems = [
+        f"file metadata {key} missing" for key in required_metadata(name) if key[len(META_PREFIX) :] not in meta
+    ]
     version = meta.get("schema_version")
     if version is not None and version.split(".")[0] != schema_version(name).split(".")[0]:
-        problems.append(f"file metadata {META_PREFIX}schema_version is {version}, "
-                        f"this lvm-data reads {schema_version(name)}")
+        problems.append(
+            f"file metadata {META_PREFIX}schema_version is {version}, this lvm-data reads {schema_version(name)}"
+        )
     for key in ("codebook_size", "tokens_per_image"):
         if key in meta and not meta[key].isdigit():
             problems.append(f"file metadata {META_PREFIX}{key} is {meta[key]!r}, expected an integer")
@@ -61,6 +63,11 @@ def file_violations(actual: pa.Schema, meta: dict[str, str], name: str, entry: E
     found = [Violation(Kind.SCHEMA_MISMATCH, entry.uri, p) for p in problems]
     for key, expected in (("source", entry.source), ("unit", entry.unit)):
         if key in meta and meta[key] != expected:
-            found.append(Violation(Kind.WRONG_PARTITION, entry.uri,
-                                   f"file metadata says {key} {meta[key]!r}, the path says {expected!r}"))
+            found.append(
+                Violation(
+                    Kind.WRONG_PARTITION,
+                    entry.uri,
+                    f"file metadata says {key} {meta[key]!r}, the path says {expected!r}",
+                )
+            )
     return found, broken

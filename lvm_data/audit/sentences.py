@@ -127,13 +127,17 @@ def _check_file(pf: pq.ParquetFile, scan: SentenceScan) -> _Columns | None:
     if broken & set(SMALL_COLUMNS):
         return None
     leaves = {pf.schema.column(j).path.split(".")[0]: j for j in reversed(range(len(pf.schema)))}
-    return _Columns(tokens_leaf=None if "tokens" in broken else leaves["tokens"],
-                    frames_leaf=None if "frames" in broken else leaves["frames"],
-                    tokens_per_image=scan.meta_int("tokens_per_image"), codebook_size=scan.meta_int("codebook_size"))
+    return _Columns(
+        tokens_leaf=None if "tokens" in broken else leaves["tokens"],
+        frames_leaf=None if "frames" in broken else leaves["frames"],
+        tokens_per_image=scan.meta_int("tokens_per_image"),
+        codebook_size=scan.meta_int("codebook_size"),
+    )
 
 
-def _count(table: pa.Table, rg: pq.RowGroupMetaData, n_images: np.ndarray, columns: _Columns,
-           scan: SentenceScan) -> float:
+def _count(
+    table: pa.Table, rg: pq.RowGroupMetaData, n_images: np.ndarray, columns: _Columns, scan: SentenceScan
+) -> float:
     """Add one row group to the tallies; returns its compressed bytes (shared out by images)."""
     images = int(n_images.sum())
     grouped = table.group_by(["source", "template", "task"]).aggregate([("n_images", "sum"), ("n_images", "count")])
@@ -155,17 +159,24 @@ def _check_values(table: pa.Table, entry: Entry, problems: RowProblems, first_ro
         return row_names(table, "id", mask, first_row)
 
     if "id" in table.column_names:
-        problems.add(Kind.INVALID_VALUE, "id is not 24 (or 32) lowercase hex characters",
-                     *named(pc.invert(pc.match_substring_regex(table["id"], ID_PATTERN))))
+        problems.add(
+            Kind.INVALID_VALUE,
+            "id is not 24 (or 32) lowercase hex characters",
+            *named(pc.invert(pc.match_substring_regex(table["id"], ID_PATTERN))),
+        )
     problems.add(Kind.INVALID_VALUE, "n_images < 1", *named(pc.less(table["n_images"], 1)))
     for column in ("source", "template"):
         problems.add(Kind.INVALID_VALUE, f"{column} is empty", *named(pc.equal(table[column], "")))
-    problems.add(Kind.WRONG_PARTITION, f"source is not {entry.source!r} as the path says",
-                 *named(pc.not_equal(table["source"], entry.source)))
+    problems.add(
+        Kind.WRONG_PARTITION,
+        f"source is not {entry.source!r} as the path says",
+        *named(pc.not_equal(table["source"], entry.source)),
+    )
 
 
-def _check_footer(rg: pq.RowGroupMetaData, i: int, n_images: np.ndarray, columns: _Columns, scan: SentenceScan,
-                  tokens: bool) -> None:
+def _check_footer(
+    rg: pq.RowGroupMetaData, i: int, n_images: np.ndarray, columns: _Columns, scan: SentenceScan, tokens: bool
+) -> None:
     """Row-group checks from the footer alone: frames per image, and (unless deep) tokens and codes.
 
     A list column's value count holds one entry per list element and one per empty list, so the
@@ -174,25 +185,41 @@ def _check_footer(rg: pq.RowGroupMetaData, i: int, n_images: np.ndarray, columns
     if columns.frames_leaf is not None:
         found, expected = rg.column(columns.frames_leaf).num_values, int(np.maximum(n_images, 1).sum())
         if found != expected:
-            scan.violations.append(Violation(Kind.LENGTH_MISMATCH, uri, f"row group {i}: {found} frame entries "
-                                             f"where n_images says {expected}"))
+            scan.violations.append(
+                Violation(
+                    Kind.LENGTH_MISMATCH, uri, f"row group {i}: {found} frame entries where n_images says {expected}"
+                )
+            )
     if not tokens or columns.tokens_leaf is None:
         return
     chunk, tpi = rg.column(columns.tokens_leaf), columns.tokens_per_image
     expected = int(np.maximum(n_images * tpi, 1).sum())
     if tpi and chunk.num_values != expected:
-        scan.violations.append(Violation(Kind.LENGTH_MISMATCH, uri, f"row group {i}: {chunk.num_values} token entries "
-                                         f"where n_images x {tpi} says {expected} (--deep names the rows)"))
+        scan.violations.append(
+            Violation(
+                Kind.LENGTH_MISMATCH,
+                uri,
+                f"row group {i}: {chunk.num_values} token entries "
+                f"where n_images x {tpi} says {expected} (--deep names the rows)",
+            )
+        )
     stats = chunk.statistics
     if stats is None or not stats.has_min_max:
         scan.range_unchecked += 1
     elif columns.codebook_size and stats.max >= columns.codebook_size:
-        scan.violations.append(Violation(Kind.CODE_OUT_OF_RANGE, uri, f"row group {i}: largest code {stats.max} >= "
-                                         f"codebook size {columns.codebook_size} (--deep names the rows)"))
+        scan.violations.append(
+            Violation(
+                Kind.CODE_OUT_OF_RANGE,
+                uri,
+                f"row group {i}: largest code {stats.max} >= "
+                f"codebook size {columns.codebook_size} (--deep names the rows)",
+            )
+        )
 
 
-def _check_tokens(table: pa.Table, columns: _Columns, scan: SentenceScan, problems: RowProblems,
-                  first_row: int) -> None:
+def _check_tokens(
+    table: pa.Table, columns: _Columns, scan: SentenceScan, problems: RowProblems, first_row: int
+) -> None:
     """Deep, per row: token count = n_images x tokens_per_image, every code < codebook size."""
     assert scan.codes is not None, "called only for a deep scan"
     rows = row_tokens(table["tokens"], columns.codebook_size or 1 << 16)
@@ -200,7 +227,13 @@ def _check_tokens(table: pa.Table, columns: _Columns, scan: SentenceScan, proble
     scan.codes.digests.append(rows.digests)
     if columns.tokens_per_image:
         wrong = rows.lengths != table["n_images"].to_numpy().astype(np.int64) * columns.tokens_per_image
-        problems.add(Kind.LENGTH_MISMATCH, f"tokens != n_images x {columns.tokens_per_image}",
-                     *row_names(table, "id", pa.array(wrong), first_row))
-    problems.add(Kind.CODE_OUT_OF_RANGE, f"codes >= codebook size {columns.codebook_size}",
-                 *row_names(table, "id", pa.array(rows.out_of_range), first_row))
+        problems.add(
+            Kind.LENGTH_MISMATCH,
+            f"tokens != n_images x {columns.tokens_per_image}",
+            *row_names(table, "id", pa.array(wrong), first_row),
+        )
+    problems.add(
+        Kind.CODE_OUT_OF_RANGE,
+        f"codes >= codebook size {columns.codebook_size}",
+        *row_names(table, "id", pa.array(rows.out_of_range), first_row),
+    )

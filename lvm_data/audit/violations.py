@@ -42,37 +42,37 @@ class Kind(StrEnum):
 # What each kind means and what to do about it; shown once per kind in every report.
 ADVICE: dict[Kind, str] = {
     Kind.UNREADABLE_FILE: "a Parquet or JSON file cannot be opened or decoded; rewrite its unit (rerun the job: "
-                          "the unit's marker must be deleted first so resume redoes it)",
+    "the unit's marker must be deleted first so resume redoes it)",
     Kind.SCHEMA_MISMATCH: "columns, types, file metadata or a JSON document differ from schemas/*.json; the "
-                          "writer and this lvm-data version disagree: rewrite with the current writer",
+    "writer and this lvm-data version disagree: rewrite with the current writer",
     Kind.WRONG_PARTITION: "rows or file metadata name another source or unit than the file's path says; "
-                          "fix the writer's partitioning and rewrite the unit",
+    "fix the writer's partitioning and rewrite the unit",
     Kind.INVALID_VALUE: "values outside the schema (id not 24 or 32 hex chars, n_images < 1, empty names, unknown "
-                        "status or reason); fix the writer",
+    "status or reason); fix the writer",
     Kind.CODE_OUT_OF_RANGE: "token codes >= the codebook size in the file metadata; the tokenizer or its "
-                            "metadata is wrong: re-tokenize these units",
+    "metadata is wrong: re-tokenize these units",
     Kind.LENGTH_MISMATCH: "a sentence's tokens or frames do not match n_images x tokens_per_image (or n_images "
-                          "frames); re-tokenize these units",
+    "frames); re-tokenize these units",
     Kind.DUPLICATE_ID: "the same sentence id is written more than once; a unit was written twice or the id "
-                       "hash misses a field: delete the extra copies",
+    "hash misses a field: delete the extra copies",
     Kind.TOKENIZER_MISMATCH: "more than one tokenizer fingerprint, codebook size or tokens per image; sentences "
-                             "from different tokenizers cannot be trained together: re-tokenize one part",
+    "from different tokenizers cannot be trained together: re-tokenize one part",
     Kind.COUNT_MISMATCH: "counts disagree (inputs != ok + filtered + failed, or markers and the manifest differ "
-                         "from the files); rerun the job's commit of those units",
+    "from the files); rerun the job's commit of those units",
     Kind.LEDGER_STATUS: "a ledger row's status, reason and sentence ids contradict each other (ok rows need "
-                        "reason ok and sentence ids; other rows none); fix the writer",
+    "reason ok and sentence ids; other rows none); fix the writer",
     Kind.DUPLICATE_KEY: "an input item has more than one ledger row in its source; every input must have "
-                        "exactly one: check the unit planner for overlapping units",
+    "exactly one: check the unit planner for overlapping units",
     Kind.MISSING_SENTENCE: "the ledger names sentence ids that no shard holds; sentences were lost after the "
-                           "ledger was written: rewrite those units",
+    "ledger was written: rewrite those units",
     Kind.ORPHAN_SENTENCE: "shards hold sentences that no ledger row names; their inputs are unaccounted for: "
-                          "rewrite those units",
+    "rewrite those units",
     Kind.MISSING_FILE: "a file the layout, a marker or the manifest requires is not there (including "
-                       "manifest.json of an unfinished job); rerun the job to finish or resume it",
+    "manifest.json of an unfinished job); rerun the job to finish or resume it",
     Kind.UNCOMMITTED_FILE: "a file without a commit marker (a crashed write or a stray file); trainers reading "
-                           "the folder would see it: resume the job or delete the file",
+    "the folder would see it: resume the job or delete the file",
     Kind.MANIFEST_MISMATCH: "the manifest and the unit markers on disk list different units or tokenizers; "
-                            "rerun the job's finish step to rewrite the manifest",
+    "rerun the job's finish step to rewrite the manifest",
 }
 
 
@@ -95,8 +95,9 @@ def examples(values: list, limit: int = 3) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def row_names(table: pa.Table, column: str, mask: pa.ChunkedArray | pa.Array, first_row: int,
-              keep: int = 3) -> tuple[int, list[str]]:
+def row_names(
+    table: pa.Table, column: str, mask: pa.ChunkedArray | pa.Array, first_row: int, keep: int = 3
+) -> tuple[int, list[str]]:
     """How many rows `mask` selects, and names for the first `keep`: their value in `column`, or
     'row N' (N counted from the file's first row) when that column was not read."""
     count = pc.sum(mask).as_py() or 0
@@ -121,11 +122,13 @@ class RowProblems:
         if count <= 0:
             return
         seen, shown = self._rows.get((kind, rule), (0, []))
-        self._rows[(kind, rule)] = (seen + count, shown + names[:self.keep - len(shown)])
+        self._rows[(kind, rule)] = (seen + count, shown + names[: self.keep - len(shown)])
 
     def violations(self, where: str) -> list[Violation]:
-        return [Violation(kind, where, f"{rule}: {count} (e.g. {examples(names, self.keep)})", count)
-                for (kind, rule), (count, names) in self._rows.items()]
+        return [
+            Violation(kind, where, f"{rule}: {count} (e.g. {examples(names, self.keep)})", count)
+            for (kind, rule), (count, names) in self._rows.items()
+        ]
 
 
 @dataclass
@@ -159,5 +162,11 @@ class Findings:
         return [k for k in Kind if self.totals[k]]
 
     def to_dict(self) -> dict:
-        return {k.value: {"count": self.totals[k], "advice": ADVICE[k],
-                          "examples": [v.to_dict() for v in self.shown.get(k, [])]} for k in self.kinds()}
+        return {
+            k.value: {
+                "count": self.totals[k],
+                "advice": ADVICE[k],
+                "examples": [v.to_dict() for v in self.shown.get(k, [])],
+            }
+            for k in self.kinds()
+        }

@@ -23,8 +23,14 @@ LOG_EVERY_S = 30.0
 class Display:
     """A `report` for Meters: `Display()(snapshot)`. Close it (or use it as a context manager) when done."""
 
-    def __init__(self, stream: TextIO | None = None, *, terminal: bool | None = None, log_every: float = LOG_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        terminal: bool | None = None,
+        log_every: float = LOG_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream or sys.stderr
         self.terminal = self.stream.isatty() if terminal is None else terminal
         self.log_every, self.clock = log_every, clock
@@ -50,11 +56,17 @@ class Display:
         from rich.progress import BarColumn, Progress, TextColumn
 
         if self._bars is None:
-            self._bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                  TextColumn("{task.fields[count]}"), TextColumn("{task.fields[speed]}"),
-                                  TextColumn("{task.fields[left]}"), TextColumn("{task.fields[detail]}"),
-                                  TextColumn("{task.fields[elapsed]}"),
-                                  console=Console(file=self.stream), auto_refresh=False)
+            self._bars = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[count]}"),
+                TextColumn("{task.fields[speed]}"),
+                TextColumn("{task.fields[left]}"),
+                TextColumn("{task.fields[detail]}"),
+                TextColumn("{task.fields[elapsed]}"),
+                console=Console(file=self.stream),
+                auto_refresh=False,
+            )
             self._bars.start()
         fields = _fields(snap)
         if snap.task not in self._tasks:
@@ -87,5 +99,10 @@ def _fields(snap: Snapshot) -> dict[str, Any]:  # rich's task fields
     if snap.fraction is not None:
         count += f" {snap.fraction:.0%}"
     left = "" if snap.finished else f"left {duration(snap.eta_s)}"
-    return {"count": count, "speed": f"{snap.rate:.1f}/s" if snap.rate else "-/s", "left": left,
-            "detail": snap.detail, "elapsed": duration(snap.elapsed_s)}
+    return {
+        "count": count,
+        "speed": f"{snap.rate:.1f}/s" if snap.rate else "-/s",
+        "left": left,
+        "detail": snap.detail,
+        "elapsed": duration(snap.elapsed_s),
+    }

@@ -87,8 +87,15 @@ def _quiet_beam_workers() -> None:
 
 
 @show_warnings()
-def run_command(job_file: str, beam_args: list[str], *, limit: int | None = None, output: str | None = None,
-                dry_run: bool = False, progress: bool | None = None) -> int:
+def run_command(
+    job_file: str,
+    beam_args: list[str],
+    *,
+    limit: int | None = None,
+    output: str | None = None,
+    dry_run: bool = False,
+    progress: bool | None = None,
+) -> int:
     """`lvm-data run`: exit status 0 when the job finished (failed items are ledger rows, not errors)."""
     from pipelines.tokenize import plan_only, run_job
 
@@ -149,8 +156,10 @@ def _storage_fault(err: Exception, out: str) -> int:
 def _print_done(manifest: dict, out: str) -> None:
     click.echo(format_totals(manifest))
     t = manifest["totals"]
-    click.echo(f"{t['inputs']} items: {t['ok']} ok, {t['filtered']} filtered, {t['failed']} failed -> "
-               f"{t['sentences']} sentences, {t['tokens']} tokens in {out}")
+    click.echo(
+        f"{t['inputs']} items: {t['ok']} ok, {t['filtered']} filtered, {t['failed']} failed -> "
+        f"{t['sentences']} sentences, {t['tokens']} tokens in {out}"
+    )
 
 
 def mix_command(mix_file: str, beam_args: list[str]) -> int:
@@ -175,24 +184,32 @@ def _mix_progress(config):
 
     @contextlib.contextmanager
     def watch(plan):
-        with Display() as display, ShardProgress(config.output, plan.train_shards + plan.validation_shards,
-                                                 config.name, display):
+        with (
+            Display() as display,
+            ShardProgress(config.output, plan.train_shards + plan.validation_shards, config.name, display),
+        ):
             yield
 
     return watch
 
 
 def format_mix(manifest: dict) -> str:
-    lines = [f"{'part':<20} {'asked':>8} {'achieved':>9} {'epochs':>8} {'sentences':>10} {'tokens':>12} "
-             f"{'validation':>10} {'removed':>8}"]
+    lines = [
+        f"{'part':<20} {'asked':>8} {'achieved':>9} {'epochs':>8} {'sentences':>10} {'tokens':>12} "
+        f"{'validation':>10} {'removed':>8}"
+    ]
     for name, p in manifest["parts"].items():
-        lines.append(f"{name:<20} {p['asked_share']:>8.4f} {p['achieved_share']:>9.4f} {p['epochs']:>8.3f} "
-                     f"{p['mix_sentences']:>10} {p['mix_tokens']:>12} {p['validation_sentences']:>10} "
-                     f"{sum(p['removed'].values()):>8}")
+        lines.append(
+            f"{name:<20} {p['asked_share']:>8.4f} {p['achieved_share']:>9.4f} {p['epochs']:>8.3f} "
+            f"{p['mix_sentences']:>10} {p['mix_tokens']:>12} {p['validation_sentences']:>10} "
+            f"{sum(p['removed'].values()):>8}"
+        )
     train = [s for s in manifest["shards"] if s["split"] == "train"]
-    lines.append(f"{len(train)} train shards, {len(manifest['shards']) - len(train)} validation shards; worst share "
-                 f"error {manifest['worst_global_share_error']:.4f} overall, {manifest['worst_shard_share_error']:.4f} "
-                 f"in a shard; {manifest['bytes_per_token']} bytes/token in {manifest['config']['output']}")
+    lines.append(
+        f"{len(train)} train shards, {len(manifest['shards']) - len(train)} validation shards; worst share "
+        f"error {manifest['worst_global_share_error']:.4f} overall, {manifest['worst_shard_share_error']:.4f} "
+        f"in a shard; {manifest['bytes_per_token']} bytes/token in {manifest['config']['output']}"
+    )
     return "\n".join(lines)
 
 
@@ -216,7 +233,10 @@ def format_export(record: dict) -> str:
     ids = ", ".join(f"{name} {record[name]}" for name in ("bos", "eos", "pad") if record[name] is not None)
     lines = [f"{record['format']} export of mix {record['mix']} in {record['dest']} ({ids or 'codes only'})"]
     for split, s in record["splits"].items():
-        rows = f" in {s['rows']} rows of {s['L']} ({s['pad_tokens']} pad)" if "rows" in s else \
-            f" in {len(s['files'])} file(s)"
+        rows = (
+            f" in {s['rows']} rows of {s['L']} ({s['pad_tokens']} pad)"
+            if "rows" in s
+            else f" in {len(s['files'])} file(s)"
+        )
         lines.append(f"{split}: {s['sentences']} sentences, {s['codes']} codes, {s['tokens']} tokens{rows}")
     return "\n".join(lines)

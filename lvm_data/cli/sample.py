@@ -32,8 +32,9 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def sample_command(out: str, tokenizer: str, beam_args: list[str], progress: bool | None = None,
-                   clock=time.monotonic) -> int:
+def sample_command(
+    out: str, tokenizer: str, beam_args: list[str], progress: bool | None = None, clock=time.monotonic
+) -> int:
     """Exit status: 0 done and the audit is clean, 1 the audit found violations or a source wrote no
     sentence, 2 the sample could not be built or run (the message says why and what to do). The preview
     is redrawn only when this run committed something (or it is missing): it is the slow step on a CPU."""
@@ -43,8 +44,10 @@ def sample_command(out: str, tokenizer: str, beam_args: list[str], progress: boo
     root = Path(out).absolute()
     job_file, text = root / layout.JOB_FILE, sample_job(root, tokenizer)
     if job_file.is_file() and job_file.read_text() != text:
-        _err(f"error: {job_file} holds a different sample job (another --tokenizer, or an older lvm-data); "
-             f"delete {out} or pass another --out")
+        _err(
+            f"error: {job_file} holds a different sample job (another --tokenizer, or an older lvm-data); "
+            f"delete {out} or pass another --out"
+        )
         return 2
     seconds: dict[str, float] = {}
     start = clock()
@@ -84,8 +87,11 @@ def _inputs(media: Path) -> bool:
     except FileNotFoundError as err:  # a package that ships the media is missing: the message names it
         _err(f"error: {err}")
         return False
-    click.echo("      " + ", ".join(f"{n} {group}" for group, n in assembled.groups.items())
-               + f" ({assembled.written} written, {assembled.kept} already there)")
+    click.echo(
+        "      "
+        + ", ".join(f"{n} {group}" for group, n in assembled.groups.items())
+        + f" ({assembled.written} written, {assembled.kept} already there)"
+    )
     return True
 
 
@@ -129,14 +135,16 @@ def _print_next(out: str, seconds: dict[str, float]) -> None:
     o = out.rstrip("/") or "."
     q = shlex.quote
     took = ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
-    click.echo(f"\nSample corpus ready ({sum(seconds.values()):.0f} s: {took}):\n"
-               f"  {o}/{MEDIA}/        inputs: photos, faces, videos, stereo pair, sequence frames, annotations\n"
-               f"  {o}/job.yaml      the job that ran (a real job file: copy it for your own data)\n"
-               f"  {o}/{CORPUS}/       sentences/, ledger/, units/, manifest.json\n"
-               f"  {o}/{PREVIEW}   one sentence per source, decoded\n"
-               "Next:\n"
-               f"  lvm-data audit {q(o + '/' + CORPUS)} --deep --report {q(o + '/report')}   # + charts, HTML\n"
-               f"  lvm-data preview {q(o + '/' + CORPUS)} --source videos --n 4 --out {q(o + '/videos.png')}\n"
-               f"  lvm-data train {q(o + '/' + CORPUS)} --model tiny --steps 200 --lr 3e-3 --min-lr 3e-4 "
-               f"--eval-every 50 --out {q(o + '/train')}   # about 4 minutes on 2 CPU cores\n"
-               f"  lvm-data run {q(o + '/job.yaml')}   # again: every unit is committed, nothing is redone")
+    click.echo(
+        f"\nSample corpus ready ({sum(seconds.values()):.0f} s: {took}):\n"
+        f"  {o}/{MEDIA}/        inputs: photos, faces, videos, stereo pair, sequence frames, annotations\n"
+        f"  {o}/job.yaml      the job that ran (a real job file: copy it for your own data)\n"
+        f"  {o}/{CORPUS}/       sentences/, ledger/, units/, manifest.json\n"
+        f"  {o}/{PREVIEW}   one sentence per source, decoded\n"
+        "Next:\n"
+        f"  lvm-data audit {q(o + '/' + CORPUS)} --deep --report {q(o + '/report')}   # + charts, HTML\n"
+        f"  lvm-data preview {q(o + '/' + CORPUS)} --source videos --n 4 --out {q(o + '/videos.png')}\n"
+        f"  lvm-data train {q(o + '/' + CORPUS)} --model tiny --steps 200 --lr 3e-3 --min-lr 3e-4 "
+        f"--eval-every 50 --out {q(o + '/train')}   # about 4 minutes on 2 CPU cores\n"
+        f"  lvm-data run {q(o + '/job.yaml')}   # again: every unit is committed, nothing is redone"
+    )

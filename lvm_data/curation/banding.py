@@ -99,8 +99,9 @@ def entries(banding: Banding, value: int) -> list[tuple[int, int, bool]]:
     return out
 
 
-def _checked(banding: Banding, band: int, max_distance: int, hashes: np.ndarray, i: np.ndarray,
-             j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _checked(
+    banding: Banding, band: int, max_distance: int, hashes: np.ndarray, i: np.ndarray, j: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate pairs (i, j) kept when within `max_distance` and canonical for `band`; i < j on return."""
     xor = hashes[i] ^ hashes[j]
     distance = popcount(xor)
@@ -110,8 +111,9 @@ def _checked(banding: Banding, band: int, max_distance: int, hashes: np.ndarray,
     return np.minimum(i, j), np.maximum(i, j), distance[keep].astype(np.int64)
 
 
-def bucket_pairs(banding: Banding, band: int, homes: Sequence[tuple[Any, int]], probes: Sequence[tuple[Any, int]],
-                 max_distance: int) -> list[tuple[Any, Any, int]]:
+def bucket_pairs(
+    banding: Banding, band: int, homes: Sequence[tuple[Any, int]], probes: Sequence[tuple[Any, int]], max_distance: int
+) -> list[tuple[Any, Any, int]]:
     """Pairs (id_a, id_b, distance), id_a < id_b, found in one bucket of `band`: homes with homes, probes
     with homes. `homes`/`probes` are (id, hash) with sortable ids."""
     items = list(homes) + list(probes)
@@ -148,8 +150,10 @@ def near_pairs(hashes: np.ndarray, max_distance: int, banding: Banding | None = 
     """
     banding = banding or Banding.for_distance(max_distance)
     if banding.max_distance < max_distance:
-        raise ValueError(f"{banding.bands} bands at radius {banding.radius} find distances up to "
-                         f"{banding.max_distance}, not {max_distance}; use more bands or radius 1")
+        raise ValueError(
+            f"{banding.bands} bands at radius {banding.radius} find distances up to "
+            f"{banding.max_distance}, not {max_distance}; use more bands or radius 1"
+        )
     hashes = np.asarray(hashes, dtype=np.uint64)
     values = banding.values(hashes)
     parts = [(np.zeros(0, np.int64),) * 3]

@@ -113,9 +113,13 @@ def load_blocklist(spec: BlocklistSpec) -> Blocklist:
     for text, where in hashes:
         kind, value = _hash_entry(text, where)
         (files[kind].add(value) if kind in files else pixels[kind].append(int(value, 16)))
-    return Blocklist(re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None, len(regexes),
-                     {k: frozenset(v) for k, v in files.items()},
-                     {k: np.array(v, dtype=np.uint64) for k, v in pixels.items()}, spec.max_distance)
+    return Blocklist(
+        re.compile("|".join(f"(?:{r})" for r in regexes)) if regexes else None,
+        len(regexes),
+        {k: frozenset(v) for k, v in files.items()},
+        {k: np.array(v, dtype=np.uint64) for k, v in pixels.items()},
+        spec.max_distance,
+    )
 
 
 def _hash_entry(text: str, where: str) -> tuple[str, str]:
@@ -123,8 +127,9 @@ def _hash_entry(text: str, where: str) -> tuple[str, str]:
     kind, value = kind.lower(), value.strip().lower()
     digits = FILE_HASHES.get(kind, 16 if kind in PIXEL_HASHES else None)
     if digits is None:
-        raise BlocklistError(f"{where}: {text!r} is not KIND:HEX with KIND one of "
-                             f"{', '.join([*FILE_HASHES, *PIXEL_HASHES])}")
+        raise BlocklistError(
+            f"{where}: {text!r} is not KIND:HEX with KIND one of {', '.join([*FILE_HASHES, *PIXEL_HASHES])}"
+        )
     if len(value) != digits or not re.fullmatch(r"[0-9a-f]+", value):
         raise BlocklistError(f"{where}: {kind} hash {value!r} must be {digits} hex digits")
     return kind, value
@@ -153,5 +158,6 @@ def entries_for(uri: str, image_size: int = 256, resize: str = "squash") -> list
     data = storage.read_bytes(uri)
     pixels = decode_item(ItemRef("hash", uri, "", {"image": Part(uri, data)}), DecodeSettings(image_size, resize))
     frame = pixels.frames[0].pixels
-    return ([f"{kind}:{hashlib.new(kind, data).hexdigest()}" for kind in FILE_HASHES]
-            + [f"{kind}:{PERCEPTUAL[kind](frame):016x}" for kind in PIXEL_HASHES])
+    return [f"{kind}:{hashlib.new(kind, data).hexdigest()}" for kind in FILE_HASHES] + [
+        f"{kind}:{PERCEPTUAL[kind](frame):016x}" for kind in PIXEL_HASHES
+    ]

@@ -95,9 +95,15 @@ ItemFilter = Bounds | LowVariance | BlocklistSpec | StaticClips | SceneCuts
 PooledFilter = Duplicates | NearDuplicates | DuplicateSentences | MinHashSpec
 
 FILTERS: dict[str, type] = {
-    "bounds": Bounds, "low_variance": LowVariance, "blocklist": BlocklistSpec, "static_clips": StaticClips,
-    "scene_cuts": SceneCuts, "duplicates": Duplicates, "near_duplicates": NearDuplicates,
-    "duplicate_sentences": DuplicateSentences, "near_duplicate_sentences": MinHashSpec,
+    "bounds": Bounds,
+    "low_variance": LowVariance,
+    "blocklist": BlocklistSpec,
+    "static_clips": StaticClips,
+    "scene_cuts": SceneCuts,
+    "duplicates": Duplicates,
+    "near_duplicates": NearDuplicates,
+    "duplicate_sentences": DuplicateSentences,
+    "near_duplicate_sentences": MinHashSpec,
 }
 ITEM_FILTERS = ("bounds", "low_variance", "blocklist", "static_clips", "scene_cuts")
 POOLED = ("duplicates", "near_duplicates", "duplicate_sentences", "near_duplicate_sentences")
@@ -145,8 +151,10 @@ class CurationConfig:
         try:
             return self.sources[source]
         except KeyError:
-            raise KeyError(f"no parsed filters for source {source!r}; a JobConfig is built by "
-                           "lvm_data.job.config.parse_job, which parses them") from None
+            raise KeyError(
+                f"no parsed filters for source {source!r}; a JobConfig is built by "
+                "lvm_data.job.config.parse_job, which parses them"
+            ) from None
 
     def pool(self, name: str) -> Any:
         """The one setting of a job-wide pool (e.g. near_duplicates), or None when no source uses it."""
@@ -192,9 +200,11 @@ def _entry(entry: Any, where: str) -> tuple[str, dict | None]:
     if isinstance(entry, str):
         entry = {entry: None}
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise FilterConfigError(f"{where}: a filter is one name, or one name with options, e.g. "
-                                "'- duplicates' or '- bounds: {min_side: 128}'")
-    (name, options), = entry.items()
+        raise FilterConfigError(
+            f"{where}: a filter is one name, or one name with options, e.g. "
+            "'- duplicates' or '- bounds: {min_side: 128}'"
+        )
+    ((name, options),) = entry.items()
     if name not in FILTERS:
         raise FilterConfigError(f"{where}: unknown filter {name!r}; use one of {', '.join(FILTERS)}")
     return name, options
@@ -218,9 +228,11 @@ def _check(value: Any) -> None:
         if (value.bands is None) != (value.radius is None):
             raise ValueError("give both bands and radius, or neither (automatic banding)")
         if value.banding.max_distance < value.max_distance:
-            raise ValueError(f"{value.bands} bands at radius {value.radius} find pairs up to "
-                             f"{value.banding.max_distance} bits apart, not max_distance {value.max_distance}: "
-                             "use bands x (radius + 1) > max_distance for exact recall")
+            raise ValueError(
+                f"{value.bands} bands at radius {value.radius} find pairs up to "
+                f"{value.banding.max_distance} bits apart, not max_distance {value.max_distance}: "
+                "use bands x (radius + 1) > max_distance for exact recall"
+            )
     if isinstance(value, SceneCuts) and value.action not in ("drop", "split"):
         raise ValueError(f"action {value.action!r} is not drop or split")
 
@@ -243,16 +255,20 @@ def parse_curation(sources: Sequence[tuple[str, str, Sequence[str | dict]]]) -> 
         for pool, value in filters.pooled.items():
             first = seen.setdefault(pool, (name, value))
             if first[1] != value:
-                problems.append(f"{where}: {pool} options differ from source {first[0]!r}; a job dedups across "
-                                f"its sources with one setting, so give every source the same {pool} options")
+                problems.append(
+                    f"{where}: {pool} options differ from source {first[0]!r}; a job dedups across "
+                    f"its sources with one setting, so give every source the same {pool} options"
+                )
     return CurationConfig(parsed), problems
 
 
 def _format_problems(where: str, fmt: str, parsed: SourceFilters) -> list[str]:
     out = []
     if parsed.get("bounds") is not None and fmt not in IMAGE_FORMATS + ("videos",):
-        out.append(f"{where}: bounds needs the original image size, which {fmt!r} items do not record; "
-                   f"use it with {', '.join(IMAGE_FORMATS + ('videos',))}")
+        out.append(
+            f"{where}: bounds needs the original image size, which {fmt!r} items do not record; "
+            f"use it with {', '.join(IMAGE_FORMATS + ('videos',))}"
+        )
     for name in ("static_clips", "scene_cuts"):
         if parsed.get(name) is not None and fmt not in CLIP_FORMATS:
             out.append(f"{where}: {name} works on sampled clips; use it with {' or '.join(CLIP_FORMATS)} sources")

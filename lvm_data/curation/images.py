@@ -38,8 +38,9 @@ def check_bounds(item: DecodedItem, bounds: Bounds) -> Outcome | None:
     if bounds.min_area and width * height < bounds.min_area:
         return Outcome.filtered(Reason.TOO_SMALL, f"{where}: area {width * height} < min_area {bounds.min_area}")
     if bounds.max_aspect and long > bounds.max_aspect * max(short, 1):
-        return Outcome.filtered(Reason.BAD_ASPECT, f"{where}: aspect {long / max(short, 1):.2f} > max_aspect "
-                                                   f"{bounds.max_aspect:g}")
+        return Outcome.filtered(
+            Reason.BAD_ASPECT, f"{where}: aspect {long / max(short, 1):.2f} > max_aspect {bounds.max_aspect:g}"
+        )
     return None
 
 
@@ -57,6 +58,8 @@ def check_variance(item: DecodedItem, limits: LowVariance) -> Outcome | None:
     if std < limits.min_std:
         return Outcome.filtered(Reason.LOW_VARIANCE, f"{item.ref.uri}: luma std {std:.2f} < min_std {limits.min_std:g}")
     if uniform >= limits.max_uniform:
-        return Outcome.filtered(Reason.LOW_VARIANCE, f"{item.ref.uri}: {uniform:.1%} of pixels one shade >= "
-                                                     f"max_uniform {limits.max_uniform:.0%}")
+        return Outcome.filtered(
+            Reason.LOW_VARIANCE,
+            f"{item.ref.uri}: {uniform:.1%} of pixels one shade >= max_uniform {limits.max_uniform:.0%}",
+        )
     return None

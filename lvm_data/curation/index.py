@@ -103,20 +103,34 @@ def signature(settings: IndexSettings, source: str, read_unit: str, item: Decode
     """The candidate record of a decoded item that passed its source's item filters."""
     pixels = item.frames[0].pixels
     near = settings.near_duplicates
-    return ItemSignature(source, item.key, read_unit, item.ref.uri,
-                         pixel_digest(pixels) if source in settings.exact else None,
-                         perceptual_hash(near.hash, pixels) if near and source in settings.near else None)
+    return ItemSignature(
+        source,
+        item.key,
+        read_unit,
+        item.ref.uri,
+        pixel_digest(pixels) if source in settings.exact else None,
+        perceptual_hash(near.hash, pixels) if near and source in settings.near else None,
+    )
 
 
 def exact_removal(loser: ItemSignature, survivor: ItemSignature) -> Removal:
-    return Removal(loser.source, loser.read_unit, loser.key, Reason.DUPLICATE.value,
-                   f"same decoded pixels as {survivor.uri} (source {survivor.source}), which is kept")
+    return Removal(
+        loser.source,
+        loser.read_unit,
+        loser.key,
+        Reason.DUPLICATE.value,
+        f"same decoded pixels as {survivor.uri} (source {survivor.source}), which is kept",
+    )
 
 
 def near_removal(loser: ItemSignature, survivor: ItemSignature, distance: float, kind: str) -> Removal:
-    return Removal(loser.source, loser.read_unit, loser.key, Reason.NEAR_DUPLICATE.value,
-                   f"{kind} distance {int(distance)} from {survivor.uri} (source {survivor.source}), which "
-                   "sorts first")
+    return Removal(
+        loser.source,
+        loser.read_unit,
+        loser.key,
+        Reason.NEAR_DUPLICATE.value,
+        f"{kind} distance {int(distance)} from {survivor.uri} (source {survivor.source}), which sorts first",
+    )
 
 
 def decide(signatures: Iterable[ItemSignature], near: NearDuplicates | None) -> list[Removal]:
@@ -148,30 +162,51 @@ def inputs_digest(inputs: IndexInputs) -> str:
     """Digest of the planned inputs of the pooled sources and of their blocklist files (read now): an index of
     other inputs is rebuilt."""
     files = inputs.settings.blocklist_files
-    return digest([f"{source}/{unit}/{spec_digest}" for source, unit, spec_digest in inputs.units]
-                  + [f"{uri}:{hashlib.blake2b(storage.read_bytes(uri), digest_size=16).hexdigest()}" for uri in files])
+    return digest(
+        [f"{source}/{unit}/{spec_digest}" for source, unit, spec_digest in inputs.units]
+        + [f"{uri}:{hashlib.blake2b(storage.read_bytes(uri), digest_size=16).hexdigest()}" for uri in files]
+    )
 
 
 def marker_document(inputs: IndexInputs, candidates: int, removed: dict[str, int], runner: str) -> dict:
     settings = inputs.settings
     near = settings.near_duplicates
-    return {"config_hash": inputs.config_hash, "inputs_digest": inputs_digest(inputs),
-            "sources": settings.sources, "candidates": int(candidates),
-            "removed": dict(sorted(removed.items())), "runner": runner,
-            "near_duplicates": None if near is None else {"hash": near.hash, "max_distance": near.max_distance,
-                                                          "bands": near.banding.bands, "radius": near.banding.radius},
-            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    return {
+        "config_hash": inputs.config_hash,
+        "inputs_digest": inputs_digest(inputs),
+        "sources": settings.sources,
+        "candidates": int(candidates),
+        "removed": dict(sorted(removed.items())),
+        "runner": runner,
+        "near_duplicates": None
+        if near is None
+        else {
+            "hash": near.hash,
+            "max_distance": near.max_distance,
+            "bands": near.banding.bands,
+            "radius": near.banding.radius,
+        },
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def is_current(inputs: IndexInputs) -> bool:
     """Whether the output holds a finished index for this job configuration and these inputs."""
     marker = store.read_index_marker(inputs.out)
-    return (marker is not None and marker.get("config_hash") == inputs.config_hash
-            and marker.get("inputs_digest") == inputs_digest(inputs))
+    return (
+        marker is not None
+        and marker.get("config_hash") == inputs.config_hash
+        and marker.get("inputs_digest") == inputs_digest(inputs)
+    )
 
 
-def sign_items(refs: Iterable[ItemRef], read_unit: str, stage: Stage | None,
-               decode: Callable[[ItemRef], DecodedItem | Outcome], index: IndexSettings) -> Iterator[ItemSignature]:
+def sign_items(
+    refs: Iterable[ItemRef],
+    read_unit: str,
+    stage: Stage | None,
+    decode: Callable[[ItemRef], DecodedItem | Outcome],
+    index: IndexSettings,
+) -> Iterator[ItemSignature]:
     """Candidates among a read unit's refs: decoded (`decode` turns a failure into its Outcome), filtered by the
     source's `stage` (built without index lookups), hashed."""
     for ref in refs:

@@ -60,7 +60,7 @@ class MinHashSpec:
 
     def candidate_probability(self, similarity: float) -> float:
         """Chance that two sentences of this Jaccard similarity share at least one band."""
-        return 1.0 - (1.0 - similarity ** self.rows) ** self.bands
+        return 1.0 - (1.0 - similarity**self.rows) ** self.bands
 
 
 def shingles(tokens: np.ndarray, n: int) -> np.ndarray:
@@ -70,7 +70,7 @@ def shingles(tokens: np.ndarray, n: int) -> np.ndarray:
         codes = np.concatenate([codes, np.zeros(n - len(codes), np.uint64)])
     packed = np.zeros(len(codes) - n + 1, dtype=np.uint64)
     for k in range(n):
-        packed |= codes[k:len(codes) - n + 1 + k] << np.uint64(16 * k)
+        packed |= codes[k : len(codes) - n + 1 + k] << np.uint64(16 * k)
     return np.unique(packed)
 
 
@@ -97,7 +97,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 def band_keys(sig: np.ndarray, spec: MinHashSpec) -> list[tuple[int, bytes]]:
     """(band, bucket) pairs a signature is filed under (bucket = the band's rows as bytes)."""
     sig = np.ascontiguousarray(sig, dtype=np.uint32)
-    return [(band, sig[band * spec.rows:(band + 1) * spec.rows].tobytes()) for band in range(spec.bands)]
+    return [(band, sig[band * spec.rows : (band + 1) * spec.rows].tobytes()) for band in range(spec.bands)]
 
 
 def digest(tokens: np.ndarray) -> str:
@@ -114,8 +114,9 @@ def _kept(sigs: np.ndarray, band: int, spec: MinHashSpec, i: np.ndarray, j: np.n
     return np.minimum(i, j)[keep], np.maximum(i, j)[keep], sim[keep]
 
 
-def bucket_pairs(band: int, members: Sequence[tuple[Any, np.ndarray]],
-                 spec: MinHashSpec) -> list[tuple[Any, Any, float]]:
+def bucket_pairs(
+    band: int, members: Sequence[tuple[Any, np.ndarray]], spec: MinHashSpec
+) -> list[tuple[Any, Any, float]]:
     """Pairs (id_a, id_b, similarity), id_a < id_b, of one band bucket (members: (id, signature))."""
     if len(members) < 2:
         return []
@@ -131,7 +132,7 @@ def near_pairs(sigs: np.ndarray, spec: MinHashSpec) -> tuple[np.ndarray, np.ndar
     sigs = np.ascontiguousarray(sigs, dtype=np.uint32)
     parts: list[tuple[np.ndarray, ...]] = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))]
     for band in range(spec.bands):
-        rows = np.ascontiguousarray(sigs[:, band * spec.rows:(band + 1) * spec.rows])
+        rows = np.ascontiguousarray(sigs[:, band * spec.rows : (band + 1) * spec.rows])
         keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * spec.rows))).reshape(-1)
         _, inverse = np.unique(keys, return_inverse=True)
         order = np.argsort(inverse, kind="stable")

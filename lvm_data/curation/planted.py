@@ -27,7 +27,8 @@ def _crop(fraction: float) -> Callable[[np.ndarray], np.ndarray]:
     def crop(a: np.ndarray) -> np.ndarray:
         h, w = a.shape[:2]
         dy, dx = max(1, round(h * fraction)), max(1, round(w * fraction))
-        return a[dy:h - dy, dx:w - dx]
+        return a[dy : h - dy, dx : w - dx]
+
     return crop
 
 
@@ -61,15 +62,18 @@ def _save(path: Path, pixels: np.ndarray) -> None:
 def _junk(photo: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
     near_blank = np.full((256, 256, 3), 250, np.uint8)
     near_blank[120:130, 120:136] = 20  # a small mark on white
-    return {"blank.png": (np.full((300, 300, 3), 128, np.uint8), "low_variance"),
-            "near-blank.png": (near_blank, "low_variance"),
-            "tiny.png": (photo[:40, :40], "too_small"),
-            "wide.png": (np.asarray(Image.fromarray(photo).resize((640, 150))), "bad_aspect"),
-            "zz-banned.png": (photo, "blocklisted")}
+    return {
+        "blank.png": (np.full((300, 300, 3), 128, np.uint8), "low_variance"),
+        "near-blank.png": (near_blank, "low_variance"),
+        "tiny.png": (photo[:40, :40], "too_small"),
+        "wide.png": (np.asarray(Image.fromarray(photo).resize((640, 150))), "bad_aspect"),
+        "zz-banned.png": (photo, "blocklisted"),
+    }
 
 
-def write_planted(folder: str | Path, photos: list[Path], copies: tuple[str, ...] = tuple(COPIES),
-                  junk: bool = True) -> Planted:
+def write_planted(
+    folder: str | Path, photos: list[Path], copies: tuple[str, ...] = tuple(COPIES), junk: bool = True
+) -> Planted:
     """Write the corpus under `folder`; returns its ground truth (file names are unique across both folders)."""
     folder = Path(folder)
     planted = Planted(folder / "photos", folder / "reposts")
@@ -93,20 +97,31 @@ def write_planted(folder: str | Path, photos: list[Path], copies: tuple[str, ...
 
 def _pr(expected: set[str], got: set[str]) -> dict:
     hits = len(expected & got)
-    return {"expected": len(expected), "removed": len(got), "correct": hits,
-            "precision": hits / len(got) if got else 1.0, "recall": hits / len(expected) if expected else 1.0}
+    return {
+        "expected": len(expected),
+        "removed": len(got),
+        "correct": hits,
+        "precision": hits / len(got) if got else 1.0,
+        "recall": hits / len(expected) if expected else 1.0,
+    }
 
 
 def score(planted: Planted, ledger: dict[str, str]) -> dict:
     """Precision/recall of `ledger` (file name -> reason) against the truth: 'reasons' (per reason, dedup
     reasons merged into 'dedup'), and 'copies' (recall per kind of copy)."""
+
     def merged(reason: str) -> str:
         return "dedup" if reason in DEDUP else reason
 
     names = set(planted.expected)
     reasons = {merged(r) for r in [*planted.expected.values(), *(ledger[n] for n in names if n in ledger)]} - {"ok"}
-    rows = {r: _pr({n for n in names if merged(planted.expected[n]) == r},
-                   {n for n in names if merged(ledger.get(n, "missing")) == r}) for r in sorted(reasons)}
+    rows = {
+        r: _pr(
+            {n for n in names if merged(planted.expected[n]) == r},
+            {n for n in names if merged(ledger.get(n, "missing")) == r},
+        )
+        for r in sorted(reasons)
+    }
     kinds = {}
     for kind in sorted(set(planted.kinds.values())):
         copies = [n for n, k in planted.kinds.items() if k == kind]

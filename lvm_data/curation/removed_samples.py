@@ -25,7 +25,8 @@ def thumbnail(pixels: np.ndarray) -> bytes:
     """A THUMBNAIL-pixel JPEG of an RGB frame."""
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR).save(
-        out, format="JPEG", quality=85)
+        out, format="JPEG", quality=85
+    )
     return out.getvalue()
 
 
@@ -39,14 +40,20 @@ def choose(rows: list[dict], per_reason: int = PER_UNIT) -> list[dict]:
     by_reason: dict[str, list[dict]] = {}
     for row in rows:
         by_reason.setdefault(row["reason"], []).append(row)
-    return [r for reason in sorted(by_reason)
-            for r in sorted(by_reason[reason], key=lambda r: (r["rank"], r["key"]))[:per_reason]]
+    return [
+        r
+        for reason in sorted(by_reason)
+        for r in sorted(by_reason[reason], key=lambda r: (r["rank"], r["key"]))[:per_reason]
+    ]
 
 
 def sampled_keys(decisions: dict[str, tuple[str, str]], source: str, per_reason: int = PER_UNIT) -> set[str]:
     """Keys of a unit's pre-decided removals worth decoding for a thumbnail (never blocklisted ones)."""
-    rows = [{"reason": reason, "rank": rank(source, key, detail), "key": key}
-            for key, (reason, detail) in decisions.items() if reason != "blocklisted"]
+    rows = [
+        {"reason": reason, "rank": rank(source, key, detail), "key": key}
+        for key, (reason, detail) in decisions.items()
+        if reason != "blocklisted"
+    ]
     return {r["key"] for r in choose(rows, per_reason)}
 
 

@@ -48,13 +48,16 @@ class CurationReport:
     sheet: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        shown = {reason: [{k: r[k] for k in ("source", "key", "uri", "detail")} for r in rows]
-                 for reason, rows in self.samples.items()}
+        shown = {
+            reason: [{k: r[k] for k in ("source", "key", "uri", "detail")} for r in rows]
+            for reason, rows in self.samples.items()
+        }
         return {"out": self.out, "sources": self.sources, "index": self.index, "samples": shown}
 
 
-def build_report(out: str, tokenizer: Tokenizer | None = None, per_reason: int = 8,
-                 max_files: int = 256) -> CurationReport:
+def build_report(
+    out: str, tokenizer: Tokenizer | None = None, per_reason: int = 8, max_files: int = 256
+) -> CurationReport:
     """The report of a finished job output (needs OUT/manifest.json)."""
     manifest = read_manifest(out)
     if manifest is None:
@@ -68,9 +71,12 @@ def build_report(out: str, tokenizer: Tokenizer | None = None, per_reason: int =
 
 
 def _source_summary(totals: dict) -> dict:
-    return {"inputs": totals["inputs"], "written": totals["ok"],
-            "removed": totals.get("curation", {}).get("removed", {}),
-            "ledger": {r: n for r, n in totals["reasons"].items() if r in REASONS}}
+    return {
+        "inputs": totals["inputs"],
+        "written": totals["ok"],
+        "removed": totals.get("curation", {}).get("removed", {}),
+        "ledger": {r: n for r, n in totals["reasons"].items() if r in REASONS},
+    }
 
 
 def _removed_totals(sources: dict[str, dict]) -> dict[str, int]:
@@ -88,8 +94,10 @@ def _samples(out: str, per_reason: int, max_files: int) -> dict[str, list[dict]]
         for row in store.read_samples(uri):
             if row["reason"] != "blocklisted":
                 by_reason.setdefault(row["reason"], []).append(row)
-    return {reason: sorted(rows, key=lambda r: (r["rank"], r["source"], r["key"]))[:per_reason]
-            for reason, rows in sorted(by_reason.items())}
+    return {
+        reason: sorted(rows, key=lambda r: (r["rank"], r["source"], r["key"]))[:per_reason]
+        for reason, rows in sorted(by_reason.items())
+    }
 
 
 def _tokenizer(manifest: dict, tokenizer: Tokenizer | None, report: CurationReport) -> Tokenizer | None:
@@ -111,8 +119,9 @@ def _tile(row: dict, tokenizer: Tokenizer | None) -> Image.Image:
     return Image.fromarray(image).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
 
 
-def contact_sheet(samples: dict[str, list[dict]], removed: dict[str, int],
-                  tokenizer: Tokenizer | None = None) -> np.ndarray:
+def contact_sheet(
+    samples: dict[str, list[dict]], removed: dict[str, int], tokenizer: Tokenizer | None = None
+) -> np.ndarray:
     """(rows * (LABEL + THUMBNAIL + CAPTION), columns * THUMBNAIL, 3) uint8: a row of samples per reason."""
     columns = max(len(rows) for rows in samples.values())
     height = LABEL + THUMBNAIL + CAPTION
@@ -132,18 +141,31 @@ def render_markdown(report: CurationReport) -> str:
     lines = ["# lvm-data curation report", "", f"Output: {report.out}", ""]
     if report.index:
         ix, near = report.index, report.index.get("near_duplicates")
-        lines += [f"Image dedup index: {ix['candidates']:,} candidates from {', '.join(ix['sources'])}; removed "
-                  + (", ".join(f"{k} {v:,}" for k, v in ix["removed"].items()) or "nothing")
-                  + (f"; near duplicates: {near['hash']} within {near['max_distance']} bits ({near['bands']} bands, "
-                     f"radius {near['radius']})" if near else ""), ""]
-    lines += ["| source | inputs | written (ok) | removed (items, clips or sentences) | ledger rows |",
-              "|---|---|---|---|---|"]
+        lines += [
+            f"Image dedup index: {ix['candidates']:,} candidates from {', '.join(ix['sources'])}; removed "
+            + (", ".join(f"{k} {v:,}" for k, v in ix["removed"].items()) or "nothing")
+            + (
+                f"; near duplicates: {near['hash']} within {near['max_distance']} bits ({near['bands']} bands, "
+                f"radius {near['radius']})"
+                if near
+                else ""
+            ),
+            "",
+        ]
+    lines += [
+        "| source | inputs | written (ok) | removed (items, clips or sentences) | ledger rows |",
+        "|---|---|---|---|---|",
+    ]
     for name, s in report.sources.items():
         removed = ", ".join(f"{k} {v:,}" for k, v in s["removed"].items()) or "-"
         ledger = ", ".join(f"{k} {v:,}" for k, v in s["ledger"].items()) or "-"
         lines.append(f"| {name} | {s['inputs']:,} | {s['written']:,} | {removed} | {ledger} |")
-    lines += ["", "A video item that loses some clips still ends ok in the ledger; its clips are counted as removed.",
-              "Blocklisted items are counted, never shown.", ""]
+    lines += [
+        "",
+        "A video item that loses some clips still ends ok in the ledger; its clips are counted as removed.",
+        "Blocklisted items are counted, never shown.",
+        "",
+    ]
     if report.sheet is not None:
         lines += ["## Samples of removed items", "", "![contact sheet](contact_sheet.png)", ""]
         for reason, rows in report.samples.items():
@@ -158,14 +180,17 @@ def _line(row: dict) -> str:
     return f"- {row['source']}: {detail}"
 
 
-def write_report(out: str, dest: str | None = None, tokenizer: Tokenizer | None = None, per_reason: int = 8,
-                 max_files: int = 256) -> list[str]:
+def write_report(
+    out: str, dest: str | None = None, tokenizer: Tokenizer | None = None, per_reason: int = 8, max_files: int = 256
+) -> list[str]:
     """Write report.md, report.json and (when anything was sampled) contact_sheet.png to `dest`
     (default OUT/curation); returns the files written."""
     report = build_report(out, tokenizer, per_reason, max_files)
     folder = dest or layout.join(out, store.ROOT)
-    documents = {"report.md": render_markdown(report).encode(),
-                 "report.json": json.dumps(report.to_dict(), indent=1, sort_keys=True).encode()}
+    documents = {
+        "report.md": render_markdown(report).encode(),
+        "report.json": json.dumps(report.to_dict(), indent=1, sort_keys=True).encode(),
+    }
     if report.sheet is not None:
         png = io.BytesIO()
         Image.fromarray(report.sheet).save(png, format="PNG")

@@ -44,8 +44,11 @@ class SentenceSettings:
 
 
 def sentence_settings(curation: CurationConfig) -> SentenceSettings:
-    return SentenceSettings(curation.members("duplicate_sentences"), curation.members("near_duplicate_sentences"),
-                            curation.pool("near_duplicate_sentences"))
+    return SentenceSettings(
+        curation.members("duplicate_sentences"),
+        curation.members("near_duplicate_sentences"),
+        curation.pool("near_duplicate_sentences"),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,23 +83,38 @@ def sign_row(settings: SentenceSettings, source: str, unit: str, row: SentenceRo
     if source not in settings.exact and source not in settings.near:
         return None
     near = settings.near_duplicate_sentences
-    return SentenceSig(source, unit, row.id, row.item_keys[0] if row.item_keys else "",
-                       row.frames[0][0] if row.frames else "",
-                       digest(row.tokens) if source in settings.exact else None,
-                       signature(row.tokens, near) if near is not None and source in settings.near else None)
+    return SentenceSig(
+        source,
+        unit,
+        row.id,
+        row.item_keys[0] if row.item_keys else "",
+        row.frames[0][0] if row.frames else "",
+        digest(row.tokens) if source in settings.exact else None,
+        signature(row.tokens, near) if near is not None and source in settings.near else None,
+    )
 
 
 def exact_removal(loser: SentenceSig, survivor: SentenceSig) -> SentenceRemoval:
-    return SentenceRemoval(loser.source, loser.unit, loser.sentence, Reason.DUPLICATE_SENTENCE.value,
-                           f"sentence {loser.sentence} has the same tokens as sentence {survivor.sentence} "
-                           f"({survivor.uri}, source {survivor.source}), which is kept")
+    return SentenceRemoval(
+        loser.source,
+        loser.unit,
+        loser.sentence,
+        Reason.DUPLICATE_SENTENCE.value,
+        f"sentence {loser.sentence} has the same tokens as sentence {survivor.sentence} "
+        f"({survivor.uri}, source {survivor.source}), which is kept",
+    )
 
 
 def near_removal(loser: SentenceSig, survivor: SentenceSig, distance: float) -> SentenceRemoval:
-    return SentenceRemoval(loser.source, loser.unit, loser.sentence, Reason.NEAR_DUPLICATE_SENTENCE.value,
-                           f"sentence {loser.sentence}: estimated token n-gram Jaccard {1 - distance:.3f} with "
-                           f"sentence {survivor.sentence} ({survivor.uri}, source {survivor.source}), "
-                           "which sorts first")
+    return SentenceRemoval(
+        loser.source,
+        loser.unit,
+        loser.sentence,
+        Reason.NEAR_DUPLICATE_SENTENCE.value,
+        f"sentence {loser.sentence}: estimated token n-gram Jaccard {1 - distance:.3f} with "
+        f"sentence {survivor.sentence} ({survivor.uri}, source {survivor.source}), "
+        "which sorts first",
+    )
 
 
 def decide(sigs: Iterable[SentenceSig], settings: SentenceSettings) -> list[SentenceRemoval]:
@@ -120,12 +138,17 @@ def decide(sigs: Iterable[SentenceSig], settings: SentenceSettings) -> list[Sent
 def committed_files(out: str, markers: list[dict], settings: SentenceSettings) -> list[tuple[str, str, str]]:
     """(source, unit, signature file) of every committed unit of a pooled source."""
     pooled = set(settings.sources)
-    return [(m["source"], m["unit"], store.signature_file(out, m["source"], m["unit"]))
-            for m in markers if m["source"] in pooled]
+    return [
+        (m["source"], m["unit"], store.signature_file(out, m["source"], m["unit"]))
+        for m in markers
+        if m["source"] in pooled
+    ]
 
 
 def read_committed(entry: tuple[str, str, str]) -> list[SentenceSig]:
     """The signatures a committed unit kept (they take part in decisions, never removed again)."""
     source, unit, uri = entry
-    return [SentenceSig(source, unit, sentence, key, first, dig, sig, committed=True)
-            for sentence, key, first, dig, sig in store.read_signatures(uri)]
+    return [
+        SentenceSig(source, unit, sentence, key, first, dig, sig, committed=True)
+        for sentence, key, first, dig, sig in store.read_signatures(uri)
+    ]

@@ -26,11 +26,28 @@ ROOT = "curation"
 INDEX_MARKER = f"{ROOT}/index/index.json"
 
 REMOVAL_SCHEMA = pa.schema([("key", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
-SIGNATURE_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.string()), ("uri", pa.string()),
-                              ("digest", pa.string()), ("minhash", pa.list_(pa.uint32()))])
-SAMPLE_SCHEMA = pa.schema([("source", pa.string()), ("unit", pa.string()), ("key", pa.string()),
-                           ("uri", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-                           ("rank", pa.uint64()), ("image", pa.binary()), ("tokens", pa.list_(pa.uint16()))])
+SIGNATURE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("key", pa.string()),
+        ("uri", pa.string()),
+        ("digest", pa.string()),
+        ("minhash", pa.list_(pa.uint32())),
+    ]
+)
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("unit", pa.string()),
+        ("key", pa.string()),
+        ("uri", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("rank", pa.uint64()),
+        ("image", pa.binary()),
+        ("tokens", pa.list_(pa.uint16())),
+    ]
+)
 
 
 def removal_file(out: str, source: str, unit: str) -> str:
@@ -59,8 +76,10 @@ def _read_rows(uri: str) -> list[dict] | None:
 def write_removals(out: str, source: str, unit: str, rows: list[tuple[str, str, str]]) -> None:
     """(key, reason, detail) of the items of one read unit that the index removes."""
     rows = sorted(rows)
-    table = pa.table({"key": [r[0] for r in rows], "reason": [r[1] for r in rows], "detail": [r[2] for r in rows]},
-                     schema=REMOVAL_SCHEMA)
+    table = pa.table(
+        {"key": [r[0] for r in rows], "reason": [r[1] for r in rows], "detail": [r[2] for r in rows]},
+        schema=REMOVAL_SCHEMA,
+    )
     write_parquet_atomic(removal_file(out, source, unit), table)
 
 
@@ -91,24 +110,39 @@ def read_index_marker(out: str) -> dict | None:
 def write_signatures(out: str, source: str, unit: str, rows: list[tuple]) -> None:
     """(sentence id, first item key, first image uri, exact digest or None, MinHash or None) of a unit's
     candidate sentences."""
-    table = pa.table({"id": [r[0] for r in rows], "key": [r[1] for r in rows], "uri": [r[2] for r in rows],
-                      "digest": [r[3] for r in rows],
-                      "minhash": [None if r[4] is None else np.asarray(r[4], np.uint32) for r in rows]},
-                     schema=SIGNATURE_SCHEMA)
+    table = pa.table(
+        {
+            "id": [r[0] for r in rows],
+            "key": [r[1] for r in rows],
+            "uri": [r[2] for r in rows],
+            "digest": [r[3] for r in rows],
+            "minhash": [None if r[4] is None else np.asarray(r[4], np.uint32) for r in rows],
+        },
+        schema=SIGNATURE_SCHEMA,
+    )
     write_parquet_atomic(signature_file(out, source, unit), table)
 
 
 def read_signatures(uri: str) -> list[tuple]:
     rows = _read_rows(uri) or []
-    return [(r["id"], r["key"], r["uri"], r["digest"],
-             None if r["minhash"] is None else np.asarray(r["minhash"], np.uint32)) for r in rows]
+    return [
+        (
+            r["id"],
+            r["key"],
+            r["uri"],
+            r["digest"],
+            None if r["minhash"] is None else np.asarray(r["minhash"], np.uint32),
+        )
+        for r in rows
+    ]
 
 
 def write_samples(out: str, source: str, unit: str, rows: list[dict]) -> None:
     """Sample rows (SAMPLE_SCHEMA fields) of one unit; no file when there are none."""
     if rows:
-        table = pa.Table.from_pylist(sorted(rows, key=lambda r: (r["reason"], r["rank"], r["key"])),
-                                     schema=SAMPLE_SCHEMA)
+        table = pa.Table.from_pylist(
+            sorted(rows, key=lambda r: (r["reason"], r["rank"], r["key"])), schema=SAMPLE_SCHEMA
+        )
         write_parquet_atomic(sample_file(out, source, unit), table)
 
 

@@ -24,9 +24,19 @@ from lvm_data.outcomes import Outcome, Reason, Status
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.writer import SentenceRow, UnitCommit
 
-ITEM_REASONS = frozenset(r.value for r in (Reason.TOO_SMALL, Reason.BAD_ASPECT, Reason.LOW_VARIANCE,
-                                           Reason.DUPLICATE, Reason.NEAR_DUPLICATE, Reason.BLOCKLISTED,
-                                           Reason.STATIC_CLIP, Reason.SCENE_CUT))
+ITEM_REASONS = frozenset(
+    r.value
+    for r in (
+        Reason.TOO_SMALL,
+        Reason.BAD_ASPECT,
+        Reason.LOW_VARIANCE,
+        Reason.DUPLICATE,
+        Reason.NEAR_DUPLICATE,
+        Reason.BLOCKLISTED,
+        Reason.STATIC_CLIP,
+        Reason.SCENE_CUT,
+    )
+)
 
 
 @dataclass
@@ -45,16 +55,20 @@ class Curated:
     counts: dict
 
 
-def apply(commit: UnitCommit, events: list[ItemEvent], rows: list[SentenceRow], curation: UnitCuration,
-          merge: bool = False) -> Curated:
+def apply(
+    commit: UnitCommit, events: list[ItemEvent], rows: list[SentenceRow], curation: UnitCuration, merge: bool = False
+) -> Curated:
     """Rows and events after token-space removals, with the files above written; see the module docstring."""
     out, source, unit = commit.out, commit.source, commit.unit
     removed = {r.sentence: r for r in curation.removed}
     gone = {r.id: r for r in rows if r.id in removed}
     kept = [r for r in rows if r.id not in removed]
     events = [_refiled(e, removed) for e in events]
-    counts = Counter(e.outcome.reason.value for e in events
-                     if e.outcome.status is Status.FILTERED and e.outcome.reason.value in ITEM_REASONS)
+    counts = Counter(
+        e.outcome.reason.value
+        for e in events
+        if e.outcome.status is Status.FILTERED and e.outcome.reason.value in ITEM_REASONS
+    )
     counts.update(removed[sid].reason for sid in gone)
     if curation.pooled:
         _write_signatures(out, source, unit, curation.signatures, merge)
@@ -82,9 +96,21 @@ def _write_signatures(out: str, source: str, unit: str, sigs: list[SentenceSig],
 
 
 def _item_samples(source: str, unit: str, events: list[ItemEvent]) -> list[dict]:
-    return [{"source": source, "unit": unit, "key": e.key, "uri": e.uri, "reason": e.outcome.reason.value,
-             "detail": e.outcome.detail, "rank": rank(source, e.key, e.outcome.detail), "image": e.sample,
-             "tokens": []} for e in events if e.sample is not None and e.outcome.reason is not Reason.BLOCKLISTED]
+    return [
+        {
+            "source": source,
+            "unit": unit,
+            "key": e.key,
+            "uri": e.uri,
+            "reason": e.outcome.reason.value,
+            "detail": e.outcome.detail,
+            "rank": rank(source, e.key, e.outcome.detail),
+            "image": e.sample,
+            "tokens": [],
+        }
+        for e in events
+        if e.sample is not None and e.outcome.reason is not Reason.BLOCKLISTED
+    ]
 
 
 def _sentence_samples(source: str, unit: str, rows, removed: dict[str, SentenceRemoval]) -> list[dict]:
@@ -92,10 +118,19 @@ def _sentence_samples(source: str, unit: str, rows, removed: dict[str, SentenceR
     for row in rows:
         per_image = len(row.tokens) // max(row.n_images, 1)
         r = removed[row.id]
-        out.append({"source": source, "unit": unit, "key": row.item_keys[0] if row.item_keys else row.id,
-                    "uri": row.frames[0][0] if row.frames else "", "reason": r.reason, "detail": r.detail,
-                    "rank": rank(source, row.id, r.detail), "image": None,
-                    "tokens": np.asarray(row.tokens[:per_image], np.uint16).tolist()})
+        out.append(
+            {
+                "source": source,
+                "unit": unit,
+                "key": row.item_keys[0] if row.item_keys else row.id,
+                "uri": row.frames[0][0] if row.frames else "",
+                "reason": r.reason,
+                "detail": r.detail,
+                "rank": rank(source, row.id, r.detail),
+                "image": None,
+                "tokens": np.asarray(row.tokens[:per_image], np.uint16).tolist(),
+            }
+        )
     return out
 
 
@@ -108,4 +143,3 @@ def merged_counts(old: dict | None, new: dict) -> dict:
     total = Counter((old or {}).get("removed", {}))
     total.update(new.get("removed", {}))
     return {"removed": dict(sorted(total.items()))}
-

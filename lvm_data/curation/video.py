@@ -65,8 +65,10 @@ def cut_scores(frames: list[np.ndarray]) -> np.ndarray:
     small = [_small(np.ascontiguousarray(f)) for f in frames]
     hists = [_hue_saturation(s) for s in small]
     blurred = [cv2.GaussianBlur(luma(s), (5, 5), 0) for s in small]
-    scores = [min(0.5 * float(np.abs(h1 - h2).sum()), float(np.mean(np.abs(b1 - b2) > CHANGED_LEVELS)))
-              for h1, h2, b1, b2 in zip(hists, hists[1:], blurred, blurred[1:], strict=False)]
+    scores = [
+        min(0.5 * float(np.abs(h1 - h2).sum()), float(np.mean(np.abs(b1 - b2) > CHANGED_LEVELS)))
+        for h1, h2, b1, b2 in zip(hists, hists[1:], blurred, blurred[1:], strict=False)
+    ]
     return np.array(scores, dtype=np.float64)
 
 
@@ -85,7 +87,7 @@ def filter_clips(item: DecodedItem, static: StaticClips | None, cuts: SceneCuts 
         return ClipsResult(item)
     result, kept_frames, kept_clips, start = ClipsResult(None), [], [], 0
     for clip in item.info[role]["clips"]:
-        frames = item.frames[start:start + clip["length"]]
+        frames = item.frames[start : start + clip["length"]]
         start += clip["length"]
         for part in _judge(item, clip, frames, static, cuts, result):
             kept_frames += part
@@ -96,15 +98,25 @@ def filter_clips(item: DecodedItem, static: StaticClips | None, cuts: SceneCuts 
     return result
 
 
-def _judge(item: DecodedItem, clip: dict, frames: list[Frame], static: StaticClips | None, cuts: SceneCuts | None,
-           result: ClipsResult) -> list[list[Frame]]:
+def _judge(
+    item: DecodedItem,
+    clip: dict,
+    frames: list[Frame],
+    static: StaticClips | None,
+    cuts: SceneCuts | None,
+    result: ClipsResult,
+) -> list[list[Frame]]:
     """The parts of one clip to keep (the clip, its parts after a split, or none); removals go to `result`."""
     pixels = [f.pixels for f in frames]
     where = f"{item.ref.uri}: clip at frame {clip['start']} (stride {clip['stride']}, {len(frames)} frames)"
     moved = motion(pixels) if static is not None else None
     if static is not None and moved is not None and moved < static.min_motion:
-        result.removed.append((Outcome.filtered(Reason.STATIC_CLIP, f"{where}: motion {moved:.2f} < min_motion "
-                                                                    f"{static.min_motion:g}"), pixels[0]))
+        result.removed.append(
+            (
+                Outcome.filtered(Reason.STATIC_CLIP, f"{where}: motion {moved:.2f} < min_motion {static.min_motion:g}"),
+                pixels[0],
+            )
+        )
         return []
     if cuts is None or len(frames) < 2:
         return [frames]
@@ -112,8 +124,10 @@ def _judge(item: DecodedItem, clip: dict, frames: list[Frame], static: StaticCli
     at = np.flatnonzero(scores > cuts.threshold)
     if not at.size:
         return [frames]
-    detail = (f"{where}: scene cut between frames {frames[at[0]].index} and {frames[at[0] + 1].index} "
-              f"(score {scores[at[0]]:.2f} > {cuts.threshold:g})")
+    detail = (
+        f"{where}: scene cut between frames {frames[at[0]].index} and {frames[at[0] + 1].index} "
+        f"(score {scores[at[0]]:.2f} > {cuts.threshold:g})"
+    )
     if cuts.action == "drop":
         result.removed.append((Outcome.filtered(Reason.SCENE_CUT, detail), pixels[0]))
         return []
@@ -122,7 +136,15 @@ def _judge(item: DecodedItem, clip: dict, frames: list[Frame], static: StaticCli
     kept = [[frames[i] for i in part] for part in parts if len(part) >= cuts.min_frames]
     for part in parts:
         if len(part) < cuts.min_frames:
-            result.removed.append((Outcome.filtered(Reason.SCENE_CUT, f"{detail}; the part from frame "
-                                                    f"{frames[part[0]].index} has {len(part)} frames < min_frames "
-                                                    f"{cuts.min_frames}"), pixels[part[0]]))
+            result.removed.append(
+                (
+                    Outcome.filtered(
+                        Reason.SCENE_CUT,
+                        f"{detail}; the part from frame "
+                        f"{frames[part[0]].index} has {len(part)} frames < min_frames "
+                        f"{cuts.min_frames}",
+                    ),
+                    pixels[part[0]],
+                )
+            )
     return kept

@@ -56,16 +56,19 @@ def parse_job_text(text: str, where: str = "job file") -> JobConfig:
         raise JobConfigError(f"{where}: nested too deeply to read; a job file needs a few levels") from err
     except (ValueError, LookupError, AttributeError) as err:  # PyYAML's constructors: `!!timestamp x`, `!!bool x`,
         # `!!int ''`, a number of more than 4300 digits (found by benchmarks/fuzz.py)
-        raise JobConfigError(f"{where}: not valid YAML ({type(err).__name__}: {err}); check the values with an "
-                             "explicit tag (!!int, !!timestamp, ...) and numbers of more than 4300 digits") from err
+        raise JobConfigError(
+            f"{where}: not valid YAML ({type(err).__name__}: {err}); check the values with an "
+            "explicit tag (!!int, !!timestamp, ...) and numbers of more than 4300 digits"
+        ) from err
     return parse_job(raw, where)
 
 
 def parse_job(raw: Any, where: str = "job file") -> JobConfig:
     """A validated JobConfig from the parsed YAML mapping."""
     if not isinstance(raw, dict):
-        raise JobConfigError(f"{where}: a job file is a mapping with name, output and sources; "
-                             f"got {type(raw).__name__}")
+        raise JobConfigError(
+            f"{where}: a job file is a mapping with name, output and sources; got {type(raw).__name__}"
+        )
     problems = schema_problems(raw)
     if problems:
         raise JobConfigError(f"{where}: invalid job file:\n  " + "\n  ".join(problems))
@@ -117,11 +120,15 @@ def semantic_problems(job: JobConfig, filter_problems: list[str]) -> list[str]:
             problems.append(f"sources[{i}].name: {src.name!r} is used twice; source names must be unique")
         seen.add(src.name)
         if src.format not in SOURCES:
-            problems.append(f"sources[{i}].input.format: {src.format!r} is not a known format; "
-                            f"use one of {', '.join(sorted(SOURCES))}")
+            problems.append(
+                f"sources[{i}].input.format: {src.format!r} is not a known format; "
+                f"use one of {', '.join(sorted(SOURCES))}"
+            )
         if src.template not in TEMPLATES:
-            problems.append(f"sources[{i}].template: {src.template!r} is not a known template; "
-                            f"use one of {', '.join(sorted(TEMPLATES))}")
+            problems.append(
+                f"sources[{i}].template: {src.template!r} is not a known template; "
+                f"use one of {', '.join(sorted(TEMPLATES))}"
+            )
     return problems + filter_problems + job_problems(job)
 
 
@@ -131,9 +138,14 @@ def _source(raw: dict) -> SourceConfig:
         name, options = template, {}
     else:
         name, options = template["name"], {k: v for k, v in template.items() if k != "name"}
-    return SourceConfig(name=raw["name"], format=raw["input"]["format"], input=dict(raw["input"]),
-                        template=name, template_options=options,
-                        filters=tuple(_filter(f) for f in raw.get("filters", ())))
+    return SourceConfig(
+        name=raw["name"],
+        format=raw["input"]["format"],
+        input=dict(raw["input"]),
+        template=name,
+        template_options=options,
+        filters=tuple(_filter(f) for f in raw.get("filters", ())),
+    )
 
 
 def _filter(entry: str | dict) -> dict[str, dict]:
@@ -202,11 +214,24 @@ def batch_size_for(job: JobConfig, device: str) -> int:
 def output_config(job: JobConfig) -> dict[str, Any]:
     """What changes the output rows, as plain data (hashed and stored in the manifest)."""
     return {
-        "image_size": job.image_size, "resize": job.resize, "seed": job.seed, "shard_size": job.shard_size,
-        "dtype": job.dtype, "max_pixels": job.max_pixels, "limit": job.limit,
-        "sources": [{"name": s.name, "input": s.input, "template": s.template,
-                     "template_options": s.template_options, "filters": list(s.filters),
-                     **({"defaults": d} if (d := changed_defaults(s)) else {})} for s in job.sources],
+        "image_size": job.image_size,
+        "resize": job.resize,
+        "seed": job.seed,
+        "shard_size": job.shard_size,
+        "dtype": job.dtype,
+        "max_pixels": job.max_pixels,
+        "limit": job.limit,
+        "sources": [
+            {
+                "name": s.name,
+                "input": s.input,
+                "template": s.template,
+                "template_options": s.template_options,
+                "filters": list(s.filters),
+                **({"defaults": d} if (d := changed_defaults(s)) else {}),
+            }
+            for s in job.sources
+        ],
         **({"jpeg_draft": True} if job.jpeg_draft else {}),  # absent when off: outputs from before it keep their hash
         **({"max_item_bytes": job.max_item_bytes} if job.max_item_bytes != DEFAULT_MAX_ITEM_BYTES else {}),  # same
         "keys": KEYS,
@@ -230,8 +255,11 @@ def changed_defaults(src: SourceConfig) -> dict[str, str]:
     out = {}
     if src.format in CLIP_FORMATS and "fit" not in (src.input.get("clip") or {}):
         out["clip.fit"] = "lvm"
-    if src.template == "derived" and src.template_options.get("task") == "inpainting" \
-            and "mask" not in src.template_options:
+    if (
+        src.template == "derived"
+        and src.template_options.get("task") == "inpainting"
+        and "mask" not in src.template_options
+    ):
         out["mask"] = "lvm"
     if src.template == "multi_annotation" and "order" not in src.template_options:
         out["order"] = "shared"
@@ -261,10 +289,13 @@ def with_resolved(job: JobConfig, image_size: int, tokens_per_image: int) -> Job
     `shard_size: auto` resolved per source (into its input, so the hash and the manifest hold the number)."""
     sources = job.sources
     if job.shard_size == "auto":
-        sources = tuple(src if "shard_size" in src.input else dataclasses.replace(
-            src, input={**src.input, "shard_size": auto_shard_size(src, tokens_per_image)}) for src in sources)
+        sources = tuple(
+            src
+            if "shard_size" in src.input
+            else dataclasses.replace(src, input={**src.input, "shard_size": auto_shard_size(src, tokens_per_image)})
+            for src in sources
+        )
     return dataclasses.replace(job, image_size=image_size, sources=sources)
-
 
 
 def with_overrides(text: str, where: str, **overrides) -> tuple[JobConfig, str]:

@@ -104,8 +104,9 @@ class DecodePool:
         self._tasks: queue.Queue = queue.Queue(maxsize=2 * workers)
         self._busy = 0
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._serve, name=f"lvm-data-decode-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"lvm-data-decode-{i}", daemon=True) for i in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -150,8 +151,9 @@ class DecodePool:
         try:
             return worker.call(run_task, self.ctx, task, timeout_s=task_timeout(task), name=f"decode {task.source}")
         except WorkerStartError as err:  # no decoder process can run here: the unit fails, its items are not blamed
-            raise RuntimeError(f"{err.detail}; set `decode_pool: threads` in the job file to decode in the worker "
-                               "process instead") from err
+            raise RuntimeError(
+                f"{err.detail}; set `decode_pool: threads` in the job file to decode in the worker process instead"
+            ) from err
         except ItemError as err:
             if err.reason not in RETRIED:
                 raise

@@ -41,8 +41,9 @@ def needs_index(run: Run) -> bool:
     return bool(index_sources(run.context.job)) and bool(run.seeds()) and not is_current(run)
 
 
-def sign_unit(rt: SourceRuntime, settings: DecodeSettings, index: IndexSettings, read_unit: ReadUnit,
-              selection: Selection) -> Iterator[ItemSignature]:
+def sign_unit(
+    rt: SourceRuntime, settings: DecodeSettings, index: IndexSettings, read_unit: ReadUnit, selection: Selection
+) -> Iterator[ItemSignature]:
     """Candidates of one read unit: decoded, filtered, hashed (`rt` built without index lookups)."""
     refs = read_items(rt, read_unit, selection)
     decode = partial(decode_guarded, settings=settings)
@@ -64,8 +65,11 @@ def build_local(run: Run) -> dict:
 def plan_lines(run: Run) -> list[str]:
     """Dry-run lines: each source's filters, and whether the image dedup index exists or will be built."""
     job = run.context.job
-    lines = [f"  filters of {name}: {', '.join(entry for raw in job.source(name).filters for entry in raw)}"
-             for name, f in job.curation.sources.items() if f.any]
+    lines = [
+        f"  filters of {name}: {', '.join(entry for raw in job.source(name).filters for entry in raw)}"
+        for name, f in job.curation.sources.items()
+        if f.any
+    ]
     inputs = index_inputs(run)
     if inputs.settings.sources:
         state = "built" if curation_index.is_current(inputs) else "to build first (decodes every item of them once)"

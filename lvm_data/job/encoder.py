@@ -58,8 +58,9 @@ def models_for(job) -> list:
         key = (job.tokenizer, device, job.dtype, batch_size, str(job.compile))
         with _models_lock:
             if key not in _models:
-                _models[key] = lvm_tokenizer.load(job.tokenizer, device=device, dtype=job.dtype,
-                                                  batch_size=batch_size, compile=job.compile)
+                _models[key] = lvm_tokenizer.load(
+                    job.tokenizer, device=device, dtype=job.dtype, batch_size=batch_size, compile=job.compile
+                )
             out.append(_models[key])
     return out
 
@@ -76,8 +77,15 @@ Done = Callable[[Tokenized], None]
 
 
 class Encoder:
-    def __init__(self, models: list, batch_size: int, *, max_frames: int | None = None,
-                 upstream_busy: Callable[[], bool] = lambda: False, linger_s: float = LINGER_S):
+    def __init__(
+        self,
+        models: list,
+        batch_size: int,
+        *,
+        max_frames: int | None = None,
+        upstream_busy: Callable[[], bool] = lambda: False,
+        linger_s: float = LINGER_S,
+    ):
         if not models:
             raise ValueError("the encoder needs at least one model")
         self.batch_size = batch_size
@@ -90,8 +98,10 @@ class Encoder:
         self._last_end: dict[int, float] = {}  # per model: when its latest batch's codes came back
         self._closed = False
         self._cond = threading.Condition()
-        self._threads = [threading.Thread(target=self._serve, args=(model,), name=f"lvm-data-encode-{i}", daemon=True)
-                         for i, model in enumerate(models)]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(model,), name=f"lvm-data-encode-{i}", daemon=True)
+            for i, model in enumerate(models)
+        ]
         for thread in self._threads:
             thread.start()
 

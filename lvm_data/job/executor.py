@@ -158,8 +158,14 @@ class UnitState:
 
 
 class UnitExecutor:
-    def __init__(self, ctx, selections: dict[str, Selection], settings: ExecutorSettings | None = None,
-                 models: list | None = None, merge: bool = False):
+    def __init__(
+        self,
+        ctx,
+        selections: dict[str, Selection],
+        settings: ExecutorSettings | None = None,
+        models: list | None = None,
+        merge: bool = False,
+    ):
         self.ctx, self.selections, self.merge = ctx, selections, merge
         models = models if models is not None else models_for(ctx.job)
         self.settings = settings or ExecutorSettings.of(ctx, models)
@@ -168,8 +174,12 @@ class UnitExecutor:
         self.sentences = sentence_settings(ctx.job.curation)
         self._runtimes = {s.name: ctx.runtime(s.name) for s in ctx.job.sources}
         self.pool = DecodePool(ctx, self.settings.workers, isolated=self.settings.pool == "processes")
-        self.encoder = Encoder(models, batch_size_for(ctx.job, models[0].runs_on()),
-                               max_frames=self.settings.max_frames, upstream_busy=self._decoding)
+        self.encoder = Encoder(
+            models,
+            batch_size_for(ctx.job, models[0].runs_on()),
+            max_frames=self.settings.max_frames,
+            upstream_busy=self._decoding,
+        )
         self._encoder_clock = EncoderClock(len(models), lambda: self.encoder.stats.busy_s)
         self._in_flight: set[UnitState] = set()
         self._in_flight_lock = threading.Lock()
@@ -189,16 +199,18 @@ class UnitExecutor:
         batch._add()
         if not self.merge:
             marker = read_marker(self.ctx.out, work.source, work.unit)
-            if marker is not None and marker.get("spec_digest") == work.spec_digest and \
-                    marker.get("config_hash") == self.ctx.config_hash:
+            if (
+                marker is not None
+                and marker.get("spec_digest") == work.spec_digest
+                and marker.get("config_hash") == self.ctx.config_hash
+            ):
                 batch._finish(marker)  # committed by an earlier attempt of this bundle
                 return
         self._slots.acquire()
         state = UnitState(work, batch)
         with self._in_flight_lock:
             self._in_flight.add(state)
-        threading.Thread(target=self._read_unit, args=(state,), name=f"lvm-data-read-{work.name}",
-                         daemon=True).start()
+        threading.Thread(target=self._read_unit, args=(state,), name=f"lvm-data-read-{work.name}", daemon=True).start()
 
     def run(self, units: list[WorkUnit]) -> list[dict]:
         """Process `units` and wait for all of them; their markers (staged records for pooled sources)."""
@@ -333,13 +345,29 @@ class UnitExecutor:
             return state.timings.marker(write_started, self._encoder_clock.interval())
 
         if ctx.pooled(work.source):
-            return write_staged(ctx.out, StagedUnit(work.source, work.unit, work.spec_digest, ctx.config_hash,
-                                                    state.expected, state.events, state.rows, state.signatures,
-                                                    timings=timings()))
-        marker, _tallies = finish_unit(ctx.unit_commit(work.source, work.unit, work.spec_digest), state.expected,
-                                       state.events, state.rows,
-                                       merge=self.merge and self.selections[work.source].merges(work.unit),
-                                       curation=ctx.unit_curation(work.source), timings=timings)
+            return write_staged(
+                ctx.out,
+                StagedUnit(
+                    work.source,
+                    work.unit,
+                    work.spec_digest,
+                    ctx.config_hash,
+                    state.expected,
+                    state.events,
+                    state.rows,
+                    state.signatures,
+                    timings=timings(),
+                ),
+            )
+        marker, _tallies = finish_unit(
+            ctx.unit_commit(work.source, work.unit, work.spec_digest),
+            state.expected,
+            state.events,
+            state.rows,
+            merge=self.merge and self.selections[work.source].merges(work.unit),
+            curation=ctx.unit_curation(work.source),
+            timings=timings,
+        )
         return marker
 
 

@@ -74,8 +74,12 @@ def find_fault(err: BaseException) -> StorageFault | None:
 
 def _from_error(err: OSError) -> StorageFault:
     text = err.strerror if isinstance(err.strerror, str) and err.strerror else str(err) or type(err).__name__
-    return _fault(type(err).__name__, text, err.errno if isinstance(err.errno, int) else None,
-                  err.filename if isinstance(err.filename, str) else None)
+    return _fault(
+        type(err).__name__,
+        text,
+        err.errno if isinstance(err.errno, int) else None,
+        err.filename if isinstance(err.filename, str) else None,
+    )
 
 
 def fault_in_text(text: str) -> StorageFault | None:
@@ -90,7 +94,7 @@ def _fault(kind: str, text: str, number: int | None = None, path: str | None = N
     path = path or _path_in(text)
     text = ERRNO.sub("", text, count=1).strip()
     if path and text.endswith(f": '{path}'"):  # Python's "[Errno 28] No space left on device: '/out/x'"
-        text = text[:-len(path) - 4]
+        text = text[: -len(path) - 4]
     return StorageFault(kind, number, text, path)
 
 
@@ -114,14 +118,19 @@ def _inside(path: str, folder: str) -> bool:
 
 def describe(fault: StorageFault, out: str) -> str:
     """One line: what failed where (the output, the path, the errno), what to do, and that a rerun resumes."""
-    error = f"[Errno {fault.errno}] {fault.text} ({fault.code})" if fault.errno is not None else \
-        f"{fault.kind}: {fault.text}"
+    error = (
+        f"[Errno {fault.errno}] {fault.text} ({fault.code})"
+        if fault.errno is not None
+        else f"{fault.kind}: {fault.text}"
+    )
     in_output = fault.path is None or _inside(fault.path, out)
     where = f" at {fault.path}" if fault.path and fault.path.rstrip("/") != out.rstrip("/") else ""
     lead = f"writing the job output {out} failed" if in_output else f"a storage error stopped the job (output {out})"
     advice = _advice(fault, out) if in_output else _advice(fault, fault.path or out, writing=False)
-    return (f"{lead}: {error}{where}; {advice}, then run the same command again: committed units are kept and the "
-            "rest is redone (nothing partial is visible)")
+    return (
+        f"{lead}: {error}{where}; {advice}, then run the same command again: committed units are kept and the "
+        "rest is redone (nothing partial is visible)"
+    )
 
 
 def _advice(fault: StorageFault, place: str, writing: bool = True) -> str:
@@ -139,6 +148,8 @@ def _advice(fault: StorageFault, place: str, writing: bool = True) -> str:
     if status and status.group(1) in DENIED_STATUS or fault.kind == "PermissionError":
         return f"check the credentials and their permissions on {place}"
     if fault.errno is None:
-        return f"the storage of {place} kept failing (after its own retries): check the network, credentials and " \
-               "the service's status"
+        return (
+            f"the storage of {place} kept failing (after its own retries): check the network, credentials and "
+            "the service's status"
+        )
     return f"check the disk or mount that holds {place}"

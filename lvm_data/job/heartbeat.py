@@ -58,8 +58,10 @@ class Heartbeat:
         if units == self._written:
             return
         try:
-            storage.write_bytes(self.uri, json.dumps(
-                {"written": datetime.now(UTC).isoformat(timespec="seconds"), "units": units}).encode())
+            storage.write_bytes(
+                self.uri,
+                json.dumps({"written": datetime.now(UTC).isoformat(timespec="seconds"), "units": units}).encode(),
+            )
             self._written = units
         except Exception as err:  # noqa: BLE001 - progress is best effort; the units' commits are what count
             log.debug("progress file %s not written: %s", self.uri, err)

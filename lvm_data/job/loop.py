@@ -111,7 +111,12 @@ class LocalExecutor:
 
     def _commit(self, source: str, unit: str) -> dict:
         work = self.work.pop((source, unit), UnitWork())
-        marker, _tallies = finish_unit(self.ctx.unit_commit(source, unit, self.digests[(source, unit)]),
-                                       work.expected, work.events, work.rows, merge=self.run.merges(source, unit),
-                                       curation=self.ctx.unit_curation(source, work.removed, work.signatures))
+        marker, _tallies = finish_unit(
+            self.ctx.unit_commit(source, unit, self.digests[(source, unit)]),
+            work.expected,
+            work.events,
+            work.rows,
+            merge=self.run.merges(source, unit),
+            curation=self.ctx.unit_curation(source, work.removed, work.signatures),
+        )
         return marker

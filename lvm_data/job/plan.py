@@ -187,15 +187,25 @@ def plan_source(name: str, source: Source, template: Template, *, limit: int | N
     digests = {r.unit.id: unit_digest(r, stamps.get(r.unit.id)) for r in read_units}
     specs = {r.unit.id: unit_digest(r) for r in read_units}
     if not is_grouping(template):
-        return SourcePlan(name, False, tuple(read_units), tuple(digests), digests, 0, known, unknown,
-                          spec_digests=specs)
+        return SourcePlan(
+            name, False, tuple(read_units), tuple(digests), digests, 0, known, unknown, spec_digests=specs
+        )
     estimate = known + sum(min(r.max_items or shard_size, shard_size) for r in read_units if r.unit.n_items is None)
     n_buckets = max(1, math.ceil(estimate / shard_size))
     whole = digest([str(n_buckets), *digests.values()])  # any input change may move any group
     whole_spec = digest([str(n_buckets), *specs.values()])
     buckets = tuple(bucket_id(i) for i in range(n_buckets))
-    return SourcePlan(name, True, tuple(read_units), buckets, {b: whole for b in buckets}, n_buckets, known, unknown,
-                      spec_digests={b: whole_spec for b in buckets})
+    return SourcePlan(
+        name,
+        True,
+        tuple(read_units),
+        buckets,
+        {b: whole for b in buckets},
+        n_buckets,
+        known,
+        unknown,
+        spec_digests={b: whole_spec for b in buckets},
+    )
 
 
 def check_sources(markers: list[dict], sources: Sequence[str], out: str) -> None:
@@ -207,9 +217,11 @@ def check_sources(markers: list[dict], sources: Sequence[str], out: str) -> None
             foreign[str(marker.get("source"))] = foreign.get(str(marker.get("source")), 0) + 1
     if foreign:
         names = ", ".join(f"{name!r} ({n} unit{'s' if n != 1 else ''})" for name, n in sorted(foreign.items()))
-        raise ResumeError(f"{out} holds committed units of source {names}, which the job file no longer has (its "
-                          f"sources: {', '.join(sources)}); use a new output folder, or give the source its old name "
-                          "again in the job file")
+        raise ResumeError(
+            f"{out} holds committed units of source {names}, which the job file no longer has (its "
+            f"sources: {', '.join(sources)}); use a new output folder, or give the source its old name "
+            "again in the job file"
+        )
 
 
 def with_committed(plan: SourcePlan, markers: list[dict], config_hash: str, out: str) -> SourcePlan:
@@ -219,15 +231,20 @@ def with_committed(plan: SourcePlan, markers: list[dict], config_hash: str, out:
         unit = marker["unit"]
         where = f"{out}: unit {plan.name}/{unit}"
         if marker.get("config_hash") != config_hash:
-            raise ResumeError(f"{where} was written by another job configuration (config hash "
-                              f"{marker.get('config_hash')} vs {config_hash}); use a new output folder, "
-                              "or restore the job file and tokenizer it was written with")
+            raise ResumeError(
+                f"{where} was written by another job configuration (config hash "
+                f"{marker.get('config_hash')} vs {config_hash}); use a new output folder, "
+                "or restore the job file and tokenizer it was written with"
+            )
         if unit not in plan.digests:
-            raise ResumeError(f"{where} is committed but this run does not plan it: the inputs changed; "
-                              "use a new output folder")
+            raise ResumeError(
+                f"{where} is committed but this run does not plan it: the inputs changed; use a new output folder"
+            )
         if marker.get("spec_digest") not in {plan.digests[unit], plan.spec_digests.get(unit, plan.digests[unit])}:
-            raise ResumeError(f"{where} was committed from different inputs than this run plans (other files, or "
-                              "a file whose size or modification time changed since); use a new output folder, or "
-                              "restore the inputs it was written from")
+            raise ResumeError(
+                f"{where} was committed from different inputs than this run plans (other files, or "
+                "a file whose size or modification time changed since); use a new output folder, or "
+                "restore the inputs it was written from"
+            )
         committed.add(unit)
     return dataclasses.replace(plan, committed=frozenset(committed))

@@ -29,8 +29,11 @@ def plan_lines(run: Run) -> list[str]:
     """The dry-run report: per source its units, item counts, what is committed; token and byte estimates."""
     ctx = run.context
     job, tok = ctx.job, ctx.tokenizer
-    lines = [f"job {job.name} -> {job.output}", f"tokenizer {tok.uri} ({tok.format}): {tok.image_size}px, "
-             f"{tok.tokens_per_image} tokens/image, codebook {tok.codebook_size}; config hash {ctx.config_hash}"]
+    lines = [
+        f"job {job.name} -> {job.output}",
+        f"tokenizer {tok.uri} ({tok.format}): {tok.image_size}px, "
+        f"{tok.tokens_per_image} tokens/image, codebook {tok.codebook_size}; config hash {ctx.config_hash}",
+    ]
     total_items = 0
     for name, plan in run.plans.items():
         src = job.source(name)
@@ -40,9 +43,11 @@ def plan_lines(run: Run) -> list[str]:
         guess = min(shard, CONTAINER_ITEMS)
         unknown = f" (+ {plan.unknown_units} units counted when read, ~{guess} each)" if plan.unknown_units else ""
         grouping = f", grouped into {plan.n_buckets} buckets" if plan.grouped else ""
-        lines.append(f"source {name} ({src.format}, template {src.template}{grouping}): {len(plan.read_units)} units, "
-                     f"{plan.known_items} items{unknown}; {len(plan.committed)} of {len(plan.write_units)} write "
-                     f"units committed, {len(run.selections[name].units)} to run")
+        lines.append(
+            f"source {name} ({src.format}, template {src.template}{grouping}): {len(plan.read_units)} units, "
+            f"{plan.known_items} items{unknown}; {len(plan.committed)} of {len(plan.write_units)} write "
+            f"units committed, {len(run.selections[name].units)} to run"
+        )
         for read_unit in plan.read_units[:SHOW_UNITS]:
             count = read_unit.max_items or read_unit.unit.n_items
             done = " (committed)" if read_unit.unit.id in plan.committed else ""
@@ -51,8 +56,10 @@ def plan_lines(run: Run) -> list[str]:
             lines.append(f"  ... {len(plan.read_units) - SHOW_UNITS} more units")
     lines += curation_plan_lines(run)
     tokens = total_items * tok.tokens_per_image
-    lines.append(f"estimate (one image per item): {total_items} images -> {tokens} tokens, "
-                 f"~{tokens * BYTES_PER_TOKEN / 1e6:.1f} MB of sentence files at {BYTES_PER_TOKEN} bytes/token")
+    lines.append(
+        f"estimate (one image per item): {total_items} images -> {tokens} tokens, "
+        f"~{tokens * BYTES_PER_TOKEN / 1e6:.1f} MB of sentence files at {BYTES_PER_TOKEN} bytes/token"
+    )
     return lines
 
 
@@ -83,8 +90,13 @@ def guessed_units(run: Run) -> dict[str, int]:
         if plan.grouped or run.selections[name].retry:
             continue
         shard = shard_size_of(run.context.job, run.context.job.source(name))
-        out.update({f"{name}/{r.unit.id}": unit_guess(r, shard) for r in plan.read_units
-                    if r.unit.n_items is None and r.unit.id in run.selections[name].units})
+        out.update(
+            {
+                f"{name}/{r.unit.id}": unit_guess(r, shard)
+                for r in plan.read_units
+                if r.unit.n_items is None and r.unit.id in run.selections[name].units
+            }
+        )
     return out
 
 
@@ -102,8 +114,7 @@ class Progress(Poller):
         self.wanted = {unit for (unit, _digest) in run.seeds()}
         self.seen: dict[str, dict | None] = {}  # marker URI -> marker (None: not this run's)
         self.planned, self.guessed = items_to_run(run), guessed_units(run)
-        self.meter = Meter(f"run {run.context.job.name}", "items", self.planned, report, interval=interval,
-                           clock=clock)
+        self.meter = Meter(f"run {run.context.job.name}", "items", self.planned, report, interval=interval, clock=clock)
 
     def poll(self) -> Snapshot:
         """Read what changed since the last poll; the current snapshot."""
@@ -120,7 +131,8 @@ class Progress(Poller):
         items = sum(c["inputs"] for c in done.values()) + sum(c["items"] for c in flying.values())
         images = sum(c["images"] for c in done.values()) + sum(c["images"] for c in flying.values())
         detail = f"images {images}  units {len(done)}/{len(self.wanted)}" + (
-            f" ({len(flying)} in flight)" if flying else "")
+            f" ({len(flying)} in flight)" if flying else ""
+        )
         # a committed tar's real count replaces its guess in the total
         total = self.planned + sum(c["inputs"] - self.guessed[n] for n, c in done.items() if n in self.guessed)
         self.meter.set(items, total=max(total, items), detail=detail)

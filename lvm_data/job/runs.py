@@ -24,15 +24,7 @@ from lvm_data.job.config import (
     with_resolved,
 )
 from lvm_data.job.heartbeat import remove_run_folder
-from lvm_data.job.plan import (
-    ReadUnit,
-    ResumeError,
-    SourcePlan,
-    WorkUnit,
-    check_sources,
-    plan_source,
-    with_committed,
-)
+from lvm_data.job.plan import ReadUnit, ResumeError, SourcePlan, WorkUnit, check_sources, plan_source, with_committed
 from lvm_data.job.staging import staged_units
 from lvm_data.job.steps import Selection, SourceRuntime, make_runtime
 from lvm_data.media.contract import DecodeSettings
@@ -56,8 +48,16 @@ class TokenizerInfo:
 
     @classmethod
     def of(cls, tokenizer, device: str) -> TokenizerInfo:
-        return cls(tokenizer.name, tokenizer.format, tokenizer.fingerprint, tokenizer.codebook_size,
-                   tokenizer.tokens_per_image, tokenizer.image_size, device, tokenizer.dtype)
+        return cls(
+            tokenizer.name,
+            tokenizer.format,
+            tokenizer.fingerprint,
+            tokenizer.codebook_size,
+            tokenizer.tokens_per_image,
+            tokenizer.image_size,
+            device,
+            tokenizer.dtype,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ class RunContext:
 
     def settings(self) -> DecodeSettings:
         assert self.job.image_size is not None, "the context holds the resolved job (with_resolved)"
-        return DecodeSettings(self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft,
-                              self.job.max_item_bytes)
+        return DecodeSettings(
+            self.job.image_size, self.job.resize, self.job.max_pixels, self.job.jpeg_draft, self.job.max_item_bytes
+        )
 
     def runtime(self, source: str, index: bool = True) -> SourceRuntime:
         """The source's reader, template and filters; `index`: use the job's image dedup index."""
@@ -101,8 +102,9 @@ class RunContext:
         return source in self.pooled_sources
 
     def unit_commit(self, source: str, unit: str, spec_digest: str) -> UnitCommit:
-        info = ShardInfo(self.tokenizer.fingerprint, self.tokenizer.codebook_size, self.tokenizer.tokens_per_image,
-                         self.config_hash)
+        info = ShardInfo(
+            self.tokenizer.fingerprint, self.tokenizer.codebook_size, self.tokenizer.tokens_per_image, self.config_hash
+        )
         return UnitCommit(self.out, source, unit, spec_digest, info)
 
 
@@ -127,8 +129,13 @@ class Run:
 
     def plain_units(self) -> list[WorkUnit]:
         """Work units of the sources whose template builds items alone: one per read unit this run writes."""
-        return [WorkUnit(name, r.unit.id, plan.digests[r.unit.id], (r,)) for name, plan in self.plans.items()
-                if not plan.grouped for r in plan.read_units if r.unit.id in self.to_process(name)]
+        return [
+            WorkUnit(name, r.unit.id, plan.digests[r.unit.id], (r,))
+            for name, plan in self.plans.items()
+            if not plan.grouped
+            for r in plan.read_units
+            if r.unit.id in self.to_process(name)
+        ]
 
     def to_process(self, source: str) -> frozenset[str]:
         """Write units of `source` this run tokenizes: the selected ones, less those staged already."""
@@ -136,8 +143,9 @@ class Run:
 
     def grouped_read_units(self) -> list[ReadUnit]:
         """Read units of grouping sources with a bucket to write: their refs say which buckets they feed."""
-        return [r for name, plan in self.plans.items() if plan.grouped and self.to_process(name)
-                for r in plan.read_units]
+        return [
+            r for name, plan in self.plans.items() if plan.grouped and self.to_process(name) for r in plan.read_units
+        ]
 
     def bucket_units(self, fed: dict[tuple[str, str], list[ReadUnit]]) -> list[WorkUnit]:
         """A work unit per bucket this run writes, from (source, bucket) -> the read units with items in it
@@ -145,8 +153,11 @@ class Run:
         out = []
         for name, plan in self.plans.items():
             if plan.grouped:
-                out += [plan.bucket_unit(bucket, fed.get((name, bucket), ())) for bucket in plan.write_units
-                        if bucket in self.to_process(name)]
+                out += [
+                    plan.bucket_unit(bucket, fed.get((name, bucket), ()))
+                    for bucket in plan.write_units
+                    if bucket in self.to_process(name)
+                ]
         return out
 
     def staged_units(self) -> list[tuple[str, str, str]]:
@@ -160,8 +171,12 @@ class Run:
 
     def merged_units(self) -> frozenset[tuple[str, str]]:
         """(source, unit) of every unit whose commit keeps part of its committed files."""
-        return frozenset((name, unit) for name, selection in self.selections.items() for unit in selection.units
-                         if self.merges(name, unit))
+        return frozenset(
+            (name, unit)
+            for name, selection in self.selections.items()
+            for unit in selection.units
+            if self.merges(name, unit)
+        )
 
     def kept_markers(self) -> list[dict]:
         """The output's markers, less those of the committed units this run produces whole (retry-failed's rebuilt
@@ -169,21 +184,32 @@ class Run:
         markers = list_markers(self.context.out)
         if not self.retry:
             return markers
-        return [m for m in markers if m["source"] not in self.selections or m["unit"] not in
-                self.selections[m["source"]].units or self.merges(m["source"], m["unit"])]
+        return [
+            m
+            for m in markers
+            if m["source"] not in self.selections
+            or m["unit"] not in self.selections[m["source"]].units
+            or self.merges(m["source"], m["unit"])
+        ]
 
     def seeds(self) -> list[tuple[tuple[str, str], str]]:
         """((source, write unit), spec digest) for every unit this run commits (empty ones included)."""
-        return [((name, unit), plan.digests[unit]) for name, plan in self.plans.items()
-                for unit in plan.write_units if unit in self.selections[name].units]
+        return [
+            ((name, unit), plan.digests[unit])
+            for name, plan in self.plans.items()
+            for unit in plan.write_units
+            if unit in self.selections[name].units
+        ]
 
 
 def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
     """Plan `job` against what its output holds. `tokenizer` is a loaded Tokenizer (facts and fingerprint)."""
     if job.image_size not in (None, tokenizer.image_size):
-        raise JobConfigError(f"image_size {job.image_size} does not match the tokenizer {tokenizer.name}, which "
-                             f"takes {tokenizer.image_size}x{tokenizer.image_size} images; remove image_size from "
-                             "the job file")
+        raise JobConfigError(
+            f"image_size {job.image_size} does not match the tokenizer {tokenizer.name}, which "
+            f"takes {tokenizer.image_size}x{tokenizer.image_size} images; remove image_size from "
+            "the job file"
+        )
     job = with_resolved(job, tokenizer.image_size, tokenizer.tokens_per_image)
     digest = config_hash(job, tokenizer.fingerprint)
     _check_manifest(job.output, digest)
@@ -192,8 +218,7 @@ def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
     check_sources(markers, [src.name for src in job.sources], job.output)
     for src in job.sources:
         rt = make_runtime(job, src)
-        plan = plan_source(src.name, rt.source, rt.template, limit=job.limit,
-                           shard_size=shard_size_of(job, src))
+        plan = plan_source(src.name, rt.source, rt.template, limit=job.limit, shard_size=shard_size_of(job, src))
         own = [m for m in markers if m["source"] == src.name]
         if retry:  # the repaired files of failed items changed: their units are accepted, and redone whole
             plan, changed[src.name] = committed_for_retry(plan, own, digest, job.output)
@@ -205,24 +230,29 @@ def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
         plans[src.name] = plan
         buckets[src.name] = plan.n_buckets
     context = RunContext(job, digest, TokenizerInfo.of(tokenizer, job.device), buckets, run_id=uuid.uuid4().hex)
-    selections = {name: retry_selection(job.output, p, changed[name]) if retry else Selection(frozenset(p.pending))
-                  for name, p in plans.items()}
+    selections = {
+        name: retry_selection(job.output, p, changed[name]) if retry else Selection(frozenset(p.pending))
+        for name, p in plans.items()
+    }
     return Run(context, plans, selections, retry, datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def _check_manifest(out: str, digest: str) -> None:
     manifest = read_manifest(out)
     if manifest is not None and manifest["job"]["config_hash"] != digest:
-        raise ResumeError(f"{out}: this output was written by another job configuration (config hash "
-                          f"{manifest['job']['config_hash']} vs {digest}); use a new output folder")
+        raise ResumeError(
+            f"{out}: this output was written by another job configuration (config hash "
+            f"{manifest['job']['config_hash']} vs {digest}); use a new output folder"
+        )
 
 
 UNREADABLE_KEYS = ("#unreadable", "#<unreadable>")  # key suffixes of a failed row that stands for a whole
 # read unit (lvm_data.job.steps: a unit the source cannot read; webdataset: a tar that cannot be opened)
 
 
-def committed_for_retry(plan: SourcePlan, markers: list[dict], config_hash: str,
-                        out: str) -> tuple[SourcePlan, frozenset[str]]:
+def committed_for_retry(
+    plan: SourcePlan, markers: list[dict], config_hash: str, out: str
+) -> tuple[SourcePlan, frozenset[str]]:
     """For retry-failed: the plan with its committed units, and those of them whose inputs changed since they were
     committed (files repaired in place: another size or modification time). A changed unit with failed items is
     accepted and redone whole, since which of its files changed is not known; a grouping source's buckets share
@@ -255,8 +285,10 @@ def retry_selection(out: str, plan: SourcePlan, changed: frozenset[str] = frozen
     units (`committed_for_retry`: their inputs changed) are redone whole too.
     """
     if plan.pending:
-        raise ResumeError(f"{out}: source {plan.name} has {len(plan.pending)} uncommitted units; finish the job "
-                          f"with `lvm-data run {layout.join(out, layout.JOB_FILE)}` before retrying failed items")
+        raise ResumeError(
+            f"{out}: source {plan.name} has {len(plan.pending)} uncommitted units; finish the job "
+            f"with `lvm-data run {layout.join(out, layout.JOB_FILE)}` before retrying failed items"
+        )
     retry, whole = {}, set()
     for marker in list_markers(out, plan.name):
         if marker["counts"]["failed"] == 0:
@@ -280,13 +312,21 @@ def finish_run(run: Run, runner: str) -> dict:
     job = ctx.job
     markers = list_markers(job.output)
     used = sorted({d for m in markers for d in m.get("devices", [])})
-    tokenizer = {**dataclasses.asdict(ctx.tokenizer), "requested_device": job.device, "requested_dtype": job.dtype,
-                 "device": ",".join(used) or job.device}  # where encoding really ran (never silently another)
+    tokenizer = {
+        **dataclasses.asdict(ctx.tokenizer),
+        "requested_device": job.device,
+        "requested_dtype": job.dtype,
+        "device": ",".join(used) or job.device,
+    }  # where encoding really ran (never silently another)
     manifest = build_manifest(
         job={"name": job.name, "config_hash": ctx.config_hash, "config": output_config(job), "run": job_to_dict(job)},
-        tokenizer=tokenizer, runner=runner, started=run.started,
-        finished=datetime.now(UTC).isoformat(timespec="seconds"), markers=markers,
-        sources=[s.name for s in job.sources])
+        tokenizer=tokenizer,
+        runner=runner,
+        started=run.started,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        markers=markers,
+        sources=[s.name for s in job.sources],
+    )
     write_job_card(job.output, job.name, [s.name for s in job.sources])  # README.md: load_dataset(OUT)
     write_manifest(job.output, manifest)
     remove_run_folder(job.output, ctx.run_id)  # the executors' in-flight progress files

@@ -55,8 +55,13 @@ def write_staged(out: str, staged: StagedUnit) -> dict:
     """Stage a unit; returns a small record of it (what the executor reports instead of a marker)."""
     uri = staged_file(out, staged.source, staged.unit, staged.spec_digest, staged.config_hash)
     storage.write_bytes(uri, pickle.dumps(staged, pickle.HIGHEST_PROTOCOL))
-    return {"source": staged.source, "unit": staged.unit, "staged": True, "inputs": len(set(staged.expected)),
-            "sentences": len(staged.rows)}
+    return {
+        "source": staged.source,
+        "unit": staged.unit,
+        "staged": True,
+        "inputs": len(set(staged.expected)),
+        "sentences": len(staged.rows),
+    }
 
 
 def read_staged(out: str, source: str, unit: str, spec_digest: str, config_hash: str) -> StagedUnit | None:

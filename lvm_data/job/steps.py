@@ -59,13 +59,20 @@ class SourceRuntime:
     stage: Stage | None = None  # the source's curation filters (None: none configured)
 
 
-def make_runtime(job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_buckets: int = 0,
-                 index: bool = True) -> SourceRuntime:
+def make_runtime(
+    job: JobConfig, src: SourceConfig, *, grouped: bool = False, n_buckets: int = 0, index: bool = True
+) -> SourceRuntime:
     """`index`: look up the job's image dedup index (False while building it)."""
     context = TemplateContext(seed=job.seed, image_size=job.image_size or 256)
     stage = Stage.for_source(job.output, src.name, job.curation.of(src.name), index=index)
-    return SourceRuntime(src.name, make_source(src.name, source_options(job, src)),
-                         make_template(src.template, src.template_options, context), grouped, n_buckets, stage)
+    return SourceRuntime(
+        src.name,
+        make_source(src.name, source_options(job, src)),
+        make_template(src.template, src.template_options, context),
+        grouped,
+        n_buckets,
+        stage,
+    )
 
 
 @dataclass(frozen=True)
@@ -139,8 +146,14 @@ def _read_guarded(rt: SourceRuntime, read_unit: ReadUnit) -> Iterator[ItemRef]:
         first = unit.spec[0] if unit.spec else unit.id  # a URI, or a spec entry (FileEntry, a tuple holding one)
         while isinstance(first, tuple) and first:
             first = first[0]
-        yield failed_ref(rt.name, f"{unit.id}#unreadable", unit.id, str(first), Reason.READ_ERROR,
-                         f"unit {unit.name}: {type(err).__name__}: {err}")
+        yield failed_ref(
+            rt.name,
+            f"{unit.id}#unreadable",
+            unit.id,
+            str(first),
+            Reason.READ_ERROR,
+            f"unit {unit.name}: {type(err).__name__}: {err}",
+        )
 
 
 def group_key(rt: SourceRuntime, ref: ItemRef) -> str:
@@ -185,8 +198,9 @@ def decode_guarded(ref: ItemRef, settings: DecodeSettings) -> DecodedItem | Outc
         return Outcome.failed(Reason.INTERNAL_ERROR, f"{ref.uri}: {_describe(err)}")
 
 
-def screen_item(rt: SourceRuntime, settings: DecodeSettings,
-                ref: ItemRef) -> tuple[DecodedItem | None, list[ItemEvent]]:
+def screen_item(
+    rt: SourceRuntime, settings: DecodeSettings, ref: ItemRef
+) -> tuple[DecodedItem | None, list[ItemEvent]]:
     """Decode one ref through its source's curation stage: the item to build (None: removed or failed)
     and its events. A removal decided before decoding skips the decode unless it is a report sample."""
     early = rt.stage.before_decode(ref) if rt.stage else None
@@ -203,8 +217,9 @@ def screen_item(rt: SourceRuntime, settings: DecodeSettings,
     try:
         screened = rt.stage.after_decode(result)
     except Exception as err:  # noqa: BLE001 - a bug in a filter fails its item, visibly
-        return None, [ItemEvent(ref.key, ref.uri, Outcome.failed(Reason.INTERNAL_ERROR,
-                                                                 f"curation filter: {_describe(err)}"))]
+        return None, [
+            ItemEvent(ref.key, ref.uri, Outcome.failed(Reason.INTERNAL_ERROR, f"curation filter: {_describe(err)}"))
+        ]
     return screened.item, screened.events
 
 
@@ -230,9 +245,17 @@ def prepare(rt: SourceRuntime, settings: DecodeSettings, refs: list[ItemRef]) ->
     uris = {d.key: d.ref.uri for d in decoded}
     events += [ItemEvent(key, uris.get(key, ""), outcome) for key, outcome in sorted(built.outcomes.items())]
     used = {key for s in built.sentences for key in s.item_keys} | set(built.outcomes)
-    events += [ItemEvent(d.key, d.ref.uri, Outcome.failed(
-        Reason.INTERNAL_ERROR, f"template {rt.template.name} gave this item neither a sentence nor an outcome"))
-        for d in decoded if d.key not in used]
+    events += [
+        ItemEvent(
+            d.key,
+            d.ref.uri,
+            Outcome.failed(
+                Reason.INTERNAL_ERROR, f"template {rt.template.name} gave this item neither a sentence nor an outcome"
+            ),
+        )
+        for d in decoded
+        if d.key not in used
+    ]
     pendings = [Pending(s, {k: uris.get(k, "") for k in s.item_keys}) for s in built.sentences]
     return pendings, events
 
@@ -260,16 +283,24 @@ def tokenized(pendings: list[Pending], codes: np.ndarray, device: str) -> list[T
     (the manifest records it)."""
     out, start = [], 0
     for p in pendings:
-        out.append(_done(p, codes[start:start + p.n_images], device))
+        out.append(_done(p, codes[start : start + p.n_images], device))
         start += p.n_images
     return out
 
 
 def _done(p: Pending, codes: np.ndarray, device: str) -> Tokenized:
     s = p.sentence
-    row = SentenceRow(id=s.id, source=s.source, template=s.template, task=s.task, n_images=s.n_images,
-                      tokens=np.ascontiguousarray(codes, dtype=np.uint16).reshape(-1),
-                      frames=[(f.uri, f.index, f.role) for f in s.frames], item_keys=list(s.item_keys), device=device)
+    row = SentenceRow(
+        id=s.id,
+        source=s.source,
+        template=s.template,
+        task=s.task,
+        n_images=s.n_images,
+        tokens=np.ascontiguousarray(codes, dtype=np.uint16).reshape(-1),
+        frames=[(f.uri, f.index, f.role) for f in s.frames],
+        item_keys=list(s.item_keys),
+        device=device,
+    )
     events = [ItemEvent(k, p.item_uris.get(k, ""), Outcome.ok(), s.id) for k in s.item_keys]
     return Tokenized(s.source, s.unit, row, events)
 
@@ -286,9 +317,15 @@ def _describe(err: Exception) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
-def finish_unit(commit: UnitCommit, expected: list[str], events: list[ItemEvent], rows: list[SentenceRow],
-                merge: bool = False, curation: curation_units.UnitCuration | None = None,
-                timings: Callable[[], dict] | None = None) -> tuple[dict, Counter]:
+def finish_unit(
+    commit: UnitCommit,
+    expected: list[str],
+    events: list[ItemEvent],
+    rows: list[SentenceRow],
+    merge: bool = False,
+    curation: curation_units.UnitCuration | None = None,
+    timings: Callable[[], dict] | None = None,
+) -> tuple[dict, Counter]:
     """Resolve the unit's ledger and commit it; with `merge` (retry-failed), keep what `kept_rows` keeps of the
     unit's committed files. `curation` (sources with filters): token-space removals and the curation files,
     counted in the marker. `timings`: called just before the marker is written, for its step timings

@@ -39,7 +39,7 @@ FEEDS: dict[str, tuple[str, ...]] = {
 }
 HINTS = {
     "pairs": "image/annotation pairs come from format: paired (images + annotations); pairs derived from plain "
-             "images (edges, inpainting, ...) are template: derived",
+    "images (edges, inpainting, ...) are template: derived",
     "multi_annotation": "an image with its annotations comes from format: paired",
     "video": "a still image is not a video: single images are template: single",
     "sequence": "a still image is not a sequence: single images are template: single",
@@ -58,9 +58,11 @@ def job_problems(job: JobConfig) -> list[str]:
 def output_problems(job: JobConfig) -> list[str]:
     out_scheme = storage.scheme(job.output)
     if out_scheme and out_scheme not in OUTPUT_SCHEMES:
-        return [f"output: {job.output}: {out_scheme}:// is not supported for outputs (units commit by moving whole "
-                f"files into place); use a local folder or {', '.join(s + '://' for s in OUTPUT_SCHEMES)} "
-                f"({out_scheme}:// is for inputs)"]
+        return [
+            f"output: {job.output}: {out_scheme}:// is not supported for outputs (units commit by moving whole "
+            f"files into place); use a local folder or {', '.join(s + '://' for s in OUTPUT_SCHEMES)} "
+            f"({out_scheme}:// is for inputs)"
+        ]
     if out_scheme not in ("", storage.GS.removesuffix("://")):
         try:
             fsspec.get_filesystem_class(out_scheme)
@@ -74,9 +76,11 @@ def output_problems(job: JobConfig) -> list[str]:
             base, below = reach(entry, braces=where == "paths" and src.format in BRACE_FORMATS)
             folder = _normal(base)
             if out == folder or (below and _inside(out, folder)):
-                problems.append(f"output: {job.output} is {'the' if out == folder else 'inside the'} input folder "
-                                f"{base} of sources[{i}].input.{where}; the next run would read the output as "
-                                "input: choose an output folder outside the inputs")
+                problems.append(
+                    f"output: {job.output} is {'the' if out == folder else 'inside the'} input folder "
+                    f"{base} of sources[{i}].input.{where}; the next run would read the output as "
+                    "input: choose an output folder outside the inputs"
+                )
     return problems
 
 
@@ -87,8 +91,10 @@ def template_problems(job: JobConfig) -> list[str]:
         if formats is None or src.format in formats:
             continue
         hint = f"; {HINTS[src.template]}" if src.template in HINTS and src.format in IMAGE_FORMATS else ""
-        problems.append(f"sources[{i}].template: {src.template} cannot build sentences from a {src.format} input "
-                        f"(every item would fail); it takes {', '.join(formats)} inputs{hint}")
+        problems.append(
+            f"sources[{i}].template: {src.template} cannot build sentences from a {src.format} input "
+            f"(every item would fail); it takes {', '.join(formats)} inputs{hint}"
+        )
     return problems
 
 
@@ -114,7 +120,7 @@ def reach(entry: str, braces: bool = False) -> tuple[str, bool]:
         found = found if found is not None and found.start() < at else re.compile(r"\{").search(entry)
     if found is None:
         return entry, True
-    head, rest = entry[:found.start()], entry[found.start():]
+    head, rest = entry[: found.start()], entry[found.start() :]
     base = head.rsplit("/", 1)[0] if "/" in head else "."
     return base or "/", "**" in rest or "/" in rest
 

@@ -81,12 +81,16 @@ def annotation_fit(uri: str, height: int, width: int, settings: DecodeSettings, 
         return Fit.of(height, width, settings.image_size, settings.resize)
     if not shapes_agree(height, width, image):
         off = abs(height * image.width - width * image.height) / (width * image.height)
-        raise ItemError(Reason.BAD_ANNOTATION, (
-            f"{uri}: annotation is {width}x{height} (width x height) but its image {image.uri} is "
-            f"{image.width}x{image.height}; the aspect ratios differ by {100 * off:.1f} % (allowed: "
-            f"{100 * ASPECT_TOLERANCE:g} %), so it would be stretched onto the wrong pixels. A transposed or "
-            "rotated map, or another image's annotation? Save it at the image's size or a uniform scale of it "
-            "(half, quarter), or fix the pairing"))
+        raise ItemError(
+            Reason.BAD_ANNOTATION,
+            (
+                f"{uri}: annotation is {width}x{height} (width x height) but its image {image.uri} is "
+                f"{image.width}x{image.height}; the aspect ratios differ by {100 * off:.1f} % (allowed: "
+                f"{100 * ASPECT_TOLERANCE:g} %), so it would be stretched onto the wrong pixels. A transposed or "
+                "rotated map, or another image's annotation? Save it at the image's size or a uniform scale of it "
+                "(half, quarter), or fix the pairing"
+            ),
+        )
     placed = Fit.of(image.height, image.width, settings.image_size, settings.resize)
     return dataclasses.replace(placed, height=height, width=width)
 
@@ -96,23 +100,27 @@ def _option(part: Part, name: str, default: Any = None) -> Any:
 
 
 def _one(pixels: np.ndarray, part: Part, role: str, height: int, width: int, **info) -> PartFrames:
-    return PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)],
-                      {"width": width, "height": height, **info})
+    return PartFrames(
+        [Frame(pixels=pixels, uri=part.uri, index=0, role=role)], {"width": width, "height": height, **info}
+    )
 
 
 def decode_depth(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
     depth = read_depth(read_part(part), part.uri)
     height, width = depth.shape  # (H, W)
     fit = annotation_fit(part.uri, height, width, settings, image)
-    style = DepthStyle(_option(part, "encoding", "depth"), _option(part, "display", "inverse"),
-                       _option(part, "colormap", DEFAULT_COLORMAP), tuple(_option(part, "percentiles", PERCENTILES)))
+    style = DepthStyle(
+        _option(part, "encoding", "depth"),
+        _option(part, "display", "inverse"),
+        _option(part, "colormap", DEFAULT_COLORMAP),
+        tuple(_option(part, "percentiles", PERCENTILES)),
+    )
     rgb = render_depth(depth, fit, style, part.uri)
     valid = float(np.isfinite(depth).mean())
     return _one(rgb, part, role, height, width, valid_fraction=round(valid, 4))
 
 
-def decode_segmentation(part: Part, role: str, settings: DecodeSettings,
-                        image: ImageGrid | None = None) -> PartFrames:
+def decode_segmentation(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
     data = read_part(part)
     ids = read_label_map(data, part.uri)
     if ids is None:  # an RGB colour mask: keep its colours, never blend them
@@ -143,16 +151,16 @@ def decode_edges(part: Part, role: str, settings: DecodeSettings, image: ImageGr
 def decode_pose(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
     shapes = read_keypoints(read_part(part), part.uri)
     fit, background = _frame_of(part, shapes, settings, image)
-    return _one(render_pose(shapes.items, fit, background), part, role, fit.height, fit.width,
-                people=len(shapes.items))
+    return _one(render_pose(shapes.items, fit, background), part, role, fit.height, fit.width, people=len(shapes.items))
 
 
 def decode_boxes(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
     shapes = read_boxes(read_part(part), part.uri, _option(part, "box_format", "xywh"))
     fit, background = _frame_of(part, shapes, settings, image)
     palette = _option(part, "palette", DEFAULT_VERSION)
-    return _one(render_boxes(shapes.items, fit, background, palette), part, role, fit.height, fit.width,
-                boxes=len(shapes.items))
+    return _one(
+        render_boxes(shapes.items, fit, background, palette), part, role, fit.height, fit.width, boxes=len(shapes.items)
+    )
 
 
 def decode_target(part: Part, role: str, settings: DecodeSettings, image: ImageGrid | None = None) -> PartFrames:
@@ -164,8 +172,9 @@ def decode_target(part: Part, role: str, settings: DecodeSettings, image: ImageG
     return _one(pixels, part, role, height, width)
 
 
-def _frame_of(part: Part, shapes: Shapes, settings: DecodeSettings,
-              image: ImageGrid | None) -> tuple[Fit, np.ndarray | None]:
+def _frame_of(
+    part: Part, shapes: Shapes, settings: DecodeSettings, image: ImageGrid | None
+) -> tuple[Fit, np.ndarray | None]:
     """The coordinate frame of keypoints/boxes (the size the JSON states, else the `width`/`height` options,
     else the image's) and, with `overlay`, the image as background."""
     companion = getattr(part, "image", None)
@@ -179,8 +188,11 @@ def _frame_of(part: Part, shapes: Shapes, settings: DecodeSettings,
     height = stated[0] or (image.height if image is not None else None)
     width = stated[1] or (image.width if image is not None else None)
     if not height or not width:
-        raise ItemError(Reason.BAD_ANNOTATION, f"{part.uri}: the JSON does not give the image's width and "
-                        "height and the item has no image; add them to the JSON or pair it with its image")
+        raise ItemError(
+            Reason.BAD_ANNOTATION,
+            f"{part.uri}: the JSON does not give the image's width and "
+            "height and the item has no image; add them to the JSON or pair it with its image",
+        )
     fit = annotation_fit(part.uri, int(height), int(width), settings, image)
     if not overlay:
         return fit, None
@@ -190,6 +202,11 @@ def _frame_of(part: Part, shapes: Shapes, settings: DecodeSettings,
 
 
 DECODERS: dict[str, AnnotationDecoder] = {
-    "depth": decode_depth, "segmentation": decode_segmentation, "normals": decode_normals,
-    "edges": decode_edges, "pose": decode_pose, "boxes": decode_boxes, "target": decode_target,
+    "depth": decode_depth,
+    "segmentation": decode_segmentation,
+    "normals": decode_normals,
+    "edges": decode_edges,
+    "pose": decode_pose,
+    "boxes": decode_boxes,
+    "target": decode_target,
 }

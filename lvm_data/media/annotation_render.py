@@ -43,20 +43,57 @@ PERCENTILES = (1.0, 99.0)
 # OpenPose: 0 nose, 1 neck, 2-4 right shoulder/elbow/wrist, 5-7 left, 8-10 right hip/knee/ankle,
 # 11-13 left, 14 right eye, 15 left eye, 16 right ear, 17 left ear.
 OPENPOSE_FROM_COCO = (0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
-OPENPOSE_LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-                  (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
+OPENPOSE_LIMBS = (
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 # OpenPose's colour wheel: 18 hues from red through green and blue to magenta, one per joint/limb.
-OPENPOSE_COLORS = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-                   (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-                   (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85))
+OPENPOSE_COLORS = (
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
+)
 
 
-def render_segmentation(ids: np.ndarray, fit: Fit, palette_version: str = DEFAULT_VERSION,
-                        name: str = "") -> np.ndarray:
+def render_segmentation(
+    ids: np.ndarray, fit: Fit, palette_version: str = DEFAULT_VERSION, name: str = ""
+) -> np.ndarray:
     """(H, W) integer class ids -> palette colours, resized nearest-neighbour."""
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= ENTRIES):
-        raise ItemError(Reason.BAD_ANNOTATION, f"{name}: class ids must be in 0..{ENTRIES - 1}, "
-                                               f"got {int(ids.min())}..{int(ids.max())}")
+        raise ItemError(
+            Reason.BAD_ANNOTATION,
+            f"{name}: class ids must be in 0..{ENTRIES - 1}, got {int(ids.min())}..{int(ids.max())}",
+        )
     placed = fit_array(ids, fit, nearest, fill=0)
     return load_palette(palette_version)[placed]
 
@@ -114,8 +151,9 @@ def colormap_lut(name: str) -> np.ndarray:
     try:
         cmap = matplotlib.colormaps[name]
     except KeyError as err:
-        raise ValueError(f"colormap {name!r} is not a matplotlib colormap "
-                         "(e.g. inferno, magma, viridis, gray)") from err
+        raise ValueError(
+            f"colormap {name!r} is not a matplotlib colormap (e.g. inferno, magma, viridis, gray)"
+        ) from err
     lut = np.floor(cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
     lut.flags.writeable = False
     return lut
@@ -184,8 +222,9 @@ def _openpose_joints(person: np.ndarray, fit: Fit) -> list[tuple[int, int] | Non
     return joints
 
 
-def render_boxes(boxes: list[tuple], fit: Fit, background: np.ndarray | None = None,
-                 palette_version: str = DEFAULT_VERSION) -> np.ndarray:
+def render_boxes(
+    boxes: list[tuple], fit: Fit, background: np.ndarray | None = None, palette_version: str = DEFAULT_VERSION
+) -> np.ndarray:
     """(x0, y0, x1, y1, label) boxes as rectangles coloured by class (palette id, or a hash of a name)."""
     canvas = _canvas(fit, background)
     palette = load_palette(palette_version)

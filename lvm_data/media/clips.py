@@ -65,13 +65,15 @@ class ClipSpec:
     def from_options(cls, options: Mapping[str, Any]) -> ClipSpec:
         """From job-file options: frames, stride (int or list), spacing_s (float or list), clips, offset, max_clips."""
         clips = options.get("clips", "all")
-        return cls(frames=int(options.get("frames", 16)),
-                   strides=tuple(int(s) for s in _as_list(options.get("stride", DEFAULT_STRIDES))),
-                   spacing_s=tuple(float(s) for s in _as_list(options.get("spacing_s", ()))),
-                   clips=None if clips == "all" else int(clips),
-                   offset=str(options.get("offset", "random")),
-                   max_clips=int(options.get("max_clips", 64)),
-                   fit=str(options.get("fit", "lvm")))
+        return cls(
+            frames=int(options.get("frames", 16)),
+            strides=tuple(int(s) for s in _as_list(options.get("stride", DEFAULT_STRIDES))),
+            spacing_s=tuple(float(s) for s in _as_list(options.get("spacing_s", ()))),
+            clips=None if clips == "all" else int(clips),
+            offset=str(options.get("offset", "random")),
+            max_clips=int(options.get("max_clips", 64)),
+            fit=str(options.get("fit", "lvm")),
+        )
 
     def span(self, stride: int) -> int:
         """Source frames covered by one clip at `stride`."""

@@ -67,8 +67,9 @@ class PartDecoder(Protocol):
 class AnnotationDecoder(Protocol):
     """An annotation role's decoder: as PartDecoder, placed to match the item's image when it has one."""
 
-    def __call__(self, part: Part, role: str, settings: DecodeSettings, /,
-                 image: ImageGrid | None = None) -> PartFrames: ...
+    def __call__(
+        self, part: Part, role: str, settings: DecodeSettings, /, image: ImageGrid | None = None
+    ) -> PartFrames: ...
 
 
 def read_part(part: Part, max_bytes: int = DEFAULT_MAX_ITEM_BYTES) -> bytes:
@@ -109,5 +110,8 @@ def _read_capped(uri: str, max_bytes: int) -> bytes:
 
 def _too_many_bytes(uri: str, size: int | None, max_bytes: int) -> ItemError:
     has = f"{size} bytes" if size is not None else "more bytes than that"
-    return ItemError(Reason.FILE_TOO_LARGE, f"{uri}: {has}, over the limit of {max_bytes} bytes (max_item_bytes); "
-                     "it was not read. Raise max_item_bytes in the job file to read such files")
+    return ItemError(
+        Reason.FILE_TOO_LARGE,
+        f"{uri}: {has}, over the limit of {max_bytes} bytes (max_item_bytes); "
+        "it was not read. Raise max_item_bytes in the job file to read such files",
+    )

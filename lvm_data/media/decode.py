@@ -45,21 +45,31 @@ def item_memory_bound(settings: DecodeSettings) -> int:
 def decode_image_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """A still image (first frame of GIFs and multi-page TIFFs) as one frame, already at the tokenizer's size:
     resized from the decoded Pillow image, so no full-size numpy copy of a large image is ever made."""
-    image, (width, height) = load_image(read_part(part, settings.max_item_bytes), part.uri, settings.max_pixels,
-                                        settings.image_size if settings.jpeg_draft else None)
+    image, (width, height) = load_image(
+        read_part(part, settings.max_item_bytes),
+        part.uri,
+        settings.max_pixels,
+        settings.image_size if settings.jpeg_draft else None,
+    )
     try:
         pixels = resize_image(image, settings.image_size, settings.resize)
     except MemoryError as err:
-        raise ItemError(Reason.OUT_OF_MEMORY, f"{part.uri}: no memory to resize {image.size[0]}x{image.size[1]} "
-                        "pixels; lower decode_workers or max_pixels in the job file") from err
+        raise ItemError(
+            Reason.OUT_OF_MEMORY,
+            f"{part.uri}: no memory to resize {image.size[0]}x{image.size[1]} "
+            "pixels; lower decode_workers or max_pixels in the job file",
+        ) from err
     return PartFrames([Frame(pixels=pixels, uri=part.uri, index=0, role=role)], {"width": width, "height": height})
 
 
 DECODERS: dict[str, PartDecoder] = {
     "image": decode_image_part,
     # videos, frame folders, annotated sequences, multi-view objects, annotation kinds (issue 4)
-    "video": decode_video_part, "frames": decode_frames_part, "sequence": decode_sequence_part,
-    "views": decode_views_part, **ANNOTATION_DECODERS,
+    "video": decode_video_part,
+    "frames": decode_frames_part,
+    "sequence": decode_sequence_part,
+    "views": decode_views_part,
+    **ANNOTATION_DECODERS,
 }
 
 
@@ -79,9 +89,12 @@ def decode_item(ref: ItemRef, settings: DecodeSettings) -> DecodedItem:
         decoded = _decode_parts(ref, settings)
         frames = [fit(frame, settings) for role in ref.parts for frame in decoded[role].frames]
     except MemoryError as err:
-        raise ItemError(Reason.OUT_OF_MEMORY, f"{ref.uri}: no memory to decode item {ref.key} "
-                        f"({err or 'MemoryError'}); lower max_pixels or decode_workers in the job file, or give "
-                        "the workers more memory") from err
+        raise ItemError(
+            Reason.OUT_OF_MEMORY,
+            f"{ref.uri}: no memory to decode item {ref.key} "
+            f"({err or 'MemoryError'}); lower max_pixels or decode_workers in the job file, or give "
+            "the workers more memory",
+        ) from err
     return DecodedItem(ref=ref, frames=frames, info={role: decoded[role].info for role in ref.parts})
 
 
@@ -93,8 +106,10 @@ def _decode_parts(ref: ItemRef, settings: DecodeSettings) -> dict[str, PartFrame
         part = ref.parts[role]
         decoder = DECODERS.get(role)
         if decoder is None:
-            raise ItemError(Reason.INTERNAL_ERROR, f"{part.uri}: no decoder for role {role!r}; "
-                            f"known roles: {', '.join(sorted(DECODERS))}")
+            raise ItemError(
+                Reason.INTERNAL_ERROR,
+                f"{part.uri}: no decoder for role {role!r}; known roles: {', '.join(sorted(DECODERS))}",
+            )
         if role in ANNOTATION_DECODERS:  # its entry is an AnnotationDecoder: it gets the item's image
             decoded[role] = cast(AnnotationDecoder, decoder)(part, role, settings, image=grid)
         else:
@@ -108,7 +123,9 @@ def fit(frame: Frame, settings: DecodeSettings) -> Frame:
     """The frame resized to the tokenizer's square input with the job's policy."""
     pixels = frame.pixels
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ItemError(Reason.INTERNAL_ERROR, f"{frame.uri}: decoder returned {pixels.dtype} {pixels.shape}, "
-                        "expected (H, W, 3) uint8")
+        raise ItemError(
+            Reason.INTERNAL_ERROR,
+            f"{frame.uri}: decoder returned {pixels.dtype} {pixels.shape}, expected (H, W, 3) uint8",
+        )
     frame.pixels = resize(pixels, settings.image_size, settings.resize)
     return frame

@@ -38,7 +38,7 @@ def box_mask(size: int, rng: np.random.Generator, max_boxes: int = 3) -> np.ndar
     for _ in range(int(rng.integers(1, max_boxes + 1))):
         h, w = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
         top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
-        mask[top:top + h, left:left + w] = True
+        mask[top : top + h, left : left + w] = True
     return mask
 
 
@@ -59,7 +59,7 @@ def lvm_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < LVM_HOLE_SHARE:
         side = int(rng.integers(max(1, int(0.1 * size)), max(2, int(0.5 * size))))
         top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
-        mask[top:top + side, left:left + side] = True
+        mask[top : top + side, left : left + side] = True
         return mask
     kept = rng.random()  # LVM keeps a cell where a uniform draw is below this per-image ratio
     cell = -(-size // LVM_CELLS)
@@ -67,8 +67,15 @@ def lvm_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.kron(hidden, np.ones((cell, cell), dtype=bool))[:size, :size]
 
 
-def inpaint_input(image: np.ndarray, rng: np.random.Generator, mask: str = "lvm", *, max_boxes: int = 3,
-                  patch: int = 16, ratio: float = 0.5) -> np.ndarray:
+def inpaint_input(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    mask: str = "lvm",
+    *,
+    max_boxes: int = 3,
+    patch: int = 16,
+    ratio: float = 0.5,
+) -> np.ndarray:
     """The image with black holes (see module docstring)."""
     if mask not in MASKS:
         raise ValueError(f"inpainting mask {mask!r} is not one of {', '.join(MASKS)}")

@@ -47,8 +47,11 @@ def stem(uri: str) -> str:
 
 def list_frames(folder: str, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
     """Image files directly inside `folder` (local or gs://), in natural order. Hidden files are skipped."""
-    files = [uri for uri in storage.list_files(folder, recursive=False)
-             if uri.lower().endswith(extensions) and not uri.rsplit("/", 1)[-1].startswith(".")]
+    files = [
+        uri
+        for uri in storage.list_files(folder, recursive=False)
+        if uri.lower().endswith(extensions) and not uri.rsplit("/", 1)[-1].startswith(".")
+    ]
     return natural_sorted(files)
 
 
@@ -74,8 +77,9 @@ def decode_frame_folder(folder: ClipPart, size: int, policy: str = "squash") -> 
         raise ItemError(Reason.READ_ERROR, f"{folder.uri}: cannot list the folder: {err}") from err
     clips = plan_clips(len(uris), fps, spec, folder.seed, folder.key or folder.uri)
     if not clips:
-        raise ItemError(Reason.TOO_SHORT, f"{folder.uri}: {len(uris)} frames; one clip needs "
-                        f"{shortest_video(spec, fps)}")
+        raise ItemError(
+            Reason.TOO_SHORT, f"{folder.uri}: {len(uris)} frames; one clip needs {shortest_video(spec, fps)}"
+        )
     wanted = sorted({i for clip in clips for i in clip.indices})
     frames = {i: resize(read_image(uris[i]), size, policy) for i in wanted}
     return FolderClips(len(uris), clips, {i: uris[i] for i in wanted}, frames)
@@ -110,16 +114,19 @@ def decode_frames_part(part: Part, role: str, settings: DecodeSettings) -> PartF
     """Decode-table entry for role "frames": sampled clips of a frame folder, clip after clip (like video)."""
     clip = part if isinstance(part, ClipPart) else ClipPart(part.uri)
     result = decode_frame_folder(clip, settings.image_size, settings.resize)
-    frames = [Frame(pixels=result.frames[i], uri=result.uris[i], index=i, role=role)
-              for c in result.clips for i in c.indices]
+    frames = [
+        Frame(pixels=result.frames[i], uri=result.uris[i], index=i, role=role) for c in result.clips for i in c.indices
+    ]
     return PartFrames(frames, {"n_frames": result.n_frames, "clips": _clip_info(result.clips)})
 
 
 def decode_views_part(part: Part, role: str, settings: DecodeSettings) -> PartFrames:
     """Decode-table entry for role "views": every view of an object, in view order."""
     views = part.views if isinstance(part, ViewsPart) and part.views else (part.uri,)
-    frames = [Frame(pixels=resize(read_image(uri), settings.image_size, settings.resize), uri=uri, index=i, role=role)
-              for i, uri in enumerate(views)]
+    frames = [
+        Frame(pixels=resize(read_image(uri), settings.image_size, settings.resize), uri=uri, index=i, role=role)
+        for i, uri in enumerate(views)
+    ]
     return PartFrames(frames, {"views": len(frames)})
 
 
@@ -136,15 +143,24 @@ def decode_sequence_part(part: Part, role: str, settings: DecodeSettings) -> Par
     matched, counts = _matched_frames(seq)
     clips = plan_clips(len(matched), seq.fps, seq.spec, seq.seed, seq.key or seq.uri)
     if not clips:
-        raise ItemError(Reason.TOO_SHORT, f"{seq.uri}: {len(matched)} frames with all annotations "
-                        f"({counts['frames']} frames in all); one clip needs {shortest_video(seq.spec, seq.fps)}")
+        raise ItemError(
+            Reason.TOO_SHORT,
+            f"{seq.uri}: {len(matched)} frames with all annotations "
+            f"({counts['frames']} frames in all); one clip needs {shortest_video(seq.spec, seq.fps)}",
+        )
     frames = []
     for clip in clips:
         for i in clip.indices:
             index, frame_uri, annotations = matched[i]
             pixels = read_image(frame_uri)
-            frames.append(Frame(pixels=resize(pixels, settings.image_size, settings.resize),
-                                uri=frame_uri, index=index, role="image"))
+            frames.append(
+                Frame(
+                    pixels=resize(pixels, settings.image_size, settings.resize),
+                    uri=frame_uri,
+                    index=index,
+                    role="image",
+                )
+            )
             grid = ImageGrid(frame_uri, *pixels.shape[:2])  # each annotation must match its frame
             for kind, uri, options in annotations:
                 annotation = AnnotationPart(uri, options=options, image=Part(frame_uri))
@@ -158,8 +174,10 @@ def _matched_frames(seq: SequencePart) -> tuple[list[tuple[int, str, list]], dic
     key = key_function(seq.match)
     try:
         frame_uris = list_frames(seq.uri)
-        tables = [(kind, {key(u): u for u in storage.list_files(folder, recursive=False)}, options)
-                  for kind, folder, options in seq.annotations]
+        tables = [
+            (kind, {key(u): u for u in storage.list_files(folder, recursive=False)}, options)
+            for kind, folder, options in seq.annotations
+        ]
     except OSError as err:
         raise ItemError(Reason.READ_ERROR, f"{seq.uri}: cannot list the sequence's folders: {err}") from err
     matched = []

@@ -60,9 +60,9 @@ class Fit:
     def place(self, scaled: np.ndarray, fill: float | int = 0) -> np.ndarray:
         """A (scaled_h, scaled_w, ...) array cropped or padded to (size, size, ...)."""
         if self.scaled_w >= self.size and self.scaled_h >= self.size:  # squash or center_crop
-            return scaled[self.crop_y:self.crop_y + self.size, self.crop_x:self.crop_x + self.size]
+            return scaled[self.crop_y : self.crop_y + self.size, self.crop_x : self.crop_x + self.size]
         out = np.full((self.size, self.size, *scaled.shape[2:]), fill, dtype=scaled.dtype)
-        out[self.pad_y:self.pad_y + self.scaled_h, self.pad_x:self.pad_x + self.scaled_w] = scaled
+        out[self.pad_y : self.pad_y + self.scaled_h, self.pad_x : self.pad_x + self.scaled_w] = scaled
         return out
 
 
@@ -82,8 +82,9 @@ def masked_area(values: np.ndarray, valid: np.ndarray, width: int, height: int) 
     return np.where(ok, sums / np.maximum(counts, 1e-6), 0.0), ok
 
 
-def fit_array(array: np.ndarray, fit: Fit, resample: Callable[[np.ndarray, int, int], np.ndarray] = nearest,
-              fill: float | int = 0) -> np.ndarray:
+def fit_array(
+    array: np.ndarray, fit: Fit, resample: Callable[[np.ndarray, int, int], np.ndarray] = nearest, fill: float | int = 0
+) -> np.ndarray:
     """Resample `array` (H, W, ...) to the fit's scaled size, then crop or pad to (size, size, ...)."""
     if array.shape[:2] != (fit.height, fit.width):
         raise ValueError(f"array is {array.shape[:2]}, the fit was made for {(fit.height, fit.width)}")

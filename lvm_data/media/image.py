@@ -30,8 +30,9 @@ BAND_PIXELS = 1 << 20  # pixels per row band when compositing or scaling (1 Mpx:
 WHITE = (255, 255, 255)
 
 
-def decode_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
-                 draft_to: int | None = None) -> np.ndarray:
+def decode_image(
+    data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, draft_to: int | None = None
+) -> np.ndarray:
     """Decode one image file's bytes to (H, W, 3) uint8 RGB. GIFs and multi-page TIFFs give frame 0.
 
     `draft_to`: a JPEG at least 4x larger than `draft_to` on both sides is decoded at 1/2, 1/4 or 1/8 scale
@@ -41,8 +42,9 @@ def decode_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXE
     return decode_image_sized(data, name, max_pixels, draft_to)[0]
 
 
-def decode_image_sized(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
-                       draft_to: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_image_sized(
+    data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, draft_to: int | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
     """`decode_image` and the image's full (width, height) after EXIF orientation, whatever scale it was
     decoded at."""
     image, full = load_image(data, name, max_pixels, draft_to)
@@ -52,8 +54,9 @@ def decode_image_sized(data: bytes, name: str = "", max_pixels: int = DEFAULT_MA
         raise _out_of_memory(name, image.size, err) from err
 
 
-def load_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_to: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+def load_image(
+    data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS, draft_to: int | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
     """`decode_image_sized` as a Pillow image in mode RGB, or L for gray (its RGB has three equal channels),
     without a numpy copy of it: `lvm_data.media.resize.resize_image` fits it to the tokenizer's input."""
     if not data:
@@ -80,16 +83,18 @@ def load_image(data: bytes, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def _out_of_memory(name: str, size: tuple[int, int], err: MemoryError) -> ItemError:
-    return ItemError(Reason.OUT_OF_MEMORY, f"{name}: no memory to decode {size[0]}x{size[1]} pixels "
-                     f"({err or 'MemoryError'}); lower decode_workers or max_pixels in the job file, or give the "
-                     "workers more memory")
+    return ItemError(
+        Reason.OUT_OF_MEMORY,
+        f"{name}: no memory to decode {size[0]}x{size[1]} pixels "
+        f"({err or 'MemoryError'}); lower decode_workers or max_pixels in the job file, or give the "
+        "workers more memory",
+    )
 
 
 def _oriented_size(image: Image.Image) -> tuple[int, int]:
     width, height = image.size
     transposed = image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90 degrees
     return (height, width) if transposed else (width, height)
-
 
 
 def open_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

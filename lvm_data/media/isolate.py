@@ -101,9 +101,13 @@ class IsolatedWorker:
         from_child_r, from_child_w = os.pipe()
         code = f"from lvm_data.media.isolate import _serve_fds; _serve_fds({to_child_r}, {from_child_w}, {self._nice})"
         try:
-            process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(to_child_r, from_child_w),
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       env=_child_env())
+            process = subprocess.Popen(
+                [sys.executable, "-c", code],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=_child_env(),
+            )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
@@ -119,8 +123,9 @@ class IsolatedWorker:
             code = self._exitcode()
             self._discard()
             hint = "run `python -c 'import lvm_data.media.isolate'` to see why"
-            raise WorkerStartError(Reason.DECODER_CRASH,
-                            f"decoder process failed to start ({describe_exit(code)}); {hint}") from None
+            raise WorkerStartError(
+                Reason.DECODER_CRASH, f"decoder process failed to start ({describe_exit(code)}); {hint}"
+            ) from None
 
     def _exitcode(self) -> int | None:
         if self._process is None:

@@ -48,12 +48,13 @@ def build_palette_v1() -> np.ndarray:
     levels = np.arange(16, dtype=np.float64) * 17.0  # 0, 17, ..., 255
     grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
     lab = srgb_to_lab(grid)
-    nearest = np.minimum(_distance(lab, srgb_to_lab(np.zeros((1, 3)))),
-                         _distance(lab, srgb_to_lab(np.full((1, 3), 255.0))))
+    nearest = np.minimum(
+        _distance(lab, srgb_to_lab(np.zeros((1, 3)))), _distance(lab, srgb_to_lab(np.full((1, 3), 255.0)))
+    )
     for class_id in range(1, 255):
         pick = int(np.argmax(nearest))  # lowest index wins ties: deterministic
         palette[class_id] = grid[pick].astype(np.uint8)
-        nearest = np.minimum(nearest, _distance(lab, lab[pick:pick + 1]))
+        nearest = np.minimum(nearest, _distance(lab, lab[pick : pick + 1]))
     for class_id in range(256, ENTRIES):
         digest = hashlib.blake2b(class_id.to_bytes(4, "little"), digest_size=3).digest()
         palette[class_id] = np.frombuffer(digest, dtype=np.uint8) | np.uint8(16)  # never black
@@ -71,9 +72,9 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) sRGB 0..255 -> CIELAB (D65), float64."""
     c = rgb / 255.0
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    matrix = np.array([[0.4124564, 0.3575761, 0.1804375],
-                       [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]])
+    matrix = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
     xyz = linear @ matrix.T / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)

@@ -20,8 +20,10 @@ def resize(image: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) uint8, bicubic (Pillow, antialiased when shrinking)."""
     _check_policy(policy)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise ValueError(f"resize takes a non-empty (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}; "
-                         "decode it with lvm_data.media.image.decode_image")
+        raise ValueError(
+            f"resize takes a non-empty (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}; "
+            "decode it with lvm_data.media.image.decode_image"
+        )
     if image.shape[:2] == (size, size):
         return np.ascontiguousarray(image)
     return resize_image(Image.fromarray(image), size, policy)
@@ -32,8 +34,10 @@ def resize_image(image: Image.Image, size: int, policy: str = "squash") -> np.nd
     separable: its working memory is the output and one intermediate of `size` x the other side, not the input."""
     _check_policy(policy)
     if image.mode not in ("RGB", "L") or 0 in image.size:
-        raise ValueError(f"resize_image takes a non-empty RGB or L Pillow image, got mode {image.mode} {image.size}; "
-                         "decode it with lvm_data.media.image.load_image")
+        raise ValueError(
+            f"resize_image takes a non-empty RGB or L Pillow image, got mode {image.mode} {image.size}; "
+            "decode it with lvm_data.media.image.load_image"
+        )
     width, height = image.size
     if (width, height) == (size, size):
         return _rgb(image)
@@ -48,7 +52,7 @@ def resize_image(image: Image.Image, size: int, policy: str = "squash") -> np.nd
     w, h = max(1, round(width * scale)), max(1, round(height * scale))
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     top, left = (size - h) // 2, (size - w) // 2
-    canvas[top:top + h, left:left + w] = _rgb(image.resize((w, h), Image.Resampling.BICUBIC))
+    canvas[top : top + h, left : left + w] = _rgb(image.resize((w, h), Image.Resampling.BICUBIC))
     return canvas
 
 

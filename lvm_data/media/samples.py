@@ -10,10 +10,21 @@ from importlib import metadata
 from pathlib import Path
 
 TRAIN_PHOTOS = (
-    "skimage:astronaut.png", "skimage:rocket.jpg", "skimage:motorcycle_left.png",
-    "skimage:hubble_deep_field.jpg", "skimage:retina.jpg", "skimage:ihc.png", "skimage:camera.png",
-    "skimage:brick.png", "skimage:grass.png", "skimage:gravel.png", "skimage:coins.png", "skimage:moon.png",
-    "skimage:page.png", "skimage:color.png", "matplotlib:Minduka_Present_Blue_Pack.png",
+    "skimage:astronaut.png",
+    "skimage:rocket.jpg",
+    "skimage:motorcycle_left.png",
+    "skimage:hubble_deep_field.jpg",
+    "skimage:retina.jpg",
+    "skimage:ihc.png",
+    "skimage:camera.png",
+    "skimage:brick.png",
+    "skimage:grass.png",
+    "skimage:gravel.png",
+    "skimage:coins.png",
+    "skimage:moon.png",
+    "skimage:page.png",
+    "skimage:color.png",
+    "matplotlib:Minduka_Present_Blue_Pack.png",
 )
 HELDOUT_PHOTOS = ("skimage:chelsea.png", "skimage:coffee.png", "matplotlib:grace_hopper.jpg")
 VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
@@ -54,5 +65,8 @@ def videos() -> list[Path]:
 
 def stereo_pair() -> tuple[Path, Path, Path]:
     """(left image, right image, disparity .npz) of scikit-image's motorcycle scene."""
-    return (package_file("skimage", "motorcycle_left.png"), package_file("skimage", "motorcycle_right.png"),
-            package_file("skimage", "motorcycle_disp.npz"))
+    return (
+        package_file("skimage", "motorcycle_left.png"),
+        package_file("skimage", "motorcycle_right.png"),
+        package_file("skimage", "motorcycle_disp.npz"),
+    )

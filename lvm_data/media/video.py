@@ -78,8 +78,13 @@ class Opened:
     read: Callable[[list[int]], list[np.ndarray]]
 
 
-def decode_video(data: bytes | None, uri: str, request: VideoRequest, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 worker: IsolatedWorker | None = None) -> VideoClips:
+def decode_video(
+    data: bytes | None,
+    uri: str,
+    request: VideoRequest,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    worker: IsolatedWorker | None = None,
+) -> VideoClips:
     """Sample and decode a video in an isolated worker. `data` is the file's bytes, or None to read `uri`.
 
     Raises ItemError: too_short, decode_error, not_media, empty_file, read_error, timeout, decoder_crash;
@@ -95,8 +100,9 @@ def decode_video(data: bytes | None, uri: str, request: VideoRequest, timeout_s:
         path = os.path.join(folder, f"video{suffix}")
         with open(path, "wb") as f:
             f.write(data)
-        local = VideoRequest(path, request.name, request.key, request.spec, request.seed, request.size,
-                             request.policy, request.backends)
+        local = VideoRequest(
+            path, request.name, request.key, request.spec, request.seed, request.size, request.policy, request.backends
+        )
         return _read_clips_confirmed(worker, local, timeout_s, uri)
 
 
@@ -148,8 +154,11 @@ def read_clips(request: VideoRequest) -> VideoClips:
             continue
         clips = plan_clips(opened.n_frames, opened.fps, request.spec, request.seed, request.key)
         if not clips:
-            raise ItemError(Reason.TOO_SHORT, f"{request.name}: {opened.n_frames} frames at {opened.fps:.3g} fps; "
-                                              f"one clip needs {shortest_video(request.spec, opened.fps)}")
+            raise ItemError(
+                Reason.TOO_SHORT,
+                f"{request.name}: {opened.n_frames} frames at {opened.fps:.3g} fps; "
+                f"one clip needs {shortest_video(request.spec, opened.fps)}",
+            )
         wanted = sorted({i for clip in clips for i in clip.indices})
         try:
             frames = _checked(opened.read(wanted), len(wanted))
@@ -170,9 +179,14 @@ def _looks_like_video(path: str) -> bool:
     """Whether the file starts like a container we know (ISO BMFF/QuickTime, Matroska/WebM, AVI, MPEG, Ogg, FLV)."""
     with open(path, "rb") as f:
         head = f.read(16)
-    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip") or head[:4] == b"\x1a\x45\xdf\xa3"
-            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:3] in (b"\x00\x00\x01", b"FLV")
-            or head[:4] == b"OggS" or head[:4] == b"\x30\x26\xb2\x75")
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+        or head[:4] == b"\x1a\x45\xdf\xa3"
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+        or head[:3] in (b"\x00\x00\x01", b"FLV")
+        or head[:4] == b"OggS"
+        or head[:4] == b"\x30\x26\xb2\x75"
+    )
 
 
 def _checked(frames: list[np.ndarray], expected: int) -> list[np.ndarray]:
@@ -271,14 +285,27 @@ def decode_video_part(part: Part, role: str, settings: DecodeSettings) -> PartFr
     local = part.data is None and not storage.is_remote(part.uri)
     local = local and not isinstance(localfs.os_path(part.uri), bytes)  # a percent-escaped name: read as bytes
     data = None if local else (part.data if part.data is not None else _read_remote(part.uri))
-    request = VideoRequest(part.uri, part.uri, clip.key or part.uri, clip.spec, clip.seed, settings.image_size,
-                           settings.resize, tuple(clip.backends))
+    request = VideoRequest(
+        part.uri,
+        part.uri,
+        clip.key or part.uri,
+        clip.spec,
+        clip.seed,
+        settings.image_size,
+        settings.resize,
+        tuple(clip.backends),
+    )
     result = decode_video(data, part.uri, request, clip.timeout_s)
-    frames = [Frame(pixels=result.frames[i], uri=part.uri, index=i, role=role)
-              for c in result.clips for i in c.indices]
-    info = {"n_frames": result.n_frames, "fps": result.fps, "width": result.width, "height": result.height,
-            "backend": result.backend, "backend_errors": result.errors,
-            "clips": [{"stride": c.stride, "start": c.indices[0], "length": len(c.indices)} for c in result.clips]}
+    frames = [Frame(pixels=result.frames[i], uri=part.uri, index=i, role=role) for c in result.clips for i in c.indices]
+    info = {
+        "n_frames": result.n_frames,
+        "fps": result.fps,
+        "width": result.width,
+        "height": result.height,
+        "backend": result.backend,
+        "backend_errors": result.errors,
+        "clips": [{"stride": c.stride, "start": c.indices[0], "length": len(c.indices)} for c in result.clips],
+    }
     return PartFrames(frames, info)
 
 

@@ -76,11 +76,25 @@ class MixConfig:
         return list(dict.fromkeys(uri for part in self.parts for uri in part.inputs))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "output": self.output, "seed": self.seed, "validation": self.validation,
-                "dedup": self.dedup, "shard_bytes": self.shard_bytes, "total_tokens": self.total_tokens,
-                "parts": [{"name": p.name, "inputs": list(p.inputs),
-                           "select": {k: list(v) for k, v in p.select.items()}, "weight": p.weight,
-                           "epochs": p.epochs} for p in self.parts]}
+        return {
+            "name": self.name,
+            "output": self.output,
+            "seed": self.seed,
+            "validation": self.validation,
+            "dedup": self.dedup,
+            "shard_bytes": self.shard_bytes,
+            "total_tokens": self.total_tokens,
+            "parts": [
+                {
+                    "name": p.name,
+                    "inputs": list(p.inputs),
+                    "select": {k: list(v) for k, v in p.select.items()},
+                    "weight": p.weight,
+                    "epochs": p.epochs,
+                }
+                for p in self.parts
+            ],
+        }
 
 
 def read_mix_file(uri: str) -> MixConfig:
@@ -121,8 +135,9 @@ def parse_mix(raw: Any, where: str = "mix file") -> MixConfig:
         raise MixConfigError(f"{where}: dedup must be true or false")
     if not isinstance(raw.get("seed", 0), int) or raw.get("seed", 0) < 0:
         raise MixConfigError(f"{where}: seed must be a whole number >= 0")
-    config = MixConfig(name, str(raw["output"]), parts, raw.get("seed", 0), validation, raw.get("dedup", False),
-                       shard_bytes, total)
+    config = MixConfig(
+        name, str(raw["output"]), parts, raw.get("seed", 0), validation, raw.get("dedup", False), shard_bytes, total
+    )
     _check_sizes(config, where)
     _check_output(config, where)
     return config
@@ -144,8 +159,9 @@ def _part(raw: Any, where: str, index: int) -> Part:
         raise MixConfigError(f"{where}: {at}.select takes {', '.join(SELECT_KEYS)} (a value or a list each)")
     select = {k: tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in select.items()}
     if ("weight" in raw) == ("epochs" in raw):
-        raise MixConfigError(f"{where}: {at} needs exactly one of weight (its share of the mix's tokens) or epochs "
-                             "(passes over it)")
+        raise MixConfigError(
+            f"{where}: {at} needs exactly one of weight (its share of the mix's tokens) or epochs (passes over it)"
+        )
     weight = _number(raw["weight"], where, f"{at}.weight", low=0.0, low_open=True) if "weight" in raw else None
     epochs = _number(raw["epochs"], where, f"{at}.epochs", low=0.0, low_open=True) if "epochs" in raw else None
     return Part(_name(raw["name"], where, f"{at}.name"), tuple(i.rstrip("/") for i in inputs), select, weight, epochs)
@@ -155,11 +171,14 @@ def _check_sizes(config: MixConfig, where: str) -> None:
     weights = [p.weight for p in config.parts if p.weight is not None]
     has_epochs = any(p.epochs is not None for p in config.parts)
     if has_epochs and weights and sum(weights) >= 1.0:
-        raise MixConfigError(f"{where}: parts: the weights sum to {sum(weights):g} beside parts given by epochs; "
-                             "weights are shares of the whole mix, so they must sum to less than 1 there")
+        raise MixConfigError(
+            f"{where}: parts: the weights sum to {sum(weights):g} beside parts given by epochs; "
+            "weights are shares of the whole mix, so they must sum to less than 1 there"
+        )
     if config.total_tokens is not None and has_epochs:
-        raise MixConfigError(f"{where}: total_tokens applies when every part is given by weight; remove it or "
-                             "give every part a weight")
+        raise MixConfigError(
+            f"{where}: total_tokens applies when every part is given by weight; remove it or give every part a weight"
+        )
 
 
 def _check_output(config: MixConfig, where: str) -> None:
@@ -181,8 +200,15 @@ def _name(value: Any, where: str, at: str) -> str:
     return value
 
 
-def _number(value: Any, where: str, at: str, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> float:
+def _number(
+    value: Any,
+    where: str,
+    at: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MixConfigError(f"{where}: {at} must be a number, got {value!r}")
     if low is not None and (value < low or (low_open and value == low)):

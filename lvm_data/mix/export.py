@@ -100,12 +100,18 @@ class MixSource:
     shards: dict[str, list[tuple[int, str, int]]]  # split -> [(shard, uri, rows)]
 
     def facts(self) -> dict:
-        return {"source": self.root, "mix": self.name, "mix_hash": self.mix_hash,
-                "codebook_size": self.codebook_size, "tokens_per_image": self.tokens_per_image,
-                "tokenizer_fingerprint": self.tokenizer_fingerprint}
+        return {
+            "source": self.root,
+            "mix": self.name,
+            "mix_hash": self.mix_hash,
+            "codebook_size": self.codebook_size,
+            "tokens_per_image": self.tokens_per_image,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+        }
 
 
 # --- options and inputs ------------------------------------------------------------------------------------
+
 
 def resolve_ids(config: ExportConfig, codebook_size: int) -> Ids:
     """The ids the export writes, checked against the codebook (codes are 0 .. codebook_size - 1)."""
@@ -116,8 +122,10 @@ def resolve_ids(config: ExportConfig, codebook_size: int) -> Ids:
         option = "--pad" if config.pad is not None else "--length"
         raise ExportError(f"{option} applies to --format packed only (EasyLM lines are not padded); drop it")
     if packed and codebook_size + 3 > UINT16_IDS:
-        raise ExportError(f"a codebook of {codebook_size} codes leaves no uint16 ids for BOS, EOS and PAD "
-                          "(packed rows are uint16); use --format easylm (int32 ids)")
+        raise ExportError(
+            f"a codebook of {codebook_size} codes leaves no uint16 ids for BOS, EOS and PAD "
+            "(packed rows are uint16); use --format easylm (int32 ids)"
+        )
     chosen = {}
     for offset, name in enumerate(("bos", "eos", "pad")):
         value = getattr(config, name)
@@ -134,18 +142,23 @@ def resolve_ids(config: ExportConfig, codebook_size: int) -> Ids:
 
 def _check_id(name: str, value: int, default: int, codebook_size: int, high: int) -> None:
     if value < codebook_size:
-        raise ExportError(f"--{name} {value} is a code of the mix's codebook (0..{codebook_size - 1}); give an id "
-                          f">= {codebook_size}, or --{name} alone for {default}")
+        raise ExportError(
+            f"--{name} {value} is a code of the mix's codebook (0..{codebook_size - 1}); give an id "
+            f">= {codebook_size}, or --{name} alone for {default}"
+        )
     if value > high:
-        raise ExportError(f"--{name} {value} does not fit the export's ids (at most {high}"
-                          f"{': packed rows are uint16' if high < INT32_MAX else ''}); give a smaller id")
+        raise ExportError(
+            f"--{name} {value} does not fit the export's ids (at most {high}"
+            f"{': packed rows are uint16' if high < INT32_MAX else ''}); give a smaller id"
+        )
 
 
 def resolve_length(config: ExportConfig) -> int:
     length = DEFAULT_LENGTH if config.length is None else config.length
     if length < 2:
-        raise ExportError(f"--length {length}: a packed row needs at least 2 tokens; LVM trains on rows of "
-                          f"{DEFAULT_LENGTH}")
+        raise ExportError(
+            f"--length {length}: a packed row needs at least 2 tokens; LVM trains on rows of {DEFAULT_LENGTH}"
+        )
     return length
 
 
@@ -158,32 +171,45 @@ def open_mix(uri: str) -> MixSource:
     root = _local(uri)
     manifest_uri = storage.join(root, MANIFEST)
     if not storage.exists(manifest_uri):
-        raise ExportError(f"{uri}: not a mix output (no {MANIFEST}); pass the output folder of `lvm-data mix`, "
-                          "or run `lvm-data mix MIX.yaml` first")
+        raise ExportError(
+            f"{uri}: not a mix output (no {MANIFEST}); pass the output folder of `lvm-data mix`, "
+            "or run `lvm-data mix MIX.yaml` first"
+        )
     manifest = json.loads(storage.read_bytes(manifest_uri))
     if manifest.get("schema_version") != SCHEMA_VERSION or "shards" not in manifest:
         kind = "a job output (`lvm-data run`)" if "job" in manifest else "not a mix output"
-        raise ExportError(f"{uri}: {kind}, its {MANIFEST} is no mix manifest; mix it first (`lvm-data mix "
-                          "MIX.yaml` with it among the inputs) and export the mix's output folder")
+        raise ExportError(
+            f"{uri}: {kind}, its {MANIFEST} is no mix manifest; mix it first (`lvm-data mix "
+            "MIX.yaml` with it among the inputs) and export the mix's output folder"
+        )
     shards: dict[str, list[tuple[int, str, int]]] = {split: [] for split in SPLITS}
     meta: dict[str, str] = {}
     for entry in sorted(manifest["shards"], key=lambda s: (SPLITS.index(s["split"]), s["shard"])):
         file = storage.join(root, shard_file(entry["split"], entry["shard"]))
         if not storage.exists(file):
-            raise ExportError(f"{file}: listed in {manifest_uri} but missing; rerun `lvm-data mix` on the mix file "
-                              "to write it")
+            raise ExportError(
+                f"{file}: listed in {manifest_uri} but missing; rerun `lvm-data mix` on the mix file to write it"
+            )
         with storage.open_input(file) as f:
             footer = pq.ParquetFile(f).metadata
         meta = read_metadata(footer.metadata)
         if meta.get("mix_hash") != manifest["mix_hash"]:
-            raise ExportError(f"{file}: belongs to another mix (mix hash {meta.get('mix_hash', '')[:12]} vs "
-                              f"{manifest['mix_hash'][:12]}); rerun `lvm-data mix` into a new output folder")
+            raise ExportError(
+                f"{file}: belongs to another mix (mix hash {meta.get('mix_hash', '')[:12]} vs "
+                f"{manifest['mix_hash'][:12]}); rerun `lvm-data mix` into a new output folder"
+            )
         shards[entry["split"]].append((entry["shard"], file, footer.num_rows))
     if not shards["train"]:
         raise ExportError(f"{uri}: the mix has no train shards; rerun `lvm-data mix` on its mix file")
-    return MixSource(root, manifest["mix_hash"], manifest.get("name", ""), int(meta["codebook_size"]),
-                     int(meta["tokens_per_image"]), meta.get("tokenizer_fingerprint", ""),
-                     {split: files for split, files in shards.items() if files})
+    return MixSource(
+        root,
+        manifest["mix_hash"],
+        manifest.get("name", ""),
+        int(meta["codebook_size"]),
+        int(meta["tokens_per_image"]),
+        meta.get("tokenizer_fingerprint", ""),
+        {split: files for split, files in shards.items() if files},
+    )
 
 
 def check_dest(dest: str, source: MixSource) -> None:
@@ -191,10 +217,12 @@ def check_dest(dest: str, source: MixSource) -> None:
     if dest == source.root:
         raise ExportError(f"--dest {dest} is the mix's own folder; export to another folder")
     for uri in storage.list_files(dest):
-        relative = uri[len(dest) + 1:]
+        relative = uri[len(dest) + 1 :]
         if not OURS.match(relative) and not relative.rsplit("/", 1)[-1].startswith(".tmp-"):
-            raise ExportError(f"--dest {dest}: holds {relative}, which no export writes; export to a new or empty "
-                              "folder (an earlier export there is replaced)")
+            raise ExportError(
+                f"--dest {dest}: holds {relative}, which no export writes; export to a new or empty "
+                "folder (an earlier export there is replaced)"
+            )
 
 
 def shard_batches(source: MixSource, split: str, uri: str) -> Iterator[pa.ListArray]:
@@ -205,16 +233,17 @@ def shard_batches(source: MixSource, split: str, uri: str) -> Iterator[pa.ListAr
             tokens = pf.read_row_group(g, columns=["tokens"])["tokens"].combine_chunks()
             top = pc.max(pc.list_flatten(tokens)).as_py()
             if top is not None and top >= source.codebook_size:
-                raise ExportError(f"{uri}: holds code {top}, beyond the mix's codebook of {source.codebook_size}; "
-                                  "audit the mix's inputs (`lvm-data audit --deep`) and mix again")
+                raise ExportError(
+                    f"{uri}: holds code {top}, beyond the mix's codebook of {source.codebook_size}; "
+                    "audit the mix's inputs (`lvm-data audit --deep`) and mix again"
+                )
             yield tokens
 
 
-def with_specials(tokens: pa.ListArray, bos: int | None, eos: int | None, dtype: str) -> tuple[np.ndarray,
-                                                                                                np.ndarray]:
+def with_specials(tokens: pa.ListArray, bos: int | None, eos: int | None, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(flat, offsets): sentence i of the batch is flat[offsets[i]:offsets[i + 1]], [BOS] codes [EOS] where set."""
     offsets = tokens.offsets.to_numpy().astype(np.int64)  # (n + 1,) into tokens.values, not shifted by slicing
-    codes = tokens.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+    codes = tokens.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
     offsets -= offsets[0]
     lengths = np.diff(offsets)  # (n,)
     head, extra = int(bos is not None), int(bos is not None) + int(eos is not None)
@@ -247,6 +276,7 @@ def atomic_stream(uri: str):
 
 # --- the two formats ---------------------------------------------------------------------------------------
 
+
 def write_easylm(source: MixSource, split: str, ids: Ids, dest: str) -> dict:
     """DEST/SPLIT/part-SSSSS.jsonl per shard: {"tokens": base64(int32 LE ids)} per sentence, in order."""
     files, sentences, codes, tokens = [], 0, 0, 0
@@ -256,8 +286,12 @@ def write_easylm(source: MixSource, split: str, ids: Ids, dest: str) -> dict:
             for batch in shard_batches(source, split, uri):
                 flat, offsets = with_specials(batch, ids.bos, ids.eos, "<i4")
                 raw = memoryview(flat.tobytes())
-                stream.write(b"".join(b'{"tokens": "' + base64.b64encode(raw[4 * a:4 * b]) + b'"}\n'
-                                      for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)))
+                stream.write(
+                    b"".join(
+                        b'{"tokens": "' + base64.b64encode(raw[4 * a : 4 * b]) + b'"}\n'
+                        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+                    )
+                )
                 sentences += len(batch)
                 codes += len(flat) - (len(offsets) - 1) * ((ids.bos is not None) + (ids.eos is not None))
                 tokens += len(flat)
@@ -269,10 +303,13 @@ def write_packed(source: MixSource, split: str, ids: Ids, length: int, dest: str
     """DEST/SPLIT/tokens.bin, index.npy and meta.json (last): see the module docstring."""
     sentences = sum(rows for _, _, rows in source.shards[split])
     carry, position, written = np.zeros(0, "<u2"), 0, 0
-    with atomic_stream(storage.join(dest, split, "tokens.bin")) as rows_out, \
-            atomic_stream(storage.join(dest, split, "index.npy")) as index_out:
-        np.lib.format.write_array_header_1_0(index_out, {"descr": "<i8", "fortran_order": False,
-                                                         "shape": (sentences + 1,)})
+    with (
+        atomic_stream(storage.join(dest, split, "tokens.bin")) as rows_out,
+        atomic_stream(storage.join(dest, split, "index.npy")) as index_out,
+    ):
+        np.lib.format.write_array_header_1_0(
+            index_out, {"descr": "<i8", "fortran_order": False, "shape": (sentences + 1,)}
+        )
         for _shard, uri, _rows in source.shards[split]:
             for batch in shard_batches(source, split, uri):
                 flat, offsets = with_specials(batch, ids.bos, ids.eos, "<u2")
@@ -283,19 +320,33 @@ def write_packed(source: MixSource, split: str, ids: Ids, length: int, dest: str
                 rows_out.write(carry[:full].tobytes())
                 carry = carry[full:]
         if written != sentences:
-            raise ExportError(f"{source.root}: {split} shards hold {written} rows, their footers said {sentences}; "
-                              "the mix changed while it was read: export again")
+            raise ExportError(
+                f"{source.root}: {split} shards hold {written} rows, their footers said {sentences}; "
+                "the mix changed while it was read: export again"
+            )
         pad_tokens = (length - len(carry)) % length
         rows_out.write(np.concatenate([carry, np.full(pad_tokens, ids.pad, "<u2")]).tobytes())
         index_out.write(np.array([position], "<i8").tobytes())
-    meta = {"format": "packed-uint16", "L": length, "rows": (position + pad_tokens) // length,
-            "sentences": sentences, "codes": position - 2 * sentences, "tokens": position, "pad_tokens": pad_tokens,
-            "bos": ids.bos, "eos": ids.eos, "pad": ids.pad, "dtype": "<u2", **source.facts()}
+    meta = {
+        "format": "packed-uint16",
+        "L": length,
+        "rows": (position + pad_tokens) // length,
+        "sentences": sentences,
+        "codes": position - 2 * sentences,
+        "tokens": position,
+        "pad_tokens": pad_tokens,
+        "bos": ids.bos,
+        "eos": ids.eos,
+        "pad": ids.pad,
+        "dtype": "<u2",
+        **source.facts(),
+    }
     storage.write_bytes(storage.join(dest, split, "meta.json"), json.dumps(meta, indent=1, sort_keys=True).encode())
     return {"files": [f"{split}/tokens.bin", f"{split}/index.npy", f"{split}/meta.json"], **meta}
 
 
 # --- the command -------------------------------------------------------------------------------------------
+
 
 def export_mix(config: ExportConfig) -> dict:
     """Check the options and folders, write every split, drop an earlier export's leftovers, then export.json."""
@@ -306,15 +357,26 @@ def export_mix(config: ExportConfig) -> dict:
     check_dest(dest, source)
     splits = {}
     for split in source.shards:
-        splits[split] = write_packed(source, split, ids, length, dest) if length is not None else \
-            write_easylm(source, split, ids, dest)
+        splits[split] = (
+            write_packed(source, split, ids, length, dest)
+            if length is not None
+            else write_easylm(source, split, ids, dest)
+        )
     written = {f for s in splits.values() for f in s["files"]}
     for uri in storage.list_files(dest):
-        relative = uri[len(dest) + 1:]
+        relative = uri[len(dest) + 1 :]
         if relative not in written and relative != EXPORT_FILE:
             storage.delete(uri)  # check_dest let only an earlier export's files (and '.tmp-' leftovers) be here
-    record = {"format": "easylm-jsonl" if length is None else "packed-uint16", "dest": dest,
-              "dtype": "<i4" if length is None else "<u2", "bos": ids.bos, "eos": ids.eos, "pad": ids.pad,
-              "L": length, **source.facts(), "splits": splits}
+    record = {
+        "format": "easylm-jsonl" if length is None else "packed-uint16",
+        "dest": dest,
+        "dtype": "<i4" if length is None else "<u2",
+        "bos": ids.bos,
+        "eos": ids.eos,
+        "pad": ids.pad,
+        "L": length,
+        **source.facts(),
+        "splits": splits,
+    }
     storage.write_bytes(storage.join(dest, EXPORT_FILE), json.dumps(record, indent=1, sort_keys=True).encode())
     return record

@@ -40,9 +40,14 @@ class InputOutput:
         listing = hashlib.blake2b(digest_size=16)
         for uri, size, _rows in self.files:
             listing.update(f"{uri.removeprefix(self.root)}:{size}\x00".encode())
-        return {"output": self.root, "tokenizer_fingerprint": self.tokenizer_fingerprint,
-                "config_hash": self.config_hash, "files": len(self.files), "bytes": sum(f[1] for f in self.files),
-                "listing": listing.hexdigest()}
+        return {
+            "output": self.root,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "config_hash": self.config_hash,
+            "files": len(self.files),
+            "bytes": sum(f[1] for f in self.files),
+            "listing": listing.hexdigest(),
+        }
 
 
 def describe_inputs(config: MixConfig) -> list[InputOutput]:
@@ -54,7 +59,8 @@ def describe_inputs(config: MixConfig) -> list[InputOutput]:
             raise MixConfigError(
                 f"inputs {first.root} and {other.root} were tokenized by different tokenizers (fingerprint "
                 f"{first.tokenizer_fingerprint[:12]} vs {other.tokenizer_fingerprint[:12]}); mix outputs of one "
-                "tokenizer, or re-tokenize one of them")
+                "tokenizer, or re-tokenize one of them"
+            )
     return found
 
 
@@ -62,14 +68,21 @@ def _describe(root: str) -> InputOutput:
     manifest = read_manifest(root)
     files = visible_files(layout.join(root, "sentences"), ".parquet")
     if manifest is None or not files:
-        raise MixConfigError(f"input {root}: not a finished job output (no manifest.json or no sentence files); "
-                             f"run `lvm-data run` for it first")
+        raise MixConfigError(
+            f"input {root}: not a finished job output (no manifest.json or no sentence files); "
+            f"run `lvm-data run` for it first"
+        )
     footers = [_footer(uri) for uri in files]
     meta = footers[0][2]
     listed = tuple(sorted((uri, size, rows) for uri, (size, rows, _) in zip(files, footers, strict=True)))
-    return InputOutput(root, listed, meta.get("tokenizer_fingerprint", ""),
-                       int(meta.get("codebook_size", 0)), int(meta.get("tokens_per_image", 0)),
-                       manifest["job"]["config_hash"])
+    return InputOutput(
+        root,
+        listed,
+        meta.get("tokenizer_fingerprint", ""),
+        int(meta.get("codebook_size", 0)),
+        int(meta.get("tokens_per_image", 0)),
+        manifest["job"]["config_hash"],
+    )
 
 
 def _footer(uri: str) -> tuple[int, int, dict[str, str]]:
@@ -104,5 +117,16 @@ def _rows(config: MixConfig, parts, root: str, table, tokens: bool) -> Iterator[
             continue
         values = codes[i].values.to_numpy(zero_copy_only=False) if codes is not None else empty
         split = "validation" if is_validation(sentence_id, config.validation) else "train"
-        yield split, MixRow(part.name, root, source, template, task, sentence_id, int(columns["n_images"][i]),
-                            np.asarray(values, np.uint16))
+        yield (
+            split,
+            MixRow(
+                part.name,
+                root,
+                source,
+                template,
+                task,
+                sentence_id,
+                int(columns["n_images"][i]),
+                np.asarray(values, np.uint16),
+            ),
+        )

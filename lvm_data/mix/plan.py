@@ -118,8 +118,10 @@ def plan_mix(config: MixConfig, stats: dict[str, PartStats], validation_tokens: 
     tokens = {p.name: int(stats[p.name].tokens.sum()) if p.name in stats else 0 for p in config.parts}
     empty = [p.name for p in config.parts if p.weight is not None and tokens[p.name] == 0]
     if empty:
-        raise MixPlanError(f"part {empty[0]} selects no training sentence from its inputs, so it cannot fill its "
-                           "weight; check its inputs and select (or lower validation)")
+        raise MixPlanError(
+            f"part {empty[0]} selects no training sentence from its inputs, so it cannot fill its "
+            "weight; check its inputs and select (or lower validation)"
+        )
     if not any(tokens.values()):
         raise MixPlanError("no part selects a training sentence from its inputs; check the inputs and selects")
     fixed = sum(p.epochs * tokens[p.name] for p in config.parts if p.epochs is not None)
@@ -140,12 +142,20 @@ def plan_mix(config: MixConfig, stats: dict[str, PartStats], validation_tokens: 
             share = p.epochs * tokens[p.name] / total if total else 0.0
         epochs = p.epochs if p.epochs is not None else share * total / tokens[p.name]
         s = stats[p.name]
-        parts.append(PartPlan(p.name, index, int(s.rows.sum()), tokens[p.name], epochs, share,
-                              tuple(int(x) for x in np.concatenate([[0], np.cumsum(s.rows)[:-1]])),
-                              tuple(int(x) for x in np.concatenate([[0], np.cumsum(s.tokens)[:-1]]))))
+        parts.append(
+            PartPlan(
+                p.name,
+                index,
+                int(s.rows.sum()),
+                tokens[p.name],
+                epochs,
+                share,
+                tuple(int(x) for x in np.concatenate([[0], np.cumsum(s.rows)[:-1]])),
+                tuple(int(x) for x in np.concatenate([[0], np.cumsum(s.tokens)[:-1]])),
+            )
+        )
     train_shards = max(1, math.ceil(total * BYTES_PER_TOKEN / config.shard_bytes))
-    validation_shards = math.ceil(validation_tokens * BYTES_PER_TOKEN / config.shard_bytes) if validation_tokens \
-        else 0
+    validation_shards = math.ceil(validation_tokens * BYTES_PER_TOKEN / config.shard_bytes) if validation_tokens else 0
     return MixPlan(tuple(parts), total, train_shards, max(validation_shards, 1 if validation_tokens else 0))
 
 

@@ -32,15 +32,24 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation")
 SCHEMA_VERSION = "mix-1.0"
 MIX_FILE, MANIFEST, CARD = "mix.yaml", "manifest.json", "README.md"
-SCHEMA = pa.schema([
-    ("tokens", pa.list_(pa.uint16())), ("n_images", pa.int32()), ("part", pa.string()), ("output", pa.string()),
-    ("source", pa.string()), ("template", pa.string()), ("task", pa.string()), ("sentence_id", pa.string()),
-    ("copy", pa.int32()),
-])
+SCHEMA = pa.schema(
+    [
+        ("tokens", pa.list_(pa.uint16())),
+        ("n_images", pa.int32()),
+        ("part", pa.string()),
+        ("output", pa.string()),
+        ("source", pa.string()),
+        ("template", pa.string()),
+        ("task", pa.string()),
+        ("sentence_id", pa.string()),
+        ("copy", pa.int32()),
+    ]
+)
 
 # codes and the repeated names dictionary-encoded; sentence ids (unique, in mix order) left to zstd
-ENCODINGS = {"use_dictionary": ["tokens.list.element", "n_images", "part", "output", "source", "template", "task",
-                                "copy"]}
+ENCODINGS = {
+    "use_dictionary": ["tokens.list.element", "n_images", "part", "output", "source", "template", "task", "copy"]
+}
 
 
 @dataclass(frozen=True)
@@ -70,19 +79,33 @@ class RowBatch:
 
     def __getstate__(self) -> dict:
         rows = self.rows
-        return {"strings": [[getattr(r, f) for r in rows] for f in STRING_FIELDS],
-                "n_images": np.array([r.n_images for r in rows], np.int32),
-                "copy": np.array([r.copy for r in rows], np.int32),
-                "lengths": np.array([len(r.tokens) for r in rows], np.int64),
-                "tokens": np.concatenate([r.tokens for r in rows]) if rows else np.zeros(0, np.uint16)}
+        return {
+            "strings": [[getattr(r, f) for r in rows] for f in STRING_FIELDS],
+            "n_images": np.array([r.n_images for r in rows], np.int32),
+            "copy": np.array([r.copy for r in rows], np.int32),
+            "lengths": np.array([len(r.tokens) for r in rows], np.int64),
+            "tokens": np.concatenate([r.tokens for r in rows]) if rows else np.zeros(0, np.uint16),
+        }
 
     def __setstate__(self, state: dict) -> None:
         ends = np.cumsum(state["lengths"])
         starts = ends - state["lengths"]
         tokens = state["tokens"]
         parts, outputs, sources, templates, tasks, ids = state["strings"]  # STRING_FIELDS, MixRow's first six
-        self.rows = [MixRow(parts[i], outputs[i], sources[i], templates[i], tasks[i], ids[i], int(state["n_images"][i]),
-                            tokens[starts[i]:ends[i]], int(state["copy"][i])) for i in range(len(starts))]
+        self.rows = [
+            MixRow(
+                parts[i],
+                outputs[i],
+                sources[i],
+                templates[i],
+                tasks[i],
+                ids[i],
+                int(state["n_images"][i]),
+                tokens[starts[i] : ends[i]],
+                int(state["copy"][i]),
+            )
+            for i in range(len(starts))
+        ]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -98,18 +121,21 @@ def marker_file(split: str, shard: int) -> str:
 
 def shard_table(rows: Sequence[MixRow], meta: Mapping[str, object]) -> pa.Table:
     columns = [token_lists([r.tokens for r in rows]), pa.array([r.n_images for r in rows], pa.int32())]
-    columns += [pa.array([getattr(r, name) for r in rows], pa.string())
-                for name in ("part", "output", "source", "template", "task", "sentence_id")]
+    columns += [
+        pa.array([getattr(r, name) for r in rows], pa.string())
+        for name in ("part", "output", "source", "template", "task", "sentence_id")
+    ]
     columns.append(pa.array([r.copy for r in rows], pa.int32()))
-    return pa.Table.from_arrays(columns, schema=SCHEMA.with_metadata(
-        {f"lvm_data.{k}".encode(): str(v).encode() for k, v in meta.items()}))
+    return pa.Table.from_arrays(
+        columns, schema=SCHEMA.with_metadata({f"lvm_data.{k}".encode(): str(v).encode() for k, v in meta.items()})
+    )
 
 
-def commit_shard(out: str, split: str, shard: int, rows: Sequence[MixRow], meta: dict[str, str],
-                 mix_hash: str) -> dict:
+def commit_shard(out: str, split: str, shard: int, rows: Sequence[MixRow], meta: dict[str, str], mix_hash: str) -> dict:
     """Write the shard's file, then its marker; returns the marker (counts per part)."""
-    table = shard_table(rows, {**meta, "schema_version": SCHEMA_VERSION, "split": split, "shard": shard,
-                               "mix_hash": mix_hash})
+    table = shard_table(
+        rows, {**meta, "schema_version": SCHEMA_VERSION, "split": split, "shard": shard, "mix_hash": mix_hash}
+    )
     nbytes = write_parquet_atomic(storage.join(out, shard_file(split, shard)), table, ENCODINGS)
     parts: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -117,9 +143,16 @@ def commit_shard(out: str, split: str, shard: int, rows: Sequence[MixRow], meta:
         counts["sentences"] += 1
         counts["tokens"] += len(r.tokens)
         counts["repeats"] += r.copy > 0
-    marker = {"split": split, "shard": shard, "file": shard_file(split, shard), "bytes": nbytes,
-              "mix_hash": mix_hash, "sentences": len(rows), "tokens": int(sum(len(r.tokens) for r in rows)),
-              "parts": dict(sorted(parts.items()))}
+    marker = {
+        "split": split,
+        "shard": shard,
+        "file": shard_file(split, shard),
+        "bytes": nbytes,
+        "mix_hash": mix_hash,
+        "sentences": len(rows),
+        "tokens": int(sum(len(r.tokens) for r in rows)),
+        "parts": dict(sorted(parts.items())),
+    }
     storage.write_bytes(storage.join(out, marker_file(split, shard)), json.dumps(marker, sort_keys=True).encode())
     return marker
 
@@ -144,8 +177,10 @@ def committed(out: str, mix_hash: str) -> set[tuple[str, int]]:
     found = set()
     for marker in read_markers(out):
         if marker["mix_hash"] != mix_hash:
-            raise ValueError(f"{out}: holds shards of another mix (other mix file, inputs or seed: mix hash "
-                             f"{marker['mix_hash'][:12]} vs {mix_hash[:12]}); write this mix to a new output folder")
+            raise ValueError(
+                f"{out}: holds shards of another mix (other mix file, inputs or seed: mix hash "
+                f"{marker['mix_hash'][:12]} vs {mix_hash[:12]}); write this mix to a new output folder"
+            )
         found.add((marker["split"], marker["shard"]))
     return found
 
@@ -158,11 +193,13 @@ def shares(counts: dict[str, dict[str, int]]) -> dict[str, float]:
 def dataset_card(name: str, splits: Sequence[str]) -> str:
     """README.md whose YAML header tells `datasets.load_dataset(MIX_OUT)` where each split's files are."""
     files = "\n".join(f"      - split: {split}\n        path: {split}/*.parquet" for split in splits)
-    return (f"---\nconfigs:\n  - config_name: default\n    data_files:\n{files}\n---\n\n# {name}\n\n"
-            "A visual-sentence mixture written by `lvm-data mix` (see manifest.json for the shares asked and "
-            "achieved). Rows: `tokens` (VQGAN codes, image-major), `n_images`, and where each came from "
-            "(`part`, `output`, `source`, `template`, `task`, `sentence_id`, `copy`). Train rows are in the "
-            "mix's order: shard by shard, top to bottom.\n")
+    return (
+        f"---\nconfigs:\n  - config_name: default\n    data_files:\n{files}\n---\n\n# {name}\n\n"
+        "A visual-sentence mixture written by `lvm-data mix` (see manifest.json for the shares asked and "
+        "achieved). Rows: `tokens` (VQGAN codes, image-major), `n_images`, and where each came from "
+        "(`part`, `output`, `source`, `template`, `task`, `sentence_id`, `copy`). Train rows are in the "
+        "mix's order: shard by shard, top to bottom.\n"
+    )
 
 
 class ShardProgress(Poller):

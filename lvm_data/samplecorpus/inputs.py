@@ -100,8 +100,7 @@ def add_photos(files: _Files) -> None:
         photo = files.put("photos", f"photos/{kind}/{source.name}", source.read_bytes)
         rel = f"{kind}/{photo.stem}.png"
         files.put("annotations", f"annotations/edges/{rel}", lambda p=photo: png(edge_map(_rgb(p))))
-        files.put("annotations", f"annotations/segmentation/{rel}",
-                  lambda p=photo: png(superpixel_labels(_rgb(p))))
+        files.put("annotations", f"annotations/segmentation/{rel}", lambda p=photo: png(superpixel_labels(_rgb(p))))
 
 
 def add_faces(files: _Files) -> None:
@@ -139,6 +138,8 @@ def add_sequence(files: _Files) -> None:
 
     for index in indices:
         frame = files.put("sequences", f"sequences/frames/{name}/{index:05d}.png", lambda i=index: frame_png(i))
-        files.put("sequences", f"sequences/segmentation/{name}/{index:05d}.png",
-                  lambda p=frame: png(superpixel_labels(_rgb(p))))
-
+        files.put(
+            "sequences",
+            f"sequences/segmentation/{name}/{index:05d}.png",
+            lambda p=frame: png(superpixel_labels(_rgb(p))),
+        )

@@ -20,9 +20,17 @@ JOB_NAME = "sample"
 
 # source name -> template: what the corpus must hold (tests check the written corpus against it)
 SOURCE_TEMPLATES = {
-    "photos": "single", "faces": "category", "videos": "video", "segmentation": "pairs", "edges": "pairs",
-    "depth": "pairs", "multi-annotation": "multi_annotation", "colorization": "derived", "inpainting": "derived",
-    "sequences": "sequence", "stereo-views": "multiview",
+    "photos": "single",
+    "faces": "category",
+    "videos": "video",
+    "segmentation": "pairs",
+    "edges": "pairs",
+    "depth": "pairs",
+    "multi-annotation": "multi_annotation",
+    "colorization": "derived",
+    "inpainting": "derived",
+    "sequences": "sequence",
+    "stereo-views": "multiview",
 }
 
 _TEMPLATE = """\
@@ -124,12 +132,23 @@ def sample_job(out: str | Path, tokenizer: str = "builtin:tiny") -> str:
     tokenizer = tokenizer_location(tokenizer)
     media = out / MEDIA
     text = _TEMPLATE.format(
-        name=JOB_NAME, media=media, job=out / "job.yaml", corpus=_q(out / CORPUS), tokenizer=json.dumps(tokenizer),
-        photos=_q(media / "photos"), color=_q(media / "photos" / "color"), faces=_q(media / "faces"),
-        videos=_q(media / "videos"), segmentation=_q(media / "annotations" / "segmentation"),
-        edges=_q(media / "annotations" / "edges"), left=_q(media / "stereo" / "left"),
-        disparity=_q(media / "stereo" / "disparity"), frames=_q(media / "sequences" / "frames"),
-        frame_labels=_q(media / "sequences" / "segmentation"), stereo=_q(media / "stereo"),
-        pattern=json.dumps(r"^(?P<view>left|right)/(?P<object>[^/]+)\.png$"))
+        name=JOB_NAME,
+        media=media,
+        job=out / "job.yaml",
+        corpus=_q(out / CORPUS),
+        tokenizer=json.dumps(tokenizer),
+        photos=_q(media / "photos"),
+        color=_q(media / "photos" / "color"),
+        faces=_q(media / "faces"),
+        videos=_q(media / "videos"),
+        segmentation=_q(media / "annotations" / "segmentation"),
+        edges=_q(media / "annotations" / "edges"),
+        left=_q(media / "stereo" / "left"),
+        disparity=_q(media / "stereo" / "disparity"),
+        frames=_q(media / "sequences" / "frames"),
+        frame_labels=_q(media / "sequences" / "segmentation"),
+        stereo=_q(media / "stereo"),
+        pattern=json.dumps(r"^(?P<view>left|right)/(?P<object>[^/]+)\.png$"),
+    )
     parse_job_text(text, where=str(out / "job.yaml"))  # a broken template is a bug: fail here, not in the run
     return text

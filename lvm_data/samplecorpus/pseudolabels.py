@@ -42,16 +42,28 @@ def superpixel_labels(rgb: np.ndarray, segments: int = SUPERPIXELS) -> np.ndarra
 
     height, width = rgb.shape[:2]
     scale = min(1.0, WORK_SIDE / max(height, width))
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                                                interpolation=cv2.INTER_AREA)
+    small = (
+        rgb
+        if scale == 1.0
+        else cv2.resize(
+            rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+    )
     if is_gray(small):
-        labels = slic(small[..., 0].astype(np.float64) / 255.0, n_segments=segments, compactness=COMPACTNESS_GRAY,
-                      channel_axis=None, start_label=1)
+        labels = slic(
+            small[..., 0].astype(np.float64) / 255.0,
+            n_segments=segments,
+            compactness=COMPACTNESS_GRAY,
+            channel_axis=None,
+            start_label=1,
+        )
     else:
         labels = slic(small, n_segments=segments, compactness=COMPACTNESS_COLOR, start_label=1)
     if int(labels.max()) > MAX_ID:
-        raise ValueError(f"SLIC made {int(labels.max())} superpixels; at most {MAX_ID} fit palette v1's "
-                         "distinct colours: lower `segments`")
+        raise ValueError(
+            f"SLIC made {int(labels.max())} superpixels; at most {MAX_ID} fit palette v1's "
+            "distinct colours: lower `segments`"
+        )
     if labels.shape != (height, width):
         labels = cv2.resize(labels.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     return labels.astype(np.uint8)

@@ -30,8 +30,9 @@ DEFAULT_CELL = 128  # pixels per image: a 16-image row is 2048 pixels wide
 CANDIDATES = 8
 
 
-def source_rows(corpus: str, sources: list[str], tokenizer: Tokenizer,
-                report: Report = silent) -> tuple[list[SheetRow], list[str]]:
+def source_rows(
+    corpus: str, sources: list[str], tokenizer: Tokenizer, report: Report = silent
+) -> tuple[list[SheetRow], list[str]]:
     """(the decoded sentence of each source that has one, in `sources` order; sources without sentences)."""
     rows, empty = [], []
     with Meter("preview", "sources", len(sources), report) as meter:
@@ -41,20 +42,26 @@ def source_rows(corpus: str, sources: list[str], tokenizer: Tokenizer,
     return rows, empty
 
 
-def _add_source_row(corpus: str, name: str, tokenizer: Tokenizer, rows: list[SheetRow],
-                    empty: list[str]) -> None:
+def _add_source_row(corpus: str, name: str, tokenizer: Tokenizer, rows: list[SheetRow], empty: list[str]) -> None:
     found, fingerprint = first_sentences(corpus, CANDIDATES, name)
     if not found:
         empty.append(name)
         return
     if fingerprint and fingerprint != tokenizer.fingerprint:
-        raise PreviewError(f"{corpus}: source {name} was tokenized by fingerprint {fingerprint[:12]}..., not by "
-                           f"{tokenizer.name} ({tokenizer.fingerprint[:12]}...); pass the job's tokenizer")
+        raise PreviewError(
+            f"{corpus}: source {name} was tokenized by fingerprint {fingerprint[:12]}..., not by "
+            f"{tokenizer.name} ({tokenizer.fingerprint[:12]}...); pass the job's tokenizer"
+        )
     rows.append(decode_row(max(found, key=lambda row: row["n_images"]), tokenizer))
 
 
-def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, tokenizer: Tokenizer | None = None,
-                 report: Report = silent) -> tuple[Sheet, list[str]]:
+def source_sheet(
+    corpus: str,
+    sources: list[str],
+    cell: int = DEFAULT_CELL,
+    tokenizer: Tokenizer | None = None,
+    report: Report = silent,
+) -> tuple[Sheet, list[str]]:
     """(sheet with one row per source that has sentences, sources without any). `tokenizer`: a loaded
     one, else the one corpus/manifest.json names (loaded on CPU)."""
     if tokenizer is None:
@@ -67,8 +74,14 @@ def source_sheet(corpus: str, sources: list[str], cell: int = DEFAULT_CELL, toke
     return layout_sheet(rows, cell), empty
 
 
-def write_source_sheet(corpus: str, destination: str, sources: list[str], cell: int = DEFAULT_CELL,
-                       tokenizer: Tokenizer | None = None, report: Report = silent) -> tuple[Sheet, list[str]]:
+def write_source_sheet(
+    corpus: str,
+    destination: str,
+    sources: list[str],
+    cell: int = DEFAULT_CELL,
+    tokenizer: Tokenizer | None = None,
+    report: Report = silent,
+) -> tuple[Sheet, list[str]]:
     """`source_sheet`, written as PNG to `destination` (atomically)."""
     sheet, empty = source_sheet(corpus, sources, cell, tokenizer, report)
     storage.write_bytes(destination, sheet.png())

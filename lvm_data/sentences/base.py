@@ -49,9 +49,17 @@ def sentence_id(source: str, template: str, item_keys: list[str], params: dict, 
     provenance. Item keys are location-free (lvm_data.sources.listing) and each frame enters by `frame_name`,
     index and role, never by its full URI: the same files give the same ids in a local folder, on gs:// or behind
     http:// (the sentence's `frames` column keeps the full URIs)."""
-    payload = json.dumps({"source": source, "template": template, "items": list(item_keys),
-                          "params": params, "frames": [[frame_name(f.uri), f.index, f.role] for f in frames]},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "source": source,
+            "template": template,
+            "items": list(item_keys),
+            "params": params,
+            "frames": [[frame_name(f.uri), f.index, f.role] for f in frames],
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.blake2b(payload.encode(), digest_size=ID_BYTES).hexdigest()
 
 

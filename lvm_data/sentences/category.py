@@ -70,12 +70,15 @@ class Category(LimitedTemplate):
         self.label = str(self.options.get("label", "auto"))
         self.shot_size = positive(self.options, "shot_size", 4)
         if self.shot_size > self.context.max_images:
-            raise ValueError(f"template category: shot_size {self.shot_size} is more than max_images "
-                             f"{self.context.max_images}")
+            raise ValueError(
+                f"template category: shot_size {self.shot_size} is more than max_images {self.context.max_images}"
+            )
         self.shots = positive(self.options, "shots", self.context.max_images // self.shot_size)
         if self.shots * self.shot_size > self.context.max_images:
-            raise ValueError(f"template category: {self.shots} shots of {self.shot_size} images exceed "
-                             f"max_images {self.context.max_images}; lower `shots` or `shot_size`")
+            raise ValueError(
+                f"template category: {self.shots} shots of {self.shot_size} images exceed "
+                f"max_images {self.context.max_images}; lower `shots` or `shot_size`"
+            )
         self.task = self.options.get("task", "category")
 
     def group_key(self, ref: ItemRef) -> str:
@@ -86,8 +89,9 @@ class Category(LimitedTemplate):
         for item in sorted(items, key=lambda i: i.key):
             label = item_label(item.ref, self.label)
             if label is None or "image" not in frames_by_role(item):
-                outcomes[item.key] = Outcome.failed(Reason.BAD_ANNOTATION, f"{item.ref.uri}: no class label "
-                                                    f"(label rule {self.label!r}) or no image")
+                outcomes[item.key] = Outcome.failed(
+                    Reason.BAD_ANNOTATION, f"{item.ref.uri}: no class label (label rule {self.label!r}) or no image"
+                )
             else:
                 classes.setdefault(label, []).append(item)
         if not classes:
@@ -96,11 +100,13 @@ class Category(LimitedTemplate):
         seed = self.context.seed
         per_class = []
         for label in shuffled(sorted(classes), seed, self.name, "classes", unit):
-            shots, rest = split_leftover(chunked(shuffled(classes[label], seed, self.name, label, unit),
-                                                 self.shot_size), self.shot_size)
+            shots, rest = split_leftover(
+                chunked(shuffled(classes[label], seed, self.name, label, unit), self.shot_size), self.shot_size
+            )
             for item in rest:
-                outcomes[item.key] = leftover(f"class {label}: {len(rest)} image(s) left in group {unit}; "
-                                              f"a shot needs {self.shot_size}")
+                outcomes[item.key] = leftover(
+                    f"class {label}: {len(rest)} image(s) left in group {unit}; a shot needs {self.shot_size}"
+                )
             per_class.append([(label, shot) for shot in shots])
         dealt = [shot for round_ in zip_longest(*per_class) for shot in round_ if shot is not None]
         sentences = [self._sentence(chunk, unit) for chunk in chunked(dealt, self.shots)]
@@ -108,7 +114,12 @@ class Category(LimitedTemplate):
 
     def _sentence(self, shots: list[tuple[str, list[DecodedItem]]], unit: str) -> Sentence:
         items = [item for _, shot in shots for item in shot]
-        return Sentence(source=items[0].ref.source, template=self.name, task=self.task,
-                        frames=[frames_by_role(item)["image"][0] for item in items],
-                        item_keys=[item.key for item in items], unit=unit,
-                        params={"labels": [label for label, _ in shots], "shot_size": self.shot_size})
+        return Sentence(
+            source=items[0].ref.source,
+            template=self.name,
+            task=self.task,
+            frames=[frames_by_role(item)["image"][0] for item in items],
+            item_keys=[item.key for item in items],
+            unit=unit,
+            params={"labels": [label for label, _ in shots], "shot_size": self.shot_size},
+        )

@@ -39,8 +39,12 @@ class Derived(PairTemplate):
         if not images:
             return Outcome.failed(Reason.NOT_MEDIA, f"{item.ref.uri}: no image to derive {self.task} from")
         image = images[0]
-        derived = Frame(pixels=self.transform(image.pixels, item.key), uri=image.uri, index=image.index,
-                        role=DERIVED_ROLES[self.task])
+        derived = Frame(
+            pixels=self.transform(image.pixels, item.key),
+            uri=image.uri,
+            index=image.index,
+            role=DERIVED_ROLES[self.task],
+        )
         return (image, derived) if self.task == "edges" else (derived, image)
 
     def transform(self, pixels, key: str):

@@ -50,7 +50,7 @@ def shuffled(values: Sequence[T], seed: int, *keys: str) -> list[T]:
 
 
 def chunked(values: Sequence[T], size: int) -> list[list[T]]:
-    return [list(values[i:i + size]) for i in range(0, len(values), size)]
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]
 
 
 def split_leftover(chunks: list[list[T]], minimum: int) -> tuple[list[list[T]], list[T]]:

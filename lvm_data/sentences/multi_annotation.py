@@ -56,12 +56,15 @@ class MultiAnnotation(LimitedTemplate):
         frames = frames_by_role(item)
         roles = [r for r in self.wanted if r in frames] if self.wanted else annotation_roles(list(frames))
         if "image" not in frames or len(roles) < self.min_annotations:
-            return Outcome.failed(Reason.UNPAIRED, f"{item.ref.uri}: has {', '.join(frames) or 'nothing'}; a shot "
-                                  f"needs image and at least {self.min_annotations} annotation(s)")
+            return Outcome.failed(
+                Reason.UNPAIRED,
+                f"{item.ref.uri}: has {', '.join(frames) or 'nothing'}; a shot "
+                f"needs image and at least {self.min_annotations} annotation(s)",
+            )
         if self.order == "seeded":
             roles = [roles[i] for i in rng_for(self.context.seed, "annotation-order", item.key).permutation(len(roles))]
         shot = [frames["image"][0]] + [frames[role][0] for role in roles]
-        return shot[:self.context.max_images]
+        return shot[: self.context.max_images]
 
     def build(self, items: list[DecodedItem]) -> BuildResult:
         outcomes, shots = {}, []
@@ -89,9 +92,15 @@ class MultiAnnotation(LimitedTemplate):
             slots = self.shared_order(shots)
             shots = [(item, sorted(shot, key=lambda f: slots.index(f.role))) for item, shot in shots]
             params["slots"] = slots
-        return Sentence(source=shots[0][0].ref.source, template=self.name, task=self.task,
-                        frames=[f for _, shot in shots for f in shot], item_keys=[item.key for item, _ in shots],
-                        unit=unit, params=params)
+        return Sentence(
+            source=shots[0][0].ref.source,
+            template=self.name,
+            task=self.task,
+            frames=[f for _, shot in shots for f in shot],
+            item_keys=[item.key for item, _ in shots],
+            unit=unit,
+            params=params,
+        )
 
     def shared_order(self, shots: list[tuple[DecodedItem, list[Frame]]]) -> list[str]:
         """One seeded order of every slot the sentence's shots hold (roles, the image's included)."""

@@ -23,13 +23,24 @@ class MultiView(LimitedTemplate):
         sentences, outcomes = [], {}
         for item in items:
             if len(item.frames) < min_views:
-                outcomes[item.key] = Outcome.failed(Reason.TOO_SHORT, f"{item.ref.uri}: {len(item.frames)} view(s); "
-                                                                      f"a multi-view sentence needs {min_views}")
+                outcomes[item.key] = Outcome.failed(
+                    Reason.TOO_SHORT,
+                    f"{item.ref.uri}: {len(item.frames)} view(s); a multi-view sentence needs {min_views}",
+                )
                 continue
             windows = chunked(item.frames, self.context.max_images)
             if len(windows) > 1 and len(windows[-1]) < min_views:
                 windows = windows[:-1]
             for window, frames in enumerate(windows):
-                sentences.append(Sentence(source=item.ref.source, template=self.name, task=task, frames=frames,
-                                          item_keys=[item.key], unit=item.ref.unit, params={"window": window}))
+                sentences.append(
+                    Sentence(
+                        source=item.ref.source,
+                        template=self.name,
+                        task=task,
+                        frames=frames,
+                        item_keys=[item.key],
+                        unit=item.ref.unit,
+                        params={"window": window},
+                    )
+                )
         return BuildResult(sentences, outcomes)

@@ -35,8 +35,10 @@ class PairTemplate(LimitedTemplate):
         self.pairs = positive(self.options, "pairs", self.default_pairs)
         self.min_pairs = positive(self.options, "min_pairs", min(2, self.pairs))
         if 2 * self.pairs > self.context.max_images:
-            raise ValueError(f"template {self.name}: {self.pairs} pairs need {2 * self.pairs} images but a sentence "
-                             f"holds at most {self.context.max_images}; lower `pairs`")
+            raise ValueError(
+                f"template {self.name}: {self.pairs} pairs need {2 * self.pairs} images but a sentence "
+                f"holds at most {self.context.max_images}; lower `pairs`"
+            )
         if self.min_pairs > self.pairs:
             raise ValueError(f"template {self.name}: min_pairs {self.min_pairs} is more than pairs {self.pairs}")
 
@@ -61,16 +63,27 @@ class PairTemplate(LimitedTemplate):
         sentences = []
         for task, entries in sorted(by_task.items()):
             unit = entries[0][0].ref.unit
-            kept, rest = split_leftover(chunked(shuffled(entries, self.context.seed, self.name, task, unit),
-                                                self.pairs), self.min_pairs)
+            kept, rest = split_leftover(
+                chunked(shuffled(entries, self.context.seed, self.name, task, unit), self.pairs), self.min_pairs
+            )
             for item, _ in rest:
-                outcomes[item.key] = leftover(f"{len(rest)} {task} pair(s) left in group {task}/{unit}; "
-                                              f"a sentence needs at least {self.min_pairs}")
+                outcomes[item.key] = leftover(
+                    f"{len(rest)} {task} pair(s) left in group {task}/{unit}; "
+                    f"a sentence needs at least {self.min_pairs}"
+                )
             for chunk in kept:
                 frames = [frame for _, pair in chunk for frame in pair]
-                sentences.append(Sentence(source=chunk[0][0].ref.source, template=self.name, task=task,
-                                          frames=frames, item_keys=[item.key for item, _ in chunk], unit=unit,
-                                          params={"pairs": len(chunk)}))
+                sentences.append(
+                    Sentence(
+                        source=chunk[0][0].ref.source,
+                        template=self.name,
+                        task=task,
+                        frames=frames,
+                        item_keys=[item.key for item, _ in chunk],
+                        unit=unit,
+                        params={"pairs": len(chunk)},
+                    )
+                )
         return BuildResult(sentences, outcomes)
 
 

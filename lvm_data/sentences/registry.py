@@ -12,9 +12,9 @@ from lvm_data.sentences.sequence import Sequence
 from lvm_data.sentences.single import Single
 from lvm_data.sentences.video import Video
 
-TEMPLATES: dict[str, type[Template]] = {cls.name: cls for cls in (
-    Single, Video, Pairs, MultiAnnotation, Sequence, Category, Derived, MultiView,
-)}
+TEMPLATES: dict[str, type[Template]] = {
+    cls.name: cls for cls in (Single, Video, Pairs, MultiAnnotation, Sequence, Category, Derived, MultiView)
+}
 
 
 def make_template(name: str, options: dict | None = None, context: TemplateContext = TemplateContext()) -> Template:

@@ -45,7 +45,15 @@ class Sequence(LimitedTemplate):
                 steps = chunked(frames, frames_per_window * per_frame)
                 for window, part in enumerate(steps):
                     params = {"stride": clip["stride"], "start": clip["start"], "window": window, "order": self.order}
-                    sentences.append(Sentence(source=item.ref.source, template=self.name, task=task,
-                                              frames=ordered(part, per_frame, self.order), item_keys=[item.key],
-                                              unit=item.ref.unit, params=params))
+                    sentences.append(
+                        Sentence(
+                            source=item.ref.source,
+                            template=self.name,
+                            task=task,
+                            frames=ordered(part, per_frame, self.order),
+                            item_keys=[item.key],
+                            unit=item.ref.unit,
+                            params=params,
+                        )
+                    )
         return BuildResult(sentences, outcomes)

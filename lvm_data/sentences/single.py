@@ -11,7 +11,15 @@ class Single(Template):
 
     def build(self, items: list[DecodedItem]) -> BuildResult:
         task = self.options.get("task", "image")
-        sentences = [Sentence(source=item.ref.source, template=self.name, task=task,
-                              frames=item.frames[:1], item_keys=[item.key], unit=item.ref.unit)
-                     for item in items]
+        sentences = [
+            Sentence(
+                source=item.ref.source,
+                template=self.name,
+                task=task,
+                frames=item.frames[:1],
+                item_keys=[item.key],
+                unit=item.ref.unit,
+            )
+            for item in items
+        ]
         return BuildResult(sentences)

@@ -25,7 +25,7 @@ def item_clips(item: DecodedItem, per_frame: int = 1) -> list[tuple[dict, list[F
     out, start = [], 0
     for clip in infos[0]["clips"]:
         count = clip["length"] * per_frame
-        out.append((clip, item.frames[start:start + count]))
+        out.append((clip, item.frames[start : start + count]))
         start += count
     if start != len(item.frames):
         raise ValueError(f"{item.key}: clips cover {start} frames, the item has {len(item.frames)}")
@@ -33,8 +33,10 @@ def item_clips(item: DecodedItem, per_frame: int = 1) -> list[tuple[dict, list[F
 
 
 def no_clips(item: DecodedItem) -> Outcome:
-    return Outcome.failed(Reason.TOO_SHORT, f"{item.ref.uri}: no clip was sampled "
-                                            f"({len(item.frames)} frame(s); a still image is not a video)")
+    return Outcome.failed(
+        Reason.TOO_SHORT,
+        f"{item.ref.uri}: no clip was sampled ({len(item.frames)} frame(s); a still image is not a video)",
+    )
 
 
 class Video(LimitedTemplate):
@@ -50,6 +52,15 @@ class Video(LimitedTemplate):
             for clip, frames in clips:
                 for window, part in enumerate(chunked(frames, self.context.max_images)):
                     params = {"stride": clip["stride"], "start": clip["start"], "window": window}
-                    sentences.append(Sentence(source=item.ref.source, template=self.name, task=task, frames=part,
-                                              item_keys=[item.key], unit=item.ref.unit, params=params))
+                    sentences.append(
+                        Sentence(
+                            source=item.ref.source,
+                            template=self.name,
+                            task=task,
+                            frames=part,
+                            item_keys=[item.key],
+                            unit=item.ref.unit,
+                            params=params,
+                        )
+                    )
         return BuildResult(sentences, outcomes)

@@ -30,7 +30,8 @@ def job_card(name: str, sources: Sequence[str]) -> str:
         f"for the job as run). Sources: {listed}.\n\n"
         "- `datasets.load_dataset(OUT)`: the sentences; `tokens` (VQGAN codes, image-major, `n_images` x tokens "
         "per image), `n_images`, `id`, `source`, `template`, `task` and `frames` (where each image came from).\n"
-        "- `datasets.load_dataset(OUT, \"ledger\")`: one row per input item, with its status and reason.\n")
+        '- `datasets.load_dataset(OUT, "ledger")`: one row per input item, with its status and reason.\n'
+    )
 
 
 def write_job_card(out: str, name: str, sources: Sequence[str]) -> None:

@@ -52,23 +52,45 @@ class LedgerRow:
     sentence_ids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return {"key": self.key, "source": self.source, "unit": self.unit, "uri": self.uri, "status": self.status,
-                "reason": self.reason, "detail": self.detail, "sentence_ids": list(self.sentence_ids)}
+        return {
+            "key": self.key,
+            "source": self.source,
+            "unit": self.unit,
+            "uri": self.uri,
+            "status": self.status,
+            "reason": self.reason,
+            "detail": self.detail,
+            "sentence_ids": list(self.sentence_ids),
+        }
 
 
 def resolve_item(source: str, unit: str, key: str, events: list[ItemEvent]) -> LedgerRow:
     """The one ledger row of an item from all its events (see the module docstring)."""
     if not events:
-        return LedgerRow(key, source, unit, "", Status.FAILED.value, Reason.INTERNAL_ERROR.value,
-                         f"{key}: item was read but no stage reported on it (pipeline bug)")
+        return LedgerRow(
+            key,
+            source,
+            unit,
+            "",
+            Status.FAILED.value,
+            Reason.INTERNAL_ERROR.value,
+            f"{key}: item was read but no stage reported on it (pipeline bug)",
+        )
     uri = next((e.uri for e in events if e.uri), "")
     ok_ids = sorted({e.sentence_id for e in events if e.outcome.is_ok and e.sentence_id})
     if ok_ids:
         return LedgerRow(key, source, unit, uri, Status.OK.value, Reason.OK.value, "", tuple(ok_ids))
     bad = [e.outcome for e in events if not e.outcome.is_ok]
     if not bad:
-        return LedgerRow(key, source, unit, uri, Status.FAILED.value, Reason.INTERNAL_ERROR.value,
-                         f"{key}: reported ok without a sentence id (pipeline bug)")
+        return LedgerRow(
+            key,
+            source,
+            unit,
+            uri,
+            Status.FAILED.value,
+            Reason.INTERNAL_ERROR.value,
+            f"{key}: reported ok without a sentence id (pipeline bug)",
+        )
     first = min(bad, key=lambda o: (_STATUS_ORDER[o.status], o.reason.value, o.detail))
     return LedgerRow(key, source, unit, uri, first.status.value, first.reason.value, first.detail)
 
@@ -87,13 +109,18 @@ def ledger_table(rows: list[LedgerRow]) -> pa.Table:
     schema = arrow_schema("ledger")
     columns = {name: [getattr(r, name) for r in rows] for name in schema.names}
     columns["sentence_ids"] = [list(r.sentence_ids) for r in rows]
-    return pa.table({name: pa.array(columns[name], type=schema.field(name).type) for name in schema.names},
-                    schema=schema)
+    return pa.table(
+        {name: pa.array(columns[name], type=schema.field(name).type) for name in schema.names}, schema=schema
+    )
 
 
 def rows_from_table(table: pa.Table) -> list[LedgerRow]:
-    return [LedgerRow(r["key"], r["source"], r["unit"], r["uri"], r["status"], r["reason"], r["detail"],
-                      tuple(r["sentence_ids"])) for r in table.to_pylist()]
+    return [
+        LedgerRow(
+            r["key"], r["source"], r["unit"], r["uri"], r["status"], r["reason"], r["detail"], tuple(r["sentence_ids"])
+        )
+        for r in table.to_pylist()
+    ]
 
 
 def check_ledger_table(table: pa.Table) -> list[str]:
@@ -123,5 +150,10 @@ def count_rows(rows: Iterable[LedgerRow]) -> dict:
     """inputs / ok / filtered / failed / reasons of ledger rows (the item half of the unit counts)."""
     rows = list(rows)
     statuses = Counter(r.status for r in rows)
-    return {"inputs": len(rows), "ok": statuses["ok"], "filtered": statuses["filtered"],
-            "failed": statuses["failed"], "reasons": dict(sorted(Counter(r.reason for r in rows).items()))}
+    return {
+        "inputs": len(rows),
+        "ok": statuses["ok"],
+        "filtered": statuses["filtered"],
+        "failed": statuses["failed"],
+        "reasons": dict(sorted(Counter(r.reason for r in rows).items())),
+    }

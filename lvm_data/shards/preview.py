@@ -70,7 +70,7 @@ def first_sentences(out: str, n: int, source: str | None = None) -> tuple[list[d
         with fs.open_input_file(path) as f:
             parquet = pq.ParquetFile(f)
             for group in range(parquet.num_row_groups):
-                rows += parquet.read_row_group(group, columns=COLUMNS).to_pylist()[:n - len(rows)]
+                rows += parquet.read_row_group(group, columns=COLUMNS).to_pylist()[: n - len(rows)]
                 if len(rows) >= n:
                     return rows, fingerprint
     return rows, fingerprint
@@ -85,8 +85,16 @@ def tokenizer_uri(out: str, given: str | None) -> str:
     return manifest["tokenizer"]["uri"]
 
 
-def preview(out: str, n: int = 8, *, tokenizer=None, uri: str | None = None, source: str | None = None,
-            cell: int | None = None, report: Report = silent) -> Sheet:
+def preview(
+    out: str,
+    n: int = 8,
+    *,
+    tokenizer=None,
+    uri: str | None = None,
+    source: str | None = None,
+    cell: int | None = None,
+    report: Report = silent,
+) -> Sheet:
     """The sheet of the first `n` sentences. `tokenizer` (a loaded one) wins over the location `uri`.
     `report` gets the progress of decoding (lvm_data.progress)."""
     rows, fingerprint = first_sentences(out, n, source)
@@ -97,8 +105,10 @@ def preview(out: str, n: int = 8, *, tokenizer=None, uri: str | None = None, sou
 
         tokenizer = load(tokenizer_uri(out, uri), device="cpu")
     if fingerprint and fingerprint != tokenizer.fingerprint:
-        raise PreviewError(f"{out} was tokenized by a tokenizer with fingerprint {fingerprint[:12]}..., but "
-                           f"{tokenizer.name} has {tokenizer.fingerprint[:12]}...; pass the job's tokenizer")
+        raise PreviewError(
+            f"{out} was tokenized by a tokenizer with fingerprint {fingerprint[:12]}..., but "
+            f"{tokenizer.name} has {tokenizer.fingerprint[:12]}...; pass the job's tokenizer"
+        )
     decoded = []
     with Meter("preview", "sentences", len(rows), report) as meter:
         for row in rows:
@@ -110,8 +120,10 @@ def preview(out: str, n: int = 8, *, tokenizer=None, uri: str | None = None, sou
 def decode_row(row: dict, tokenizer) -> SheetRow:
     tokens = np.asarray(row["tokens"], dtype=np.int64)
     if tokens.size != row["n_images"] * tokenizer.tokens_per_image:
-        raise PreviewError(f"sentence {row['id']}: {tokens.size} tokens for {row['n_images']} images of "
-                           f"{tokenizer.tokens_per_image} tokens; is this the job's tokenizer?")
+        raise PreviewError(
+            f"sentence {row['id']}: {tokens.size} tokens for {row['n_images']} images of "
+            f"{tokenizer.tokens_per_image} tokens; is this the job's tokenizer?"
+        )
     images = tokenizer.decode(tokens.reshape(row["n_images"], tokenizer.tokens_per_image))
     return SheetRow(row["id"], row["source"], row["template"], row["task"], row["n_images"], images)
 

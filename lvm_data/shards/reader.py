@@ -31,8 +31,11 @@ def parse_marker(data: bytes) -> dict | None:
         marker = json.loads(data)
     except ValueError:  # JSONDecodeError, UnicodeDecodeError
         return None
-    if not isinstance(marker, dict) or not isinstance(marker.get("source"), str) or \
-            not isinstance(marker.get("unit"), str):
+    if (
+        not isinstance(marker, dict)
+        or not isinstance(marker.get("source"), str)
+        or not isinstance(marker.get("unit"), str)
+    ):
         return None
     return marker
 
@@ -42,8 +45,11 @@ def _load_marker(uri: str) -> dict | None:
     committed, so a run redoes it (its files are rewritten whole, then a whole marker replaces the damaged one)."""
     marker = parse_marker(storage.read_bytes(uri))
     if marker is None:
-        log.warning("unit marker %s is damaged (not a whole JSON object); its unit counts as not "
-                    "committed: a run redoes it and replaces the marker", uri)
+        log.warning(
+            "unit marker %s is damaged (not a whole JSON object); its unit counts as not "
+            "committed: a run redoes it and replaces the marker",
+            uri,
+        )
     return marker
 
 
@@ -69,8 +75,11 @@ def list_markers(out: str, source: str | None = None) -> list[dict]:
 
 def visible_files(prefix: str, suffix: str) -> list[str]:
     """Files under `prefix` ending in `suffix`, skipping names that start with '.' or '_' (temporary)."""
-    return [uri for uri in storage.list_files(prefix)
-            if uri.endswith(suffix) and not uri.rsplit("/", 1)[-1].startswith((".", "_"))]
+    return [
+        uri
+        for uri in storage.list_files(prefix)
+        if uri.endswith(suffix) and not uri.rsplit("/", 1)[-1].startswith((".", "_"))
+    ]
 
 
 def read_parquet(uri: str, columns: list[str] | None = None) -> pa.Table:
@@ -95,8 +104,7 @@ def _concat(uris: list[str], kind: str, columns: list[str] | None) -> pa.Table:
 
 
 def sentence_files(out: str, source: str | None = None) -> list[str]:
-    return visible_files(layout.join(out, "sentences" if source is None else f"sentences/source={source}"),
-                         ".parquet")
+    return visible_files(layout.join(out, "sentences" if source is None else f"sentences/source={source}"), ".parquet")
 
 
 def ledger_files(out: str, source: str | None = None) -> list[str]:
@@ -115,8 +123,10 @@ def read_ledger(out: str, source: str | None = None) -> pa.Table:
 
 def read_unit_files(out: str, marker: dict) -> tuple[pa.Table, pa.Table]:
     """(sentences, ledger) of one committed unit, as its marker names them."""
-    return (read_parquet(layout.join(out, marker["sentences_file"])),
-            read_parquet(layout.join(out, marker["ledger_file"])))
+    return (
+        read_parquet(layout.join(out, marker["sentences_file"])),
+        read_parquet(layout.join(out, marker["ledger_file"])),
+    )
 
 
 def sentence_rows(table: pa.Table) -> list[SentenceRow]:
@@ -127,7 +137,15 @@ def sentence_rows(table: pa.Table) -> list[SentenceRow]:
     rows = []
     for i, r in enumerate(table.drop_columns(["tokens"]).to_pylist()):
         codes = tokens[i].values.to_numpy(zero_copy_only=False).astype(np.uint16)
-        rows.append(SentenceRow(id=r["id"], source=r["source"], template=r["template"], task=r["task"],
-                                n_images=r["n_images"], tokens=codes,
-                                frames=[(f["uri"], f["frame"], f["role"]) for f in r["frames"]]))
+        rows.append(
+            SentenceRow(
+                id=r["id"],
+                source=r["source"],
+                template=r["template"],
+                task=r["task"],
+                n_images=r["n_images"],
+                tokens=codes,
+                frames=[(f["uri"], f["frame"], f["role"]) for f in r["frames"]],
+            )
+        )
     return rows

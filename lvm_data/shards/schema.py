@@ -30,8 +30,11 @@ def schema_version(name: str = "sentence") -> str:
 
 @cache
 def _registry() -> Registry:
-    resources_ = [(f"{n}.schema.json", Resource.from_contents(load_schema(n))) for n in SCHEMA_FILES
-                  if (resources.files("lvm_data.schemas") / f"{n}.schema.json").is_file()]
+    resources_ = [
+        (f"{n}.schema.json", Resource.from_contents(load_schema(n)))
+        for n in SCHEMA_FILES
+        if (resources.files("lvm_data.schemas") / f"{n}.schema.json").is_file()
+    ]
     return Registry().with_resources(resources_)
 
 
@@ -45,15 +48,24 @@ def validator(name: str) -> Validator:
 def validation_errors(name: str, document: object) -> list[str]:
     """Readable messages ('field.path: problem') for a document checked against schema `name`."""
     # the stubs ask for a JSON value; any object is checked (what is not one is an error like any other)
-    errors = sorted(validator(name).iter_errors(document),  # pyright: ignore[reportArgumentType]
-                    key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        validator(name).iter_errors(document),  # pyright: ignore[reportArgumentType]
+        key=lambda e: list(e.absolute_path),
+    )
     return [f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors]
 
 
 def _arrow_type(spec) -> pa.DataType:
     if isinstance(spec, str):
-        return {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "uint16": pa.uint16(),
-                "float32": pa.float32(), "float64": pa.float64(), "bool": pa.bool_()}[spec]
+        return {
+            "string": pa.string(),
+            "int32": pa.int32(),
+            "int64": pa.int64(),
+            "uint16": pa.uint16(),
+            "float32": pa.float32(),
+            "float64": pa.float64(),
+            "bool": pa.bool_(),
+        }[spec]
     if "list" in spec:
         return pa.list_(_arrow_type(spec["list"]))
     if "struct" in spec:
@@ -80,5 +92,4 @@ def file_metadata(**values: object) -> dict[bytes, bytes]:
 def read_metadata(raw: dict[bytes, bytes] | None) -> dict[str, str]:
     """Our keys from Parquet key-value metadata, prefix stripped."""
     raw = raw or {}
-    return {k.decode()[len(META_PREFIX):]: v.decode() for k, v in raw.items()
-            if k.decode().startswith(META_PREFIX)}
+    return {k.decode()[len(META_PREFIX) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META_PREFIX)}

@@ -34,9 +34,15 @@ class UnitTimings:
         """The marker's `timings`: this unit's steps, its writes up to now, and the encoder's interval."""
         now = time.perf_counter()
         busy, span = encoder
-        return {"read_s": _round(self.read_s), "decode_s": _round(self.decode_s), "encode_s": _round(self.encode_s),
-                "write_s": _round(self.write_s + now - write_started), "wall_s": _round(now - self.started),
-                "encoder_busy_s": _round(busy), "encoder_span_s": _round(span)}
+        return {
+            "read_s": _round(self.read_s),
+            "decode_s": _round(self.decode_s),
+            "encode_s": _round(self.encode_s),
+            "write_s": _round(self.write_s + now - write_started),
+            "wall_s": _round(now - self.started),
+            "encoder_busy_s": _round(busy),
+            "encoder_span_s": _round(span),
+        }
 
 
 class EncoderClock:
@@ -81,9 +87,11 @@ def timing_lines(total: dict | None) -> list[str]:
     steps = sum(total[f"{s}_s"] for s in STEPS) or 1e-9
     parts = ", ".join(f"{s} {total[f'{s}_s']:.1f}s ({total[f'{s}_s'] / steps:.0%})" for s in STEPS)
     bottleneck = max(STEPS, key=lambda s: total[f"{s}_s"])
-    return [f"time per step over {total['units']} units: {parts}; largest: {bottleneck}",
-            f"encoder busy {total['encoder_busy_share']:.0%} of its time ({total['encoder_busy_s']:.1f} of "
-            f"{total['encoder_span_s']:.1f} device-seconds)"]
+    return [
+        f"time per step over {total['units']} units: {parts}; largest: {bottleneck}",
+        f"encoder busy {total['encoder_busy_share']:.0%} of its time ({total['encoder_busy_s']:.1f} of "
+        f"{total['encoder_span_s']:.1f} device-seconds)",
+    ]
 
 
 def _round(seconds: float) -> float:

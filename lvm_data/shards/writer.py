@@ -39,8 +39,15 @@ STATISTICS = ["id", "n_images", "key", "status", "reason", "tokens.list.element"
 # ids, which are unique and sorted, prefix-encoded instead (DELTA_BYTE_ARRAY: consecutive ids share their
 # first hex digits), and unique frame URIs left to zstd. With row groups of ROW_GROUP_TOKENS, single-image
 # files come to <= 1.7 bytes per token (`lvm-data bench pipeline`); dictionary ids cost 0.01 more.
-SENTENCE_DICTIONARY = ["source", "template", "task", "n_images", "tokens.list.element", "frames.list.element.frame",
-                       "frames.list.element.role"]
+SENTENCE_DICTIONARY = [
+    "source",
+    "template",
+    "task",
+    "n_images",
+    "tokens.list.element",
+    "frames.list.element.frame",
+    "frames.list.element.role",
+]
 SENTENCE_ENCODING = {"id": "DELTA_BYTE_ARRAY"}
 
 
@@ -73,9 +80,15 @@ class ShardInfo:
     job_config_hash: str
 
     def metadata(self, source: str, unit: str, kind: str = "sentence") -> dict[bytes, bytes]:
-        return file_metadata(schema_version=schema_version(kind), tokenizer_fingerprint=self.tokenizer_fingerprint,
-                             codebook_size=self.codebook_size, tokens_per_image=self.tokens_per_image,
-                             job_config_hash=self.job_config_hash, source=source, unit=unit)
+        return file_metadata(
+            schema_version=schema_version(kind),
+            tokenizer_fingerprint=self.tokenizer_fingerprint,
+            codebook_size=self.codebook_size,
+            tokens_per_image=self.tokens_per_image,
+            job_config_hash=self.job_config_hash,
+            source=source,
+            unit=unit,
+        )
 
 
 def sentence_table(rows: list[SentenceRow], info: ShardInfo, source: str, unit: str) -> pa.Table:
@@ -90,10 +103,17 @@ def sentence_table(rows: list[SentenceRow], info: ShardInfo, source: str, unit: 
     schema = arrow_schema("sentence")
     tokens = token_lists([r.tokens for r in rows])
     frames = [[{"uri": u, "frame": int(i), "role": role} for u, i, role in r.frames] for r in rows]
-    columns = {"id": [r.id for r in rows], "source": [r.source for r in rows], "template": [r.template for r in rows],
-               "task": [r.task for r in rows], "n_images": [r.n_images for r in rows], "frames": frames}
-    arrays = [tokens if name == "tokens" else pa.array(columns[name], type=schema.field(name).type)
-              for name in schema.names]
+    columns = {
+        "id": [r.id for r in rows],
+        "source": [r.source for r in rows],
+        "template": [r.template for r in rows],
+        "task": [r.task for r in rows],
+        "n_images": [r.n_images for r in rows],
+        "frames": frames,
+    }
+    arrays = [
+        tokens if name == "tokens" else pa.array(columns[name], type=schema.field(name).type) for name in schema.names
+    ]
     return pa.Table.from_arrays(arrays, schema=schema.with_metadata(info.metadata(source, unit)))
 
 
@@ -146,9 +166,16 @@ def write_parquet_atomic(uri: str, table: pa.Table, encodings: dict | None = Non
     if encodings is None:
         encodings = {"use_dictionary": SENTENCE_DICTIONARY, "column_encoding": SENTENCE_ENCODING} if sentences else {}
     # pyarrow documents write_statistics as `bool or list`; its default True alone makes the checker infer bool
-    with fs.open_output_stream(tmp) as stream, pq.ParquetWriter(
-            stream, table.schema, compression="zstd", write_statistics=STATISTICS,  # pyright: ignore[reportArgumentType]
-            **encodings) as writer:
+    with (
+        fs.open_output_stream(tmp) as stream,
+        pq.ParquetWriter(
+            stream,
+            table.schema,
+            compression="zstd",
+            write_statistics=STATISTICS,  # pyright: ignore[reportArgumentType]
+            **encodings,
+        ) as writer,
+    ):
         if table.num_rows:  # an empty unit gets a file with no row groups (readers skip it cleanly)
             writer.write_table(table, row_group_size=max(1, ROW_GROUP_TOKENS // tokens_per_row))
     with fs.open_input_file(tmp) as f:
@@ -178,8 +205,13 @@ class UnitCommit:
     info: ShardInfo
 
 
-def commit_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow],
-                curation: dict | None = None, timings: Callable[[], dict] | None = None) -> dict:
+def commit_unit(
+    commit: UnitCommit,
+    rows: list[SentenceRow],
+    ledger: list[LedgerRow],
+    curation: dict | None = None,
+    timings: Callable[[], dict] | None = None,
+) -> dict:
     """`_write_unit`; when it fails (a full disk, say) the files it moved into place go again (`withdraw`)."""
     try:
         return _write_unit(commit, rows, ledger, curation, timings)
@@ -201,16 +233,26 @@ def withdraw(out: str, source: str, unit: str) -> None:
         pass
 
 
-def _write_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[LedgerRow],
-                curation: dict | None = None, timings: Callable[[], dict] | None = None) -> dict:
+def _write_unit(
+    commit: UnitCommit,
+    rows: list[SentenceRow],
+    ledger: list[LedgerRow],
+    curation: dict | None = None,
+    timings: Callable[[], dict] | None = None,
+) -> dict:
     """Write the sentence file, the ledger file, then the marker; returns the marker.
     `curation`: what the unit's filters removed (lvm_data.curation.units), kept in the marker's counts.
     `timings`: called after the files are written, for the marker's `timings` (time per step)."""
     sentences = sentence_table(rows, commit.info, commit.source, commit.unit)
     problems = check_sentence_table(sentences, commit.info.codebook_size, commit.info.tokens_per_image)
     ledger_tbl = ledger_table(ledger).replace_schema_metadata(
-        file_metadata(schema_version=schema_version("ledger"), source=commit.source, unit=commit.unit,
-                      job_config_hash=commit.info.job_config_hash))
+        file_metadata(
+            schema_version=schema_version("ledger"),
+            source=commit.source,
+            unit=commit.unit,
+            job_config_hash=commit.info.job_config_hash,
+        )
+    )
     problems += check_ledger_table(ledger_tbl.replace_schema_metadata(None))
     if problems:
         raise ShardError(f"unit {commit.source}/{commit.unit} does not match the schemas: {'; '.join(problems)}")
@@ -218,25 +260,40 @@ def _write_unit(commit: UnitCommit, rows: list[SentenceRow], ledger: list[Ledger
     ledger_rel = layout.ledger_file(commit.source, commit.unit)
     sentences_bytes = write_parquet_atomic(layout.join(commit.out, sentences_rel), sentences)
     ledger_bytes = write_parquet_atomic(layout.join(commit.out, ledger_rel), ledger_tbl)
-    marker = {"source": commit.source, "unit": commit.unit, "items_digest": digest(sorted(r.key for r in ledger)),
-              "spec_digest": commit.spec_digest, "config_hash": commit.info.job_config_hash,
-              "sentences_file": sentences_rel, "ledger_file": ledger_rel, "sentences_bytes": sentences_bytes,
-              "ledger_bytes": ledger_bytes, "counts": unit_counts(rows, ledger, curation),
-              "devices": sorted({r.device for r in rows if r.device}),
-              "committed": datetime.now(UTC).isoformat(timespec="seconds")}
+    marker = {
+        "source": commit.source,
+        "unit": commit.unit,
+        "items_digest": digest(sorted(r.key for r in ledger)),
+        "spec_digest": commit.spec_digest,
+        "config_hash": commit.info.job_config_hash,
+        "sentences_file": sentences_rel,
+        "ledger_file": ledger_rel,
+        "sentences_bytes": sentences_bytes,
+        "ledger_bytes": ledger_bytes,
+        "counts": unit_counts(rows, ledger, curation),
+        "devices": sorted({r.device for r in rows if r.device}),
+        "committed": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     if timings is not None:
         marker["timings"] = timings()
     errors = schema_errors("unit", marker)
     if errors:
-        raise ShardError(f"unit marker {commit.source}/{commit.unit} does not match schemas/unit.schema.json: "
-                         f"{'; '.join(errors)}")
-    storage.write_bytes(layout.join(commit.out, layout.marker_file(commit.source, commit.unit)),
-                        json.dumps(marker, indent=1, sort_keys=True).encode())
+        raise ShardError(
+            f"unit marker {commit.source}/{commit.unit} does not match schemas/unit.schema.json: {'; '.join(errors)}"
+        )
+    storage.write_bytes(
+        layout.join(commit.out, layout.marker_file(commit.source, commit.unit)),
+        json.dumps(marker, indent=1, sort_keys=True).encode(),
+    )
     return marker
 
 
 def unit_counts(rows: list[SentenceRow], ledger: list[LedgerRow], curation: dict | None = None) -> dict:
     """The unit schema's counts: ledger statuses and reasons, sentences, images, tokens (and curation)."""
-    counts = {**count_rows(ledger), "sentences": len(rows), "images": int(sum(r.n_images for r in rows)),
-              "tokens": int(sum(len(r.tokens) for r in rows))}
+    counts = {
+        **count_rows(ledger),
+        "sentences": len(rows),
+        "images": int(sum(r.n_images for r in rows)),
+        "tokens": int(sum(len(r.tokens) for r in rows)),
+    }
     return counts if curation is None else {**counts, "curation": curation}

@@ -36,8 +36,12 @@ class ImageFiles(Source):
     format = "images"
 
     def plan(self) -> list[Unit]:
-        files = expand_inputs(self.name, self.options["paths"], self.options.get("extensions", IMAGE_EXTENSIONS),
-                              follow_links(self.name, self.options)).entries()
+        files = expand_inputs(
+            self.name,
+            self.options["paths"],
+            self.options.get("extensions", IMAGE_EXTENSIONS),
+            follow_links(self.name, self.options),
+        ).entries()
         size = int(self.options["shard_size"])
         return [Unit(self.name, f"{i:06d}", tuple(chunk), len(chunk)) for i, chunk in enumerate(chunks(files, size))]
 

@@ -52,12 +52,16 @@ class HFDataset(Source):
             raise SourceError(self._hint(err)) from err
         if isinstance(data, datasets.DatasetDict):
             if self.split not in data:
-                raise SourceError(f"source {self.name!r}: {self.location} has splits {', '.join(map(str, data))}, "
-                                  f"not {self.split!r}; set input.split")
+                raise SourceError(
+                    f"source {self.name!r}: {self.location} has splits {', '.join(map(str, data))}, "
+                    f"not {self.split!r}; set input.split"
+                )
             data = data[self.split]
         if column not in data.column_names:
-            raise SourceError(f"source {self.name!r}: {self.location} has no column {column!r}; its columns are "
-                              f"{', '.join(data.column_names)}; set input.column")
+            raise SourceError(
+                f"source {self.name!r}: {self.location} has no column {column!r}; its columns are "
+                f"{', '.join(data.column_names)}; set input.column"
+            )
         if isinstance(data.features[column], datasets.Image):
             data = data.cast_column(column, datasets.Image(decode=False))
         return data
@@ -67,23 +71,29 @@ class HFDataset(Source):
         if "path" in self.options:
             return datasets.load_from_disk(self.options["path"])
         if "imagefolder" in self.options:
-            return datasets.load_dataset("imagefolder", data_dir=self.options["imagefolder"], split=self.split,
-                                         cache_dir=cache)
-        return datasets.load_dataset(self.options["dataset"], self.options.get("config"), split=self.split,
-                                     cache_dir=cache)
+            return datasets.load_dataset(
+                "imagefolder", data_dir=self.options["imagefolder"], split=self.split, cache_dir=cache
+            )
+        return datasets.load_dataset(
+            self.options["dataset"], self.options.get("config"), split=self.split, cache_dir=cache
+        )
 
     def _hint(self, err: Exception) -> str:
         text = f"source {self.name!r}: cannot open Hugging Face dataset {self.location!r} ({type(err).__name__}: {err})"
         if "dataset" in self.options:
-            return (f"{text}. The hub is unreachable or the name is wrong. Without network access, on a connected "
-                    f"machine run `datasets.load_dataset({self.location!r}, split={self.split!r})"
-                    ".save_to_disk(DIR)`, copy DIR here and use `path: DIR` in the job file")
+            return (
+                f"{text}. The hub is unreachable or the name is wrong. Without network access, on a connected "
+                f"machine run `datasets.load_dataset({self.location!r}, split={self.split!r})"
+                ".save_to_disk(DIR)`, copy DIR here and use `path: DIR` in the job file"
+            )
         return f"{text}; check the folder in the job file"
 
     def plan(self) -> list[Unit]:
         rows, size = self.dataset().num_rows, int(self.options["shard_size"])
-        return [Unit(self.name, f"{i // size:06d}", (i, min(i + size, rows)), min(i + size, rows) - i)
-                for i in range(0, rows, size)]
+        return [
+            Unit(self.name, f"{i // size:06d}", (i, min(i + size, rows)), min(i + size, rows) - i)
+            for i in range(0, rows, size)
+        ]
 
     def read(self, unit: Unit) -> Iterator[ItemRef]:
         start, stop = unit.spec
@@ -92,5 +102,11 @@ class HFDataset(Source):
         meta_columns = self.options.get("meta_columns", [])
         for offset, row in enumerate(part):
             index = start + offset
-            yield image_ref(self.name, unit.id, f"{self.split}/{index}", f"{self.location}#{self.split}/{index}",
-                            row[column], {c: row[c] for c in meta_columns})
+            yield image_ref(
+                self.name,
+                unit.id,
+                f"{self.split}/{index}",
+                f"{self.location}#{self.split}/{index}",
+                row[column],
+                {c: row[c] for c in meta_columns},
+            )

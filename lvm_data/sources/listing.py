@@ -103,13 +103,16 @@ def follow_links(source: str, options: dict) -> str:
     """The input block's `follow_links` (inside | outside), checked."""
     value = options.get("follow_links", "inside")
     if value not in LINKS:
-        raise SourceError(f"source {source!r}: input.follow_links is {value!r}; use inside (links are followed "
-                          "only within each input folder) or outside (also links that leave it)")
+        raise SourceError(
+            f"source {source!r}: input.follow_links is {value!r}; use inside (links are followed "
+            "only within each input folder) or outside (also links that leave it)"
+        )
     return value
 
 
-def expand_inputs(source: str, paths: str | Sequence[str], extensions: Iterable[str] | None,
-                  links: str = "inside") -> Inputs:
+def expand_inputs(
+    source: str, paths: str | Sequence[str], extensions: Iterable[str] | None, links: str = "inside"
+) -> Inputs:
     """Sorted, de-duplicated files for `paths` entries (files, folders, globs, brace patterns; local or URIs).
 
     An entry's braces are expanded first (`expand_braces`: `{00000..09999}`, `{a,b}`), then each name is
@@ -140,8 +143,9 @@ def expand_inputs(source: str, paths: str | Sequence[str], extensions: Iterable[
         if empty:
             raise SourceError(_no_match_message(source, entry, names, empty, wanted))
         for name, info in named:
-            root = entry_root(entry, folder=names == [entry] and info is not None
-                              and info.type == pafs.FileType.Directory)
+            root = entry_root(
+                entry, folder=names == [entry] and info is not None and info.type == pafs.FileType.Directory
+            )
             for uri in matches[name].files:
                 found.setdefault(uri, relative_key(uri, root))
             for r in matches[name].refused:
@@ -160,7 +164,7 @@ def entry_root(entry: str, folder: bool = False, braces: bool = True) -> str:
         return entry.rstrip("/") or entry
     text = entry.split("?", 1)[0] if storage.scheme(entry) in ("http", "https") else entry  # '?' starts a query
     special = re.search(r"[{*?\[]" if braces else r"[*?\[]", text)
-    head = text if special is None else text[:special.start()]
+    head = text if special is None else text[: special.start()]
     if "/" not in head:
         return "."
     return head.rsplit("/", 1)[0] or "/"
@@ -171,7 +175,7 @@ def relative_key(uri: str, root: str) -> str:
     is not below it."""
     path, folder = _absolute(uri), _absolute(root).rstrip("/") + "/"
     if path.startswith(folder) and len(path) > len(folder):
-        return path[len(folder):]
+        return path[len(folder) :]
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -188,10 +192,12 @@ def check_unique_keys(source: str, keys: dict[str, str]) -> None:
     for uri, key in sorted(keys.items()):
         other = owner.setdefault(key, uri)
         if other != uri:
-            raise SourceError(f"source {source!r}: {other} and {uri} both have the item key {key!r} (a key is the "
-                              "path below the root of the paths entry that finds the file, see README \"Item keys\"); "
-                              "name such folders by one entry ({a,b}, or their parent folder) so that their keys "
-                              "differ")
+            raise SourceError(
+                f"source {source!r}: {other} and {uri} both have the item key {key!r} (a key is the "
+                'path below the root of the paths entry that finds the file, see README "Item keys"); '
+                "name such folders by one entry ({a,b}, or their parent folder) so that their keys "
+                "differ"
+            )
 
 
 def _named(names: list[str]) -> list[tuple[str, pafs.FileInfo | None]]:
@@ -205,10 +211,13 @@ def _no_match_message(source: str, entry: str, names: list[str], empty: list[str
     extensions = "" if wanted is None else f" with extensions {', '.join(sorted(wanted))}"
     if names == [entry]:
         return f"source {source!r}: input path {entry!r} matches no files{extensions}; check the path in the job file"
-    shown = ", ".join(empty[:SHOW_MISSING]) + (f" and {len(empty) - SHOW_MISSING} more" if len(empty) > SHOW_MISSING
-                                               else "")
-    return (f"source {source!r}: input path {entry!r} stands for {len(names)} names, and {len(empty)} of them "
-            f"match no files{extensions}: {shown}; check the range or the files")
+    shown = ", ".join(empty[:SHOW_MISSING]) + (
+        f" and {len(empty) - SHOW_MISSING} more" if len(empty) > SHOW_MISSING else ""
+    )
+    return (
+        f"source {source!r}: input path {entry!r} stands for {len(names)} names, and {len(empty)} of them "
+        f"match no files{extensions}: {shown}; check the range or the files"
+    )
 
 
 def is_glob(entry: str) -> bool:
@@ -221,14 +230,17 @@ def is_glob(entry: str) -> bool:
 def _expand_one(entry: str, info: pafs.FileInfo | None, wanted: set[str] | None, links: str) -> Tree:
     if info is None:  # a glob: its matches are written like it, so a relative pattern's are made absolute
         tree = storage.glob_tree(entry, links)
-        return Tree([_absolute(uri) for uri in tree.files],
-                    [dataclasses.replace(r, uri=_absolute(r.uri)) for r in tree.refused])
+        return Tree(
+            [_absolute(uri) for uri in tree.files], [dataclasses.replace(r, uri=_absolute(r.uri)) for r in tree.refused]
+        )
     if info.type == pafs.FileType.File:
         return Tree([_absolute(entry)])
     if info.type == pafs.FileType.Directory:
         tree = storage.list_tree(_absolute(entry), links)
-        return Tree([uri for uri in tree.files if wanted is None or extension(uri) in wanted],
-                    [r for r in tree.refused if r.folder or wanted is None or extension(r.uri) in wanted])
+        return Tree(
+            [uri for uri in tree.files if wanted is None or extension(uri) in wanted],
+            [r for r in tree.refused if r.folder or wanted is None or extension(r.uri) in wanted],
+        )
     return Tree()
 
 
@@ -251,9 +263,9 @@ def expand_braces(pattern: str) -> list[str]:
     i = 0
     while (start := pattern.find("{", i)) >= 0:
         end = pattern.find("}", start + 1)
-        if "}" in pattern[i:start] or end < 0 or "{" in pattern[start + 1:end]:
+        if "}" in pattern[i:start] or end < 0 or "{" in pattern[start + 1 : end]:
             raise ValueError(_brace_problem(pattern, start, end))
-        pieces += [[pattern[i:start]], _brace_alternatives(pattern[start + 1:end])]
+        pieces += [[pattern[i:start]], _brace_alternatives(pattern[start + 1 : end])]
         i = end + 1
     if "}" in pattern[i:]:
         raise ValueError(f"'}}' at position {pattern.index('}', i)} closes no '{{'")
@@ -266,7 +278,7 @@ def expand_braces(pattern: str) -> list[str]:
 def _brace_problem(pattern: str, start: int, end: int) -> str:
     if end < 0:
         return f"'{{' at position {start} is not closed"
-    if "{" in pattern[start + 1:end]:
+    if "{" in pattern[start + 1 : end]:
         return "nested braces are not supported; write the names out as alternatives {a,b,c}"
     return "a '}' closes no '{'"
 
@@ -294,7 +306,7 @@ def extension(uri: str) -> str:
 
 
 def chunks(values: Sequence, size: int) -> list[Sequence]:
-    return [values[i:i + size] for i in range(0, len(values), size)]
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def unit_ids(names: Sequence[str]) -> list[str]:
@@ -313,5 +325,10 @@ def refused_ref(source: str, unit: str, entry: RefusedEntry) -> ItemRef:
 def failed_ref(source: str, key: str, unit: str, uri: str, reason: Reason, detail: str) -> ItemRef:
     """An item the source could not read: it still becomes a ledger row (decode raises its reason). Surrogates
     in the key, URI or detail (an undecodable name in an error message) are escaped (localfs.safe_text)."""
-    return ItemRef(source=source, key=safe_text(key), unit=unit, parts={},
-                   meta={ERROR_META: {"reason": reason.value, "detail": safe_text(detail), "uri": safe_text(uri)}})
+    return ItemRef(
+        source=source,
+        key=safe_text(key),
+        unit=unit,
+        parts={},
+        meta={ERROR_META: {"reason": reason.value, "detail": safe_text(detail), "uri": safe_text(uri)}},
+    )

@@ -36,14 +36,19 @@ class Paired(Source):
         super().__init__(name, options)
         annotations = options.get("annotations") or {}
         if not annotations:
-            raise SourceError(f"source {name!r}: input.annotations names no annotation kind; "
-                              f"give e.g. annotations: {{depth: path/to/depth}} (kinds: {', '.join(KINDS)})")
+            raise SourceError(
+                f"source {name!r}: input.annotations names no annotation kind; "
+                f"give e.g. annotations: {{depth: path/to/depth}} (kinds: {', '.join(KINDS)})"
+            )
         unknown = sorted(set(annotations) - set(KINDS))
         if unknown:
-            raise SourceError(f"source {name!r}: input.annotations: {', '.join(unknown)} is not an annotation kind; "
-                              f"use {', '.join(KINDS)} (any pre-rendered RGB annotation is `target`)")
-        self.annotations = {kind: spec if isinstance(spec, dict) else {"paths": spec}
-                            for kind, spec in annotations.items()}
+            raise SourceError(
+                f"source {name!r}: input.annotations: {', '.join(unknown)} is not an annotation kind; "
+                f"use {', '.join(KINDS)} (any pre-rendered RGB annotation is `target`)"
+            )
+        self.annotations = {
+            kind: spec if isinstance(spec, dict) else {"paths": spec} for kind, spec in annotations.items()
+        }
         self.require = options.get("require", "all")
         if self.require not in REQUIRE:
             raise SourceError(f"source {name!r}: input.require is {self.require!r}; use all or any")
@@ -51,8 +56,10 @@ class Paired(Source):
     def plan(self) -> list[Unit]:
         entries = self._entries()
         units = hash_units([e[0] for e in entries], int(self.options["shard_size"]))
-        return [Unit(self.name, uid, tuple(entries[i] for i in positions), len(positions))
-                for uid, positions in units.items()]
+        return [
+            Unit(self.name, uid, tuple(entries[i] for i in positions), len(positions))
+            for uid, positions in units.items()
+        ]
 
     def _entries(self) -> list[tuple]:
         """(key, image uri | None, ((kind, uri), ...), unpaired detail | None) per item, sorted by key."""
@@ -60,8 +67,10 @@ class Paired(Source):
         image_ext = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
         links = follow_links(self.name, self.options)
         sides, refused = {}, []  # refused by the listings (links out of a root, ...): items of their own
-        for side, paths, extensions in [("image", self.options["images"], image_ext),
-                                        *((kind, spec["paths"], None) for kind, spec in self.annotations.items())]:
+        for side, paths, extensions in [
+            ("image", self.options["images"], image_ext),
+            *((kind, spec["paths"], None) for kind, spec in self.annotations.items()),
+        ]:
             field = "images" if side == "image" else f"annotations.{side}"
             sides[side], out = rooted_inputs(self.name, field, paths, extensions, links)
             refused += out
@@ -73,8 +82,15 @@ class Paired(Source):
                 if k is None:
                     extra.append((rel, None, ((side, uri),), f"{uri}: its path does not match input.match"))
                 elif k in tables[side]:
-                    extra.append((rel, None, ((side, uri),), f"{uri}: key {k!r} is also the key of "
-                                  f"{tables[side][k]}; keys must be unique per side (set input.match)"))
+                    extra.append(
+                        (
+                            rel,
+                            None,
+                            ((side, uri),),
+                            f"{uri}: key {k!r} is also the key of "
+                            f"{tables[side][k]}; keys must be unique per side (set input.match)",
+                        )
+                    )
                 else:
                     tables[side][k] = uri
         extra += [(r.key, None, (), r) for r in unheld(refused)]
@@ -106,12 +122,14 @@ class Paired(Source):
                     parts[kind] = Part(uri)
                     continue
                 options = {k: v for k, v in self.annotations[kind].items() if k != "paths"}
-                parts[kind] = AnnotationPart(uri, options=options_tuple(options),
-                                             image=Part(image) if image else None)
+                parts[kind] = AnnotationPart(uri, options=options_tuple(options), image=Part(image) if image else None)
             meta = {}
             if isinstance(problem, RefusedEntry):
                 meta[ERROR_META] = {"reason": problem.reason, "detail": problem.detail, "uri": problem.uri}
             elif problem:
-                meta[ERROR_META] = {"reason": Reason.UNPAIRED.value, "detail": problem,
-                                    "uri": next(iter(parts.values())).uri if parts else key}
+                meta[ERROR_META] = {
+                    "reason": Reason.UNPAIRED.value,
+                    "detail": problem,
+                    "uri": next(iter(parts.values())).uri if parts else key,
+                }
             yield ItemRef(source=self.name, key=key, unit=unit.id, parts=parts, meta=meta)

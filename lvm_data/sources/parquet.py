@@ -59,8 +59,9 @@ def resolve_columns(options: dict, names: list[str]) -> Columns:
     if layout not in LAYOUTS:
         raise SourceError(f"input.layout: {layout!r} is not a parquet layout; use one of {', '.join(LAYOUTS)}")
     if layout == "plain" or (layout == "auto" and not looks_like_img2dataset(options, names)):
-        return Columns(options.get("column", "image"), options.get("key_column"),
-                       tuple(options.get("meta_columns", [])))
+        return Columns(
+            options.get("column", "image"), options.get("key_column"), tuple(options.get("meta_columns", []))
+        )
     image = options.get("column") or next((c for c in IMG2DATASET_IMAGES if c in names), IMG2DATASET_IMAGES[0])
     key = options.get("key_column", "key" if "key" in names else None)
     meta = options["meta_columns"] if "meta_columns" in options else [c for c in IMG2DATASET_META if c in names]
@@ -69,8 +70,11 @@ def resolve_columns(options: dict, names: list[str]) -> Columns:
 
 def looks_like_img2dataset(options: dict, names: list[str]) -> bool:
     """A `status` column beside a jpg/png/webp column, and no default "image" column to read instead."""
-    return ("status" in names and any(c in names for c in IMG2DATASET_IMAGES)
-            and ("column" in options or "image" not in names))
+    return (
+        "status" in names
+        and any(c in names for c in IMG2DATASET_IMAGES)
+        and ("column" in options or "image" not in names)
+    )
 
 
 class ParquetImages(Source):
@@ -88,8 +92,9 @@ class ParquetImages(Source):
             self._check_columns(uri, meta.schema.to_arrow_schema().names)
             for start in range(0, meta.num_rows, size):
                 stop = min(start + size, meta.num_rows)
-                units.append(Unit(self.name, f"{index:05d}-{start // size:05d}", (uri, start, stop, file_key),
-                                  stop - start))
+                units.append(
+                    Unit(self.name, f"{index:05d}-{start // size:05d}", (uri, start, stop, file_key), stop - start)
+                )
         return units
 
     def _check_columns(self, uri: str, names: list[str]) -> None:
@@ -102,10 +107,14 @@ class ParquetImages(Source):
             return
         hint = "set input.column / key_column / meta_columns"
         if "status" in names and not any(c in names for c in (*IMG2DATASET_IMAGES, "image")):
-            hint = ("this looks like the metadata img2dataset writes beside webdataset tars (no image column): "
-                    "read the .tar files with format: webdataset, or " + hint)
-        raise SourceError(f"source {self.name!r}: {uri} has no column {', '.join(map(repr, missing))}; "
-                          f"its columns are {', '.join(names)}; {hint}")
+            hint = (
+                "this looks like the metadata img2dataset writes beside webdataset tars (no image column): "
+                "read the .tar files with format: webdataset, or " + hint
+            )
+        raise SourceError(
+            f"source {self.name!r}: {uri} has no column {', '.join(map(repr, missing))}; "
+            f"its columns are {', '.join(names)}; {hint}"
+        )
 
     def files(self, unit: Unit) -> list[str]:
         """The Parquet file the row range is in."""
@@ -123,8 +132,14 @@ class ParquetImages(Source):
             row, where = start + i, f"{uri}#row={start + i}"
             key = str(keys[i]) if cols.key is not None else f"{file_key}#{row}"
             if key in seen:  # two inputs must never share one ledger row
-                yield failed_ref(self.name, f"{key}#row={row}", unit.id, where, Reason.READ_ERROR,
-                                 f"{where}: key {key!r} repeats row {seen[key]}; key_column must be unique")
+                yield failed_ref(
+                    self.name,
+                    f"{key}#row={row}",
+                    unit.id,
+                    where,
+                    Reason.READ_ERROR,
+                    f"{where}: key {key!r} repeats row {seen[key]}; key_column must be unique",
+                )
                 continue
             seen[key] = row
             failure = download_failure(statuses[i], errors[i], value)

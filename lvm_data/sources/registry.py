@@ -13,13 +13,20 @@ from lvm_data.sources.sequences import MultiViews, Sequences
 from lvm_data.sources.videos import FrameFolders, VideoFiles
 from lvm_data.sources.webdataset import WebDataset
 
-SOURCES: dict[str, type[Source]] = {cls.format: cls for cls in (
-    ImageFiles,
-    WebDataset,
-    ParquetImages,
-    HFDataset,
-    VideoFiles, FrameFolders, Paired, Sequences, MultiViews,  # issue 4
-)}
+SOURCES: dict[str, type[Source]] = {
+    cls.format: cls
+    for cls in (
+        ImageFiles,
+        WebDataset,
+        ParquetImages,
+        HFDataset,
+        VideoFiles,
+        FrameFolders,
+        Paired,
+        Sequences,
+        MultiViews,  # issue 4
+    )
+}
 
 
 def make_source(name: str, options: dict[str, Any]) -> Source:

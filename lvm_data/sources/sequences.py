@@ -48,8 +48,10 @@ class Sequences(Source):
         annotations = options.get("annotations") or {}
         unknown = sorted(set(annotations) - set(KINDS))
         if not annotations or unknown:
-            raise SourceError(f"source {name!r}: input.annotations must map annotation kinds ({', '.join(KINDS)}) "
-                              f"to folders; got {sorted(annotations) or 'none'}")
+            raise SourceError(
+                f"source {name!r}: input.annotations must map annotation kinds ({', '.join(KINDS)}) "
+                f"to folders; got {sorted(annotations) or 'none'}"
+            )
         self.annotations = {k: v if isinstance(v, dict) else {"paths": v} for k, v in annotations.items()}
         try:
             self.spec = ClipSpec.from_options({"frames": 8, **options.get("clip", {})})
@@ -62,8 +64,10 @@ class Sequences(Source):
         items = []
         for rel, files in sorted(folders.items()):  # keyed by the folder's path below its root ("." for the root)
             folder = files[0].rsplit("/", 1)[0]
-            found = tuple((kind, storage.join(_root(spec["paths"]), rel) if rel else _root(spec["paths"]))
-                          for kind, spec in self.annotations.items())
+            found = tuple(
+                (kind, storage.join(_root(spec["paths"]), rel) if rel else _root(spec["paths"]))
+                for kind, spec in self.annotations.items()
+            )
             items.append((folder, found, rel or "."))
         return runs(self.name, items, int(self.options["shard_size"]))
 
@@ -75,13 +79,28 @@ class Sequences(Source):
     def read(self, unit: Unit) -> Iterator[ItemRef]:
         for folder, found, key in unit.spec:
             missing = [kind for kind, path in found if not storage.list_files(path, recursive=False)]
-            annotations = tuple((kind, path, options_tuple({k: v for k, v in self.annotations[kind].items()
-                                                             if k != "paths"})) for kind, path in found)
-            part = SequencePart(folder, annotations=annotations, spec=self.spec, key=key,
-                                seed=int(self.options.get("seed", 0)), fps=float(self.options.get("fps", 0.0)),
-                                match=self.options.get("match", ""))
-            meta = _unpaired(folder, f"{folder}: no {', '.join(missing)} folder with files "
-                                     f"({', '.join(p for k, p in found if k in missing)})") if missing else {}
+            annotations = tuple(
+                (kind, path, options_tuple({k: v for k, v in self.annotations[kind].items() if k != "paths"}))
+                for kind, path in found
+            )
+            part = SequencePart(
+                folder,
+                annotations=annotations,
+                spec=self.spec,
+                key=key,
+                seed=int(self.options.get("seed", 0)),
+                fps=float(self.options.get("fps", 0.0)),
+                match=self.options.get("match", ""),
+            )
+            meta = (
+                _unpaired(
+                    folder,
+                    f"{folder}: no {', '.join(missing)} folder with files "
+                    f"({', '.join(p for k, p in found if k in missing)})",
+                )
+                if missing
+                else {}
+            )
             yield ItemRef(source=self.name, key=key, unit=unit.id, parts={"sequence": part}, meta=meta)
 
 
@@ -96,8 +115,9 @@ class MultiViews(Source):
     format = "multiview"
 
     def plan(self) -> list[Unit]:
-        files, refused = rooted_inputs(self.name, "paths", self.options["paths"], IMAGE_EXT,
-                                       follow_links(self.name, self.options))
+        files, refused = rooted_inputs(
+            self.name, "paths", self.options["paths"], IMAGE_EXT, follow_links(self.name, self.options)
+        )
         pattern = self.options.get("pattern")
         objects = _by_pattern(files, pattern) if pattern else _by_folder(files)
         objects += [(r.key, (), r) for r in unheld(refused)]  # refused entries: failed items of their own
@@ -114,8 +134,13 @@ class MultiViews(Source):
                 yield refused_ref(self.name, unit.id, problem)
                 continue
             meta = _unpaired(views[0], problem) if problem else {}
-            yield ItemRef(source=self.name, key=key, unit=unit.id,
-                          parts={"views": ViewsPart(views[0], views=tuple(views))}, meta=meta)
+            yield ItemRef(
+                source=self.name,
+                key=key,
+                unit=unit.id,
+                parts={"views": ViewsPart(views[0], views=tuple(views))},
+                meta=meta,
+            )
 
 
 def _by_folder(files: list[tuple[str, str]]) -> list[tuple]:

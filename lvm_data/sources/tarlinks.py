@@ -60,8 +60,11 @@ class TarLinks:
         elif info.islnk():
             self.members[name] = ("link", _normal(info.linkname), info.linkname)
         elif info.issym():
-            target = None if info.linkname.startswith("/") else _normal(
-                posixpath.join(posixpath.dirname(name), info.linkname))
+            target = (
+                None
+                if info.linkname.startswith("/")
+                else _normal(posixpath.join(posixpath.dirname(name), info.linkname))
+            )
             self.members[name] = ("link", target, info.linkname)
         else:
             self.members[name] = ("other", info)
@@ -95,8 +98,10 @@ class TarLinks:
             with storage.open_input(self.tar_uri) as f:
                 f.seek(target.offset_data)
                 return f.read(target.size)
-        with storage.open_input_stream(self.tar_uri) as stream, tarfile.open(
-                fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar:
+        with (
+            storage.open_input_stream(self.tar_uri) as stream,
+            tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar,
+        ):
             for info in tar:
                 if info.offset == target.offset:
                     member = tar.extractfile(info)

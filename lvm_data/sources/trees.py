@@ -22,15 +22,7 @@ import pyarrow.fs as pafs
 from lvm_data import storage
 from lvm_data.determinism import derive_seed
 from lvm_data.localfs import Refused
-from lvm_data.sources.listing import (
-    GLOB_CHARS,
-    RefusedEntry,
-    SourceError,
-    as_list,
-    entry_root,
-    extension,
-    relative_key,
-)
+from lvm_data.sources.listing import GLOB_CHARS, RefusedEntry, SourceError, as_list, entry_root, extension, relative_key
 
 UNIT_SALT = "lvm-data/hash-units"
 
@@ -39,8 +31,9 @@ def absolute(entry: str) -> str:
     return entry if storage.is_remote(entry) else os.path.abspath(os.path.expanduser(entry))
 
 
-def rooted_files(source: str, field: str, paths: str | Sequence[str], extensions: Iterable[str] | None = None,
-                 links: str = "inside") -> list[tuple[str, str]]:
+def rooted_files(
+    source: str, field: str, paths: str | Sequence[str], extensions: Iterable[str] | None = None, links: str = "inside"
+) -> list[tuple[str, str]]:
     """Sorted (uri, relative path) of every file under `paths`, hidden files skipped.
 
     An entry matching nothing is an error naming the source and the field (a typo should not make
@@ -49,8 +42,9 @@ def rooted_files(source: str, field: str, paths: str | Sequence[str], extensions
     return rooted_inputs(source, field, paths, extensions, links)[0]
 
 
-def rooted_inputs(source: str, field: str, paths: str | Sequence[str], extensions: Iterable[str] | None = None,
-                  links: str = "inside") -> tuple[list[tuple[str, str]], list[Refused]]:
+def rooted_inputs(
+    source: str, field: str, paths: str | Sequence[str], extensions: Iterable[str] | None = None, links: str = "inside"
+) -> tuple[list[tuple[str, str]], list[Refused]]:
     """`rooted_files` and, beside them, what the walks refused (sorted by URI; refused files filtered by name
     like files, refused folders kept), each of which still needs an item. `links`: lvm_data.localfs.LINKS."""
     wanted = None if extensions is None else {e.lower().lstrip(".") for e in extensions}
@@ -64,10 +58,13 @@ def rooted_inputs(source: str, field: str, paths: str | Sequence[str], extension
         kept = [r for r in refusals if r.folder or _wanted(r.uri, wanted)]
         refused.update((r.uri, r) for r in kept)
         if not matches and not kept:
-            raise SourceError(f"source {source!r}: input.{field} entry {entry!r} matches no files; "
-                              "check the path in the job file")
-    return (sorted(found.items(), key=lambda item: item[1]),
-            [r for uri, r in sorted(refused.items()) if uri not in found])
+            raise SourceError(
+                f"source {source!r}: input.{field} entry {entry!r} matches no files; check the path in the job file"
+            )
+    return (
+        sorted(found.items(), key=lambda item: item[1]),
+        [r for uri, r in sorted(refused.items()) if uri not in found],
+    )
 
 
 def unheld(refused: list[Refused], folders: Iterable[str] = ()) -> list[RefusedEntry]:
@@ -86,8 +83,10 @@ def _expand(entry: str, links: str) -> tuple[list[tuple[str, str]], list[Refused
     if GLOB_CHARS.search(entry):  # relative to the folder before the first wildcard (a relative glob's matches are
         base = entry_root(entry, braces=False)  # relative: made absolute, like the folder listings' are)
         tree = storage.glob_tree(entry, links)
-        return ([(absolute(uri), relative_key(uri, base)) for uri in tree.files],
-                [_keyed(r, base) for r in tree.refused])
+        return (
+            [(absolute(uri), relative_key(uri, base)) for uri in tree.files],
+            [_keyed(r, base) for r in tree.refused],
+        )
     root = absolute(entry).rstrip("/")
     kind = storage.file_infos([root])[0].type
     if kind == pafs.FileType.Directory:

@@ -74,9 +74,14 @@ class VideoFiles(Source):
                 yield refused_ref(self.name, unit.id, entry)
                 continue
             uri, key = entry_uri(entry), entry_key(entry)
-            part = ClipPart(uri, spec=self.spec, key=key, seed=int(self.options.get("seed", 0)),
-                            timeout_s=float(self.options.get("timeout_s", DEFAULT_TIMEOUT_S)),
-                            backends=tuple(self.options.get("backends", DEFAULT_BACKENDS)))
+            part = ClipPart(
+                uri,
+                spec=self.spec,
+                key=key,
+                seed=int(self.options.get("seed", 0)),
+                timeout_s=float(self.options.get("timeout_s", DEFAULT_TIMEOUT_S)),
+                backends=tuple(self.options.get("backends", DEFAULT_BACKENDS)),
+            )
             yield ItemRef(source=self.name, key=key, unit=unit.id, parts={"video": part})
 
 
@@ -89,8 +94,9 @@ class FrameFolders(Source):
 
     def plan(self) -> list[Unit]:
         extensions = [e.lstrip(".") for e in IMAGE_EXTENSIONS]
-        files, refused = rooted_inputs(self.name, "paths", self.options["paths"], extensions,
-                                       follow_links(self.name, self.options))
+        files, refused = rooted_inputs(
+            self.name, "paths", self.options["paths"], extensions, follow_links(self.name, self.options)
+        )
         folders: dict[str, str] = {}  # folder uri -> key (its path relative to its root)
         for uri, rel in files:
             folders.setdefault(uri.rsplit("/", 1)[0], folder_key(rel))
@@ -109,6 +115,11 @@ class FrameFolders(Source):
                 yield refused_ref(self.name, unit.id, entry)
                 continue
             folder, key = entry_uri(entry), entry_key(entry)
-            part = ClipPart(folder, spec=self.spec, key=key, seed=int(self.options.get("seed", 0)),
-                            fps=float(self.options.get("fps", 0.0)))
+            part = ClipPart(
+                folder,
+                spec=self.spec,
+                key=key,
+                seed=int(self.options.get("seed", 0)),
+                fps=float(self.options.get("fps", 0.0)),
+            )
             yield ItemRef(source=self.name, key=key, unit=unit.id, parts={"frames": part})

@@ -74,13 +74,19 @@ class WebDataset(Source):
         """A unit per tar, spec (uri, size, key); a tar the listing refused (a link out of its folder) is a unit of
         one failed item, its spec a RefusedEntry. A tar's key is its path below its entry's root
         (lvm_data.sources.listing), its samples' keys `TAR_KEY#MEMBER_KEY`."""
-        tars = expand_inputs(self.name, self.options["paths"], ("tar", "tgz", "gz"),
-                             follow_links(self.name, self.options))
-        named = {p if storage.is_remote(p) else os.path.abspath(os.path.expanduser(p))
-                 for p in as_list(self.options["paths"])}
+        tars = expand_inputs(
+            self.name, self.options["paths"], ("tar", "tgz", "gz"), follow_links(self.name, self.options)
+        )
+        named = {
+            p if storage.is_remote(p) else os.path.abspath(os.path.expanduser(p))
+            for p in as_list(self.options["paths"])
+        }
         # a folder's .gz files that are not .tar.gz are not shards; a file named in `paths` is read whatever its name
-        entries = [e for e in tars.entries()
-                   if isinstance(e, RefusedEntry) or is_tar_name(entry_uri(e)) or entry_uri(e) in named]
+        entries = [
+            e
+            for e in tars.entries()
+            if isinstance(e, RefusedEntry) or is_tar_name(entry_uri(e)) or entry_uri(e) in named
+        ]
         names = [tar_stem(entry_uri(e).rsplit("/", 1)[-1]) for e in entries]
         return [self._unit(uid, e) for uid, e in zip(unit_ids(names), entries, strict=True)]
 
@@ -101,8 +107,10 @@ class WebDataset(Source):
         seen: set[str] = set()
         current, members, links = None, {}, TarLinks(tar_uri)
         try:
-            with storage.open_input_stream(tar_uri) as stream, tarfile.open(
-                    fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar:
+            with (
+                storage.open_input_stream(tar_uri) as stream,
+                tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar,
+            ):
                 links.compressed = is_compressed(tar)
                 for info in _members(tar):
                     links.add(info)
@@ -124,19 +132,33 @@ class WebDataset(Source):
             if current is not None and members:
                 yield self._item(unit, tar_uri, current, members, seen)
             # a cut tar: tarfile's "unexpected end", a first header cut short, Arrow's "Truncated compressed stream"
-            reason = Reason.TRUNCATED if any(s in str(err).lower() for s in ("unexpected end", "truncated")) \
+            reason = (
+                Reason.TRUNCATED
+                if any(s in str(err).lower() for s in ("unexpected end", "truncated"))
                 else Reason.READ_ERROR
-            yield failed_ref(self.name, f"{_tar_key(unit)}#<unreadable>", unit.id, tar_uri, reason,
-                             f"{tar_uri}: {type(err).__name__}: {err}; samples after this point were not read")
+            )
+            yield failed_ref(
+                self.name,
+                f"{_tar_key(unit)}#<unreadable>",
+                unit.id,
+                tar_uri,
+                reason,
+                f"{tar_uri}: {type(err).__name__}: {err}; samples after this point were not read",
+            )
 
     def _item(self, unit: Unit, tar_uri: str, key: str, members: dict[str, bytes], seen: set[str]) -> ItemRef:
         item_key, where = f"{_tar_key(unit)}#{key}", f"{tar_uri}#{key}"  # the key, and where the sample is
         if item_key in seen:  # keyed by the first free @N: rows of repeats stay unique
             again = next(f"{item_key}@{n}" for n in itertools.count(len(seen)) if f"{item_key}@{n}" not in seen)
             seen.add(again)
-            return failed_ref(self.name, again, unit.id, where, Reason.READ_ERROR,
-                              f"{where}: key appears again later in the tar; webdataset samples must be "
-                              "contiguous and keys unique")
+            return failed_ref(
+                self.name,
+                again,
+                unit.id,
+                where,
+                Reason.READ_ERROR,
+                f"{where}: key appears again later in the tar; webdataset samples must be contiguous and keys unique",
+            )
         seen.add(item_key)
         wanted = self.options.get("image_extensions", IMAGE_EXTENSIONS)
         ext = next((e for e in wanted if e in members), None)
@@ -148,11 +170,22 @@ class WebDataset(Source):
             return failed_ref(self.name, item_key, unit.id, where, Reason.FILE_TOO_LARGE, f"{where}: {unread}")
         meta = _meta(members)
         if ext is None:
-            return failed_ref(self.name, item_key, unit.id, where, Reason.NOT_MEDIA,
-                              f"{where}: no image member (has {', '.join(sorted(members)) or 'nothing'}; "
-                              f"looked for {', '.join(wanted)})")
-        return ItemRef(source=self.name, key=item_key, unit=unit.id,
-                       parts={"image": Part(f"{tar_uri}#{key}.{ext}", data=members[ext])}, meta=meta)
+            return failed_ref(
+                self.name,
+                item_key,
+                unit.id,
+                where,
+                Reason.NOT_MEDIA,
+                f"{where}: no image member (has {', '.join(sorted(members)) or 'nothing'}; "
+                f"looked for {', '.join(wanted)})",
+            )
+        return ItemRef(
+            source=self.name,
+            key=item_key,
+            unit=unit.id,
+            parts={"image": Part(f"{tar_uri}#{key}.{ext}", data=members[ext])},
+            meta=meta,
+        )
 
     def _member(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes | Unread:
         """The member's bytes, or `Unread` when its header says more than `max_item_bytes`: then it is drained in
@@ -188,8 +221,10 @@ class Unread:
     limit: int
 
     def __str__(self) -> str:
-        return (f"member {self.name} has {self.size} bytes, over the limit of {self.limit} bytes (max_item_bytes); "
-                "it was not read. Raise max_item_bytes in the job file to read such members")
+        return (
+            f"member {self.name} has {self.size} bytes, over the limit of {self.limit} bytes (max_item_bytes); "
+            "it was not read. Raise max_item_bytes in the job file to read such members"
+        )
 
 
 def _meta(members: dict[str, bytes]) -> dict:
@@ -214,8 +249,10 @@ def _check_end(tar: tarfile.TarFile) -> None:
     if header < tarfile.BLOCKSIZE:
         where = "a member header" if header == 0 else f"the member header at byte {tar.offset}"
         of = " of the uncompressed tar" if is_compressed(tar) else ""
-        raise tarfile.ReadError(f"unexpected end of archive at byte {tar.offset + header}{of}: the tar is cut "
-                                f"short at {where}, before its end-of-archive blocks")
+        raise tarfile.ReadError(
+            f"unexpected end of archive at byte {tar.offset + header}{of}: the tar is cut "
+            f"short at {where}, before its end-of-archive blocks"
+        )
     while chunk := tar.fileobj.read(tarfile.RECORDSIZE):
         if chunk.strip(b"\0"):
             raise tarfile.ReadError(f"unreadable member header at byte {tar.offset}")
@@ -229,5 +266,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         yield info  # the caller reads the member's data, then the rest of it is skipped here
         while (gap := tar.offset - tar.fileobj.tell()) > 0:
             if not tar.fileobj.read(min(gap, 2**20)):
-                raise tarfile.ReadError(f"unexpected end of data: a member header says the next one is at byte "
-                                        f"{tar.offset}, past the end of the tar")
+                raise tarfile.ReadError(
+                    f"unexpected end of data: a member header says the next one is at byte "
+                    f"{tar.offset}, past the end of the tar"
+                )

@@ -15,8 +15,16 @@ from lvm_data.tokenizer.weights import CheckpointError
 __all__ = ["CheckpointError", "Tokenizer", "load"]
 
 
-def load(uri: str, device: str = "auto", dtype: str = "float32", *, batch_size: int = 32,
-         compile: bool | str = False, channels_last: bool = False, cache_dir: str | Path | None = None) -> Tokenizer:
+def load(
+    uri: str,
+    device: str = "auto",
+    dtype: str = "float32",
+    *,
+    batch_size: int = 32,
+    compile: bool | str = False,
+    channels_last: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Tokenizer:
     """Load a tokenizer from a local path, gs://bucket/prefix, hf://org/name[@rev][/sub] or builtin:NAME.
 
     The format (open-muse/LVM, taming-transformers, diffusers VQModel) is detected from the files;
@@ -27,5 +35,12 @@ def load(uri: str, device: str = "auto", dtype: str = "float32", *, batch_size: 
     if uri.startswith(STANDIN_PREFIX):
         return cast(Tokenizer, StandInTokenizer(uri, batch_size=batch_size))  # duck-typed: the same interface
     local = resolve(uri, cache_dir=cache_dir)
-    return Tokenizer(load_checkpoint(local), name=uri, device=device, dtype=dtype, batch_size=batch_size,
-                     compile=compile, channels_last=channels_last)
+    return Tokenizer(
+        load_checkpoint(local),
+        name=uri,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        compile=compile,
+        channels_last=channels_last,
+    )

@@ -46,8 +46,9 @@ class CodebookUsage:
 def codebook_usage(codes: np.ndarray, codebook_size: int) -> CodebookUsage:
     counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=codebook_size)
     p = counts[counts > 0] / counts.sum()
-    return CodebookUsage(int(counts.sum()), int((counts > 0).sum()), codebook_size,
-                         float(np.exp(-(p * np.log(p)).sum())))
+    return CodebookUsage(
+        int(counts.sum()), int((counts > 0).sum()), codebook_size, float(np.exp(-(p * np.log(p)).sum()))
+    )
 
 
 @dataclass
@@ -70,12 +71,18 @@ def training_videos() -> list[Path]:
     return [v for v in samples.videos() if v.name not in EXCLUDED_VIDEOS]
 
 
-def build_builtin(cfg: TrainConfig, out: Path, *, log: Callable[[dict], None] | None = None,
-                  clock: Callable[[], float] = time.monotonic) -> BuildReport:
+def build_builtin(
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    log: Callable[[dict], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> BuildReport:
     """Train on photos('train') + video frames, write the folder `out`, evaluate on photos('heldout')."""
     start = clock()
-    data = load_training_data(samples.photos("train"), training_videos(), frame_stride=cfg.frame_stride,
-                              photo_share=cfg.photo_share)
+    data = load_training_data(
+        samples.photos("train"), training_videos(), frame_stride=cfg.frame_stride, photo_share=cfg.photo_share
+    )
     result = train(cfg, data, log=log, clock=clock)
     files = save_checkpoint(result.model, Path(out))
     tokenizer = load(str(out), device="cpu")
@@ -84,10 +91,14 @@ def build_builtin(cfg: TrainConfig, out: Path, *, log: Callable[[dict], None] | 
     codes = tokenizer.encode(images)
     values = psnr(images, tokenizer.decode(codes))
     source_codes = tokenizer.encode(np.stack([resize(img, tokenizer.image_size) for img in data.images]))
-    report = BuildReport({p.name: float(v) for p, v in zip(heldout_paths, values, strict=True)},
-                         codebook_usage(codes, tokenizer.codebook_size),
-                         codebook_usage(source_codes, tokenizer.codebook_size), result,
-                         files[1].stat().st_size, clock() - start)
+    report = BuildReport(
+        {p.name: float(v) for p, v in zip(heldout_paths, values, strict=True)},
+        codebook_usage(codes, tokenizer.codebook_size),
+        codebook_usage(source_codes, tokenizer.codebook_size),
+        result,
+        files[1].stat().st_size,
+        clock() - start,
+    )
     (Path(out) / "training_log.json").write_text(json.dumps(result.history, indent=1) + "\n")
     (Path(out) / "CARD.md").write_text(render_card(cfg, data, report, tokenizer.num_parameters))
     return report
@@ -98,11 +109,14 @@ def machine() -> str:
     name = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
+        models = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         name = models[0] if models else name
-    return (f"{name}, {len(_cpus())} logical CPUs available, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} thread(s)")
+    return (
+        f"{name}, {len(_cpus())} logical CPUs available, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} thread(s)"
+    )
 
 
 def _cpus() -> list[int]:
@@ -112,8 +126,10 @@ def _cpus() -> list[int]:
 def command(cfg: TrainConfig, out: str = "lvm_data/tokenizer/builtin/tiny") -> str:
     """The command line that reproduces a run of `cfg`."""
     bf16 = "--bf16" if cfg.bf16 else "--no-bf16"
-    return (f"nice -n 10 lvm-data tokenizer train --out {out} --steps {cfg.steps} --batch-size {cfg.batch_size} "
-            f"--crop {cfg.crop} --lr {cfg.lr:g} --seed {cfg.seed} --threads {torch.get_num_threads()} {bf16}")
+    return (
+        f"nice -n 10 lvm-data tokenizer train --out {out} --steps {cfg.steps} --batch-size {cfg.batch_size} "
+        f"--crop {cfg.crop} --lr {cfg.lr:g} --seed {cfg.seed} --threads {torch.get_num_threads()} {bf16}"
+    )
 
 
 def render_card(cfg: TrainConfig, data: TrainingData, report: BuildReport, parameters: int) -> str:
@@ -121,25 +137,50 @@ def render_card(cfg: TrainConfig, data: TrainingData, report: BuildReport, param
     m = cfg.model
     rows = "\n".join(f"| `{n}` | {p:.2f} |" for n, p in report.heldout_psnr.items())
     curve = [r for r in report.result.history if "heldout_frames_psnr" in r]
-    curve_rows = "\n".join(f"| {r['step']} | {r['phase']} | {r['psnr']:.2f} | {r['heldout_frames_psnr']:.2f} |"
-                           for r in curve)
+    curve_rows = "\n".join(
+        f"| {r['step']} | {r['phase']} | {r['psnr']:.2f} | {r['heldout_frames_psnr']:.2f} |" for r in curve
+    )
     photos = ", ".join(f"`{n}`" for n in data.names if "#" not in n)
     videos = sorted({n.split("#")[0] for n in data.names if "#" in n})
     n_frames = sum("#" in n for n in data.names)
     last = report.result.history[-1] if report.result.history else {}
     aug = cfg.augment
     return CARD_TEMPLATE.format(
-        psnr_mean=report.mean_psnr, rows=rows, params=parameters, mb=report.weights_bytes / 1e6,
-        bytes=report.weights_bytes, hidden=m.hidden_channels, level0=m.hidden_channels * m.channel_mult[0],
-        per_group=m.hidden_channels * m.channel_mult[0] // 32, mult=list(m.channel_mult), nrb=m.num_res_blocks,
-        z=m.z_channels, d=m.quantized_embed_dim, k=m.num_embeddings, tpi=m.tokens_per_image,
-        uh=report.usage_heldout, us=report.usage_sources, n_sources=len(data.images),
-        photos=photos, videos=", ".join(f"`{v}`" for v in videos), n_frames=n_frames,
-        excluded=", ".join(f"`{v}`" for v in EXCLUDED_VIDEOS), heldout_frames=", ".join(data.heldout_names),
-        aug=aug, cfg=cfg, photo_share=cfg.photo_share, vq_start=cfg.vq_start, decoder_start=cfg.decoder_start,
-        train_min=report.result.wall_seconds / 60, total_min=report.total_seconds / 60, machine=machine(),
-        restarts=report.result.restarts, last_psnr=last.get("psnr", float("nan")), curve_rows=curve_rows,
-        command=command(cfg), config_json=json.dumps({k: v for k, v in asdict(cfg).items() if k != "model"}),
+        psnr_mean=report.mean_psnr,
+        rows=rows,
+        params=parameters,
+        mb=report.weights_bytes / 1e6,
+        bytes=report.weights_bytes,
+        hidden=m.hidden_channels,
+        level0=m.hidden_channels * m.channel_mult[0],
+        per_group=m.hidden_channels * m.channel_mult[0] // 32,
+        mult=list(m.channel_mult),
+        nrb=m.num_res_blocks,
+        z=m.z_channels,
+        d=m.quantized_embed_dim,
+        k=m.num_embeddings,
+        tpi=m.tokens_per_image,
+        uh=report.usage_heldout,
+        us=report.usage_sources,
+        n_sources=len(data.images),
+        photos=photos,
+        videos=", ".join(f"`{v}`" for v in videos),
+        n_frames=n_frames,
+        excluded=", ".join(f"`{v}`" for v in EXCLUDED_VIDEOS),
+        heldout_frames=", ".join(data.heldout_names),
+        aug=aug,
+        cfg=cfg,
+        photo_share=cfg.photo_share,
+        vq_start=cfg.vq_start,
+        decoder_start=cfg.decoder_start,
+        train_min=report.result.wall_seconds / 60,
+        total_min=report.total_seconds / 60,
+        machine=machine(),
+        restarts=report.result.restarts,
+        last_psnr=last.get("psnr", float("nan")),
+        curve_rows=curve_rows,
+        command=command(cfg),
+        config_json=json.dumps({k: v for k, v in asdict(cfg).items() if k != "model"}),
     )
 
 

@@ -45,6 +45,8 @@ def one_file(folder: Path, pattern: str, what: str) -> Path | None:
     """The single file matching `pattern` in `folder`, None when there is none; several is an error."""
     found = sorted(p for p in folder.glob(pattern) if p.is_file())
     if len(found) > 1:
-        raise CheckpointError(f"{folder}: several {what} files ({', '.join(p.name for p in found)}); keep one, "
-                              "or point at the one you mean")
+        raise CheckpointError(
+            f"{folder}: several {what} files ({', '.join(p.name for p in found)}); keep one, "
+            "or point at the one you mean"
+        )
     return found[0] if found else None

@@ -33,10 +33,20 @@ from lvm_data.tokenizer.weights import CheckpointError, read_state_dict
 IMAGE_SIZE = 256
 # VQModel.__init__ defaults, used for keys a config.json leaves out.
 VQMODEL_DEFAULTS = {
-    "in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D"], "block_out_channels": [64], "layers_per_block": 1, "act_fn": "silu",
-    "latent_channels": 3, "num_vq_embeddings": 256, "norm_num_groups": 32, "vq_embed_dim": None,
-    "norm_type": "group", "mid_block_add_attention": True, "lookup_from_codebook": False,
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"],
+    "up_block_types": ["UpDecoderBlock2D"],
+    "block_out_channels": [64],
+    "layers_per_block": 1,
+    "act_fn": "silu",
+    "latent_channels": 3,
+    "num_vq_embeddings": 256,
+    "norm_num_groups": 32,
+    "vq_embed_dim": None,
+    "norm_type": "group",
+    "mid_block_add_attention": True,
+    "lookup_from_codebook": False,
 }
 _DOWN_TYPES = {"DownEncoderBlock2D": False, "AttnDownEncoderBlock2D": True}  # type -> has attention
 _UP_TYPES = {"UpDecoderBlock2D": False, "AttnUpDecoderBlock2D": True}
@@ -59,8 +69,9 @@ def load_diffusers_vq(folder: Path) -> Checkpoint:
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as err:
         if isinstance(err, CheckpointError):
             raise
-        raise CheckpointError(f"{folder / 'config.json'}: malformed VQModel config ({type(err).__name__}: {err})") \
-            from err
+        raise CheckpointError(
+            f"{folder / 'config.json'}: malformed VQModel config ({type(err).__name__}: {err})"
+        ) from err
     weights = _weights_file(folder)
     state = rename_state_dict(weights, read_state_dict(weights), len(config.channel_mult))
     if raw["lookup_from_codebook"]:
@@ -84,15 +95,23 @@ def config_from_diffusers(path: Path, raw: dict) -> VQGANConfig:
     encoder_attn = {i for i, kind in enumerate(down) if _DOWN_TYPES[kind]}
     decoder_attn = {levels - 1 - j for j, kind in enumerate(up) if _UP_TYPES[kind]}  # up_blocks are reversed
     if encoder_attn != decoder_attn:
-        raise CheckpointError(f"{path}: attention at encoder levels {sorted(encoder_attn)} but decoder levels "
-                              f"{sorted(decoder_attn)}; our VQGAN places attention by resolution in both")
+        raise CheckpointError(
+            f"{path}: attention at encoder levels {sorted(encoder_attn)} but decoder levels "
+            f"{sorted(decoder_attn)}; our VQGAN places attention by resolution in both"
+        )
     latent = int(raw["latent_channels"])
     return VQGANConfig(
-        resolution=IMAGE_SIZE, num_channels=int(raw["in_channels"]), hidden_channels=channels[0],
-        channel_mult=tuple(c // channels[0] for c in channels), num_res_blocks=int(raw["layers_per_block"]),
+        resolution=IMAGE_SIZE,
+        num_channels=int(raw["in_channels"]),
+        hidden_channels=channels[0],
+        channel_mult=tuple(c // channels[0] for c in channels),
+        num_res_blocks=int(raw["layers_per_block"]),
         attn_resolutions=tuple(IMAGE_SIZE // 2**i for i in sorted(encoder_attn)),
-        no_attn_mid_block=not raw["mid_block_add_attention"], z_channels=latent,
-        quantized_embed_dim=int(raw["vq_embed_dim"] or latent), num_embeddings=int(raw["num_vq_embeddings"]))
+        no_attn_mid_block=not raw["mid_block_add_attention"],
+        z_channels=latent,
+        quantized_embed_dim=int(raw["vq_embed_dim"] or latent),
+        num_embeddings=int(raw["num_vq_embeddings"]),
+    )
 
 
 def _problems(raw: dict, channels: list[int], down: list[str], up: list[str]) -> list[str]:
@@ -121,8 +140,10 @@ def _weights_file(folder: Path) -> Path:
             return folder / name
     variant = one_file(folder, "diffusion_pytorch_model.*.safetensors", "variant .safetensors")
     if variant is None or variant.name.endswith(".index.json"):
-        raise CheckpointError(f"{folder}: no diffusion_pytorch_model.safetensors (or .bin) beside config.json; "
-                              "sharded VQModel weights are not supported")
+        raise CheckpointError(
+            f"{folder}: no diffusion_pytorch_model.safetensors (or .bin) beside config.json; "
+            "sharded VQModel weights are not supported"
+        )
     return variant
 
 
@@ -138,14 +159,25 @@ def rename_state_dict(path: Path, state: dict[str, torch.Tensor], levels: int) -
             tensor = tensor[:, :, None, None]  # Linear (C, C) -> Conv2d 1x1 (C, C, 1, 1)
         out[ours] = tensor
     if unknown:
-        raise CheckpointError(f"{path}: {len(unknown)} keys are not part of a diffusers VQModel "
-                              f"(first: {', '.join(unknown[:3])}); check that config.json belongs to these weights")
+        raise CheckpointError(
+            f"{path}: {len(unknown)} keys are not part of a diffusers VQModel "
+            f"(first: {', '.join(unknown[:3])}); check that config.json belongs to these weights"
+        )
     return out
 
 
 _RESNET = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "conv_shortcut": "nin_shortcut"}
-_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out",
-         "query": "q", "key": "k", "value": "v", "proj_attn": "proj_out"}  # second half: pre-0.14 diffusers names
+_ATTN = {
+    "group_norm": "norm",
+    "to_q": "q",
+    "to_k": "k",
+    "to_v": "v",
+    "to_out.0": "proj_out",
+    "query": "q",
+    "key": "k",
+    "value": "v",
+    "proj_attn": "proj_out",
+}  # second half: pre-0.14 diffusers names
 _PARAM = r"(weight|bias)"
 
 

@@ -24,8 +24,9 @@ def load_muse(folder: Path) -> Checkpoint:
     config = VQGANConfig.from_dict(read_json(folder / "config.json"))
     weights = _muse_weights_file(folder)
     notes = [f"config keys not modelled, ignored: {', '.join(sorted(config.extra))}"] if _unknown(config) else []
-    return Checkpoint("open-muse", config, read_state_dict(weights), UNIT_RANGE,
-                      [folder / "config.json", weights], notes)
+    return Checkpoint(
+        "open-muse", config, read_state_dict(weights), UNIT_RANGE, [folder / "config.json", weights], notes
+    )
 
 
 def _unknown(config: VQGANConfig) -> bool:
@@ -37,8 +38,9 @@ def _muse_weights_file(folder: Path) -> Path:
     if weights is None and (folder / "pytorch_model.bin").is_file():
         weights = folder / "pytorch_model.bin"
     if weights is None:
-        raise CheckpointError(f"{folder}: no weights found; expected model.safetensors or pytorch_model.bin "
-                              "beside config.json")
+        raise CheckpointError(
+            f"{folder}: no weights found; expected model.safetensors or pytorch_model.bin beside config.json"
+        )
     return weights
 
 
@@ -68,7 +70,8 @@ def detect_format(path: Path) -> str:
         f"{path}: not a known checkpoint layout. Expected one of: an open-muse/LVM folder (config.json with "
         "hidden_channels + model.safetensors or pytorch_model.bin); a taming-transformers checkpoint (a .ckpt "
         "file + its config.yaml, or a folder holding them); a diffusers VQModel folder (config.json with "
-        "_class_name VQModel + diffusion_pytorch_model.safetensors)")
+        "_class_name VQModel + diffusion_pytorch_model.safetensors)"
+    )
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

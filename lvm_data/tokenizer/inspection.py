@@ -66,12 +66,19 @@ def inspect_tokenizer(tokenizer: Tokenizer, photo_paths: list[Path] | None = Non
     paths = list(photo_paths) if photo_paths is not None else photos("heldout")
     values = roundtrip_psnr(tokenizer, load_photos(paths, tokenizer.image_size)) if paths else []
     return Inspection(
-        name=tokenizer.name, format=tokenizer.format, config=tokenizer.config.to_dict(),
-        num_parameters=tokenizer.num_parameters, fingerprint=tokenizer.fingerprint,
-        codebook_size=tokenizer.codebook_size, tokens_per_image=tokenizer.tokens_per_image,
-        image_size=tokenizer.image_size, input_range=tokenizer.input_range,
-        files=[str(p) for p in tokenizer.files], notes=list(tokenizer.notes),
-        psnr={Path(p).name: float(v) for p, v in zip(paths, values, strict=True)})
+        name=tokenizer.name,
+        format=tokenizer.format,
+        config=tokenizer.config.to_dict(),
+        num_parameters=tokenizer.num_parameters,
+        fingerprint=tokenizer.fingerprint,
+        codebook_size=tokenizer.codebook_size,
+        tokens_per_image=tokenizer.tokens_per_image,
+        image_size=tokenizer.image_size,
+        input_range=tokenizer.input_range,
+        files=[str(p) for p in tokenizer.files],
+        notes=list(tokenizer.notes),
+        psnr={Path(p).name: float(v) for p, v in zip(paths, values, strict=True)},
+    )
 
 
 def format_inspection(report: Inspection) -> str:

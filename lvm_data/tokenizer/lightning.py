@@ -30,18 +30,38 @@ import torch
 from lvm_data.tokenizer.weights import CONVERT_HINT, ZIP_MAGIC, CheckpointError, check_file, first_line
 
 # Top-level packages whose objects may appear outside the weights and are kept as inert records.
-METADATA_PACKAGES = frozenset({
-    "pytorch_lightning", "lightning", "lightning_fabric", "lightning_utilities", "omegaconf", "argparse",
-    "numpy", "pathlib", "typing", "collections", "datetime", "torch", "taming",
-})
+METADATA_PACKAGES = frozenset(
+    {
+        "pytorch_lightning",
+        "lightning",
+        "lightning_fabric",
+        "lightning_utilities",
+        "omegaconf",
+        "argparse",
+        "numpy",
+        "pathlib",
+        "typing",
+        "collections",
+        "datetime",
+        "torch",
+        "taming",
+    }
+)
 
 MAX_PICKLE_BYTES = 1 << 30  # Lightning's data.pkl is kilobytes to megabytes; the tensors are separate members
 
 _STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "UntypedStorage": torch.uint8,
 }
 
 
@@ -163,8 +183,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         raise RefusedGlobal(f"{module}.{name}")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
             raise pickle.UnpicklingError(f"unsupported storage reference {str(pid)[:80]}")
         return _Storage(str(pid[2]), pid[1].dtype, int(pid[4]))
 
@@ -172,8 +191,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         raise RefusedGlobal(f"copyreg extension code {code}")
 
 
-def read_lightning_state_dict(path: Path, keep: Callable[[str], bool] = lambda name: True
-                              ) -> dict[str, torch.Tensor]:
+def read_lightning_state_dict(path: Path, keep: Callable[[str], bool] = lambda name: True) -> dict[str, torch.Tensor]:
     """The `state_dict` tensors of a Lightning checkpoint whose name `keep` accepts, read safely.
 
     Everything outside `state_dict` is parsed into inert records and dropped. Raises CheckpointError
@@ -185,8 +203,9 @@ def read_lightning_state_dict(path: Path, keep: Callable[[str], bool] = lambda n
     with path.open("rb") as f:
         head = f.read(4)
     if head != ZIP_MAGIC:
-        raise CheckpointError(f"{path}: not a torch zip checkpoint (legacy torch format or another file type); "
-                              f"{CONVERT_HINT}")
+        raise CheckpointError(
+            f"{path}: not a torch zip checkpoint (legacy torch format or another file type); {CONVERT_HINT}"
+        )
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: truncated zip archive (no central directory); download it again")
     with zipfile.ZipFile(path) as archive:
@@ -197,13 +216,15 @@ def read_lightning_state_dict(path: Path, keep: Callable[[str], bool] = lambda n
         state = _state_dict_of(path, obj)
         storages: dict[str, torch.Tensor] = {}
         try:
-            return {name: _materialize(path, archive, prefix, ref, storages)
-                    for name, ref in state.items() if keep(name)}
+            return {
+                name: _materialize(path, archive, prefix, ref, storages) for name, ref in state.items() if keep(name)
+            }
         except (AttributeError, TypeError, ValueError, OverflowError) as err:
             if isinstance(err, CheckpointError):
                 raise
-            raise CheckpointError(f"{path}: malformed tensor record ({type(err).__name__}: {first_line(err)}); "
-                                  "the file is corrupt") from err
+            raise CheckpointError(
+                f"{path}: malformed tensor record ({type(err).__name__}: {first_line(err)}); the file is corrupt"
+            ) from err
 
 
 def _archive_prefix(path: Path, archive: zipfile.ZipFile) -> str:
@@ -213,8 +234,9 @@ def _archive_prefix(path: Path, archive: zipfile.ZipFile) -> str:
         raise CheckpointError(f"{path}: a zip file but not a torch.save archive (found {len(pickles)} data.pkl)")
     prefix = pickles[0][: -len("data.pkl")]
     if f"{prefix}constants.pkl" in names or any(n.startswith(f"{prefix}code/") for n in names):
-        raise CheckpointError(f"{path}: a TorchScript archive, not a checkpoint; refused because loading it "
-                              f"runs its code; {CONVERT_HINT}")
+        raise CheckpointError(
+            f"{path}: a TorchScript archive, not a checkpoint; refused because loading it runs its code; {CONVERT_HINT}"
+        )
     if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder") != b"little":
         raise CheckpointError(f"{path}: saved on a big-endian machine; {CONVERT_HINT}")
     return prefix
@@ -227,10 +249,13 @@ def _unpickle(path: Path, data: bytes):
         raise CheckpointError(
             f"{path}: refused: the checkpoint asks to load {err}, which is neither a tensor, a plain container nor "
             f"known training metadata. Loading it could run arbitrary code, and nothing from it was run; "
-            f"{CONVERT_HINT}") from err
+            f"{CONVERT_HINT}"
+        ) from err
     except Exception as err:  # any other failure of a malformed pickle: never let it escape untranslated
-        raise CheckpointError(f"{path}: malformed checkpoint ({type(err).__name__}: {first_line(err)}); "
-                              "the file may be truncated or corrupt, download it again") from err
+        raise CheckpointError(
+            f"{path}: malformed checkpoint ({type(err).__name__}: {first_line(err)}); "
+            "the file may be truncated or corrupt, download it again"
+        ) from err
 
 
 def _state_dict_of(path: Path, obj) -> dict[str, _TensorRef]:
@@ -246,24 +271,29 @@ def _state_dict_of(path: Path, obj) -> dict[str, _TensorRef]:
     return state
 
 
-def _materialize(path: Path, archive: zipfile.ZipFile, prefix: str, ref: _TensorRef,
-                 storages: dict[str, torch.Tensor]) -> torch.Tensor:
+def _materialize(
+    path: Path, archive: zipfile.ZipFile, prefix: str, ref: _TensorRef, storages: dict[str, torch.Tensor]
+) -> torch.Tensor:
     storage = ref.storage
     if storage.key not in storages:
         expected = storage.numel * storage.dtype.itemsize
         try:
             info = archive.getinfo(f"{prefix}data/{storage.key}")
             if info.file_size != expected:  # checked before reading: a forged size cannot exhaust memory
-                raise CheckpointError(f"{path}: tensor data {storage.key} has {info.file_size} bytes, expected "
-                                      f"{expected}; the file is corrupt")
+                raise CheckpointError(
+                    f"{path}: tensor data {storage.key} has {info.file_size} bytes, expected "
+                    f"{expected}; the file is corrupt"
+                )
             raw = archive.read(info)
         except (KeyError, zipfile.BadZipFile, OSError) as err:
-            raise CheckpointError(f"{path}: tensor data {storage.key} unreadable ({first_line(err)}); "
-                                  "download the file again") from err
+            raise CheckpointError(
+                f"{path}: tensor data {storage.key} unreadable ({first_line(err)}); download the file again"
+            ) from err
         flat = torch.frombuffer(bytearray(raw), dtype=storage.dtype) if raw else torch.empty(0, dtype=storage.dtype)
         storages[storage.key] = flat
     try:
         return storages[storage.key].as_strided(ref.size, ref.stride, ref.offset).clone()
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: a tensor lies outside its storage ({first_line(err)}); "
-                              "the file is corrupt") from err
+        raise CheckpointError(
+            f"{path}: a tensor lies outside its storage ({first_line(err)}); the file is corrupt"
+        ) from err

@@ -20,8 +20,9 @@ CACHE_ENV = "LVM_DATA_CACHE"
 def builtin_dir(name: str) -> Path:
     folder = Path(str(resources.files("lvm_data.tokenizer") / "builtin" / name))
     if not folder.is_dir():
-        raise CheckpointError(f"{BUILTIN_PREFIX}{name}: no such builtin tokenizer; available: "
-                              f"{', '.join(list_builtin()) or 'none'}")
+        raise CheckpointError(
+            f"{BUILTIN_PREFIX}{name}: no such builtin tokenizer; available: {', '.join(list_builtin()) or 'none'}"
+        )
     return folder
 
 
@@ -41,12 +42,14 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 def resolve(uri: str, cache_dir: str | Path | None = None) -> Path:
     """A local folder or file holding the checkpoint named by `uri`, downloading remote ones first."""
     if uri.startswith(BUILTIN_PREFIX):
-        return builtin_dir(uri[len(BUILTIN_PREFIX):])
+        return builtin_dir(uri[len(BUILTIN_PREFIX) :])
     if uri.startswith(remote.GS):
         return remote.fetch_gcs(uri, cache_root(cache_dir) / "tokenizers")
     if uri.startswith(remote.HF):
         return remote.fetch_hf(uri, cache_root(cache_dir) / "tokenizers")
     if "://" in uri:
-        raise CheckpointError(f"{uri}: unsupported location scheme; use a local path, gs://bucket/prefix, "
-                              "hf://org/name[@revision][/subfolder] or builtin:NAME")
+        raise CheckpointError(
+            f"{uri}: unsupported location scheme; use a local path, gs://bucket/prefix, "
+            "hf://org/name[@revision][/subfolder] or builtin:NAME"
+        )
     return Path(uri).expanduser()

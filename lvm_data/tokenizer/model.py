@@ -137,8 +137,9 @@ class Level(nn.Module):
     runs it when a level holds more than one attention block; both agree for num_res_blocks >= 2.
     """
 
-    def __init__(self, blocks: list[ResnetBlock], attn: list[AttnBlock], resample: nn.Module | None,
-                 resample_name: str):
+    def __init__(
+        self, blocks: list[ResnetBlock], attn: list[AttnBlock], resample: nn.Module | None, resample_name: str
+    ):
         super().__init__()
         self.block = nn.ModuleList(blocks)
         self.attn = nn.ModuleList(attn)
@@ -163,7 +164,8 @@ class MidBlock(nn.Module):
         self.block_2 = ResnetBlock(channels, channels, dropout)
         if extra_blocks:
             self.extra_mid_res_blocks = nn.ModuleList(
-                ResnetBlock(channels, channels, dropout) for _ in range(extra_blocks))
+                ResnetBlock(channels, channels, dropout) for _ in range(extra_blocks)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block_1(x)
@@ -250,9 +252,9 @@ class VectorQuantizer(nn.Module):
         book_sq = book.pow(2).sum(1)  # (K,)
         out = torch.empty(flat.shape[0], dtype=torch.long, device=z.device)
         for start in range(0, flat.shape[0], chunk):
-            part = flat[start:start + chunk]
+            part = flat[start : start + chunk]
             dist = torch.addmm(part.pow(2).sum(1, keepdim=True) + book_sq, part, book.t(), alpha=-2.0)
-            out[start:start + chunk] = dist.argmin(1)
+            out[start : start + chunk] = dist.argmin(1)
         return out.reshape(n, h * w)
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:

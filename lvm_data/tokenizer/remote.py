@@ -52,6 +52,7 @@ def read_record(folder: Path) -> dict | None:
 
 # ---- gs:// ----
 
+
 def fetch_gcs(uri: str, cache: Path) -> Path:
     """Local copy of the checkpoint files under a gs:// prefix, downloaded unless an up-to-date copy exists."""
     prefix = uri.rstrip("/")
@@ -61,8 +62,10 @@ def fetch_gcs(uri: str, cache: Path) -> Path:
     except CheckpointError as err:
         raise CheckpointError(f"{uri}: {err}") from None
     if not files:
-        raise CheckpointError(f"{uri}: no checkpoint files (.json, .yaml, .safetensors, .bin, .ckpt) under this "
-                              f"prefix; found {', '.join(sorted(listing)[:5]) or 'nothing'}")
+        raise CheckpointError(
+            f"{uri}: no checkpoint files (.json, .yaml, .safetensors, .bin, .ckpt) under this "
+            f"prefix; found {', '.join(sorted(listing)[:5]) or 'nothing'}"
+        )
     target = cache / "gcs" / cache_name(prefix)
     record = read_record(target)
     if record is not None and record.get("files") == files:
@@ -79,9 +82,11 @@ def gcs_listing(prefix: str) -> dict[str, list]:
             raise CheckpointError(f"{prefix}: a single file; point at the folder (prefix) that holds the checkpoint")
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
     except OSError as err:
-        raise CheckpointError(f"{prefix}: cannot list ({first_line(err)}); check the bucket name and your "
-                              "credentials (gcloud auth application-default login)") from err
-    files = {i.path[len(path) + 1:]: [i.size, i.mtime_ns] for i in infos if i.type == pafs.FileType.File}
+        raise CheckpointError(
+            f"{prefix}: cannot list ({first_line(err)}); check the bucket name and your "
+            "credentials (gcloud auth application-default login)"
+        ) from err
+    files = {i.path[len(path) + 1 :]: [i.size, i.mtime_ns] for i in infos if i.type == pafs.FileType.File}
     if not files:
         raise CheckpointError(f"{prefix}: nothing under this prefix; check the path")
     return files
@@ -95,8 +100,10 @@ def copy_gcs(uri: str, dest: Path, size: int) -> None:
     except OSError as err:
         raise CheckpointError(f"{uri}: download failed ({first_line(err)}); try again") from err
     if dest.stat().st_size != size:
-        raise CheckpointError(f"{uri}: got {dest.stat().st_size} bytes, listed as {size}; the object changed "
-                              "during the download, try again")
+        raise CheckpointError(
+            f"{uri}: got {dest.stat().st_size} bytes, listed as {size}; the object changed "
+            "during the download, try again"
+        )
 
 
 def download_folder(target: Path, files: dict[str, list], copy: Callable[[str, Path], None]) -> Path:
@@ -128,6 +135,7 @@ def _move_into_place(partial: Path, target: Path, files: dict[str, list]) -> Non
 
 # ---- hf:// ----
 
+
 @dataclass(frozen=True)
 class HubRef:
     repo_id: str
@@ -137,7 +145,7 @@ class HubRef:
 
 def parse_hf(uri: str) -> HubRef:
     """hf://org/name[@revision][/subfolder] (the revision is a branch, tag or commit without '/')."""
-    parts = [p for p in uri[len(HF):].split("/") if p]
+    parts = [p for p in uri[len(HF) :].split("/") if p]
     if len(parts) < 2 or not uri.startswith(HF):
         raise CheckpointError(f"{uri}: expected hf://org/name[@revision][/subfolder]")
     name, _, revision = parts[1].partition("@")
@@ -168,19 +176,24 @@ def _download_hf(uri: str, ref: HubRef, hub_cache: Path, endpoint: str | None) -
     try:
         info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision)
         sub = f"{ref.subfolder}/" if ref.subfolder else ""
-        names = [s.rfilename[len(sub):] for s in info.siblings or [] if s.rfilename.startswith(sub)]
+        names = [s.rfilename[len(sub) :] for s in info.siblings or [] if s.rfilename.startswith(sub)]
         try:
             files = [sub + rel for rel in select_files(names)]
         except CheckpointError as err:
             raise CheckpointError(f"{uri}: {err}") from None
         if not files:
-            raise CheckpointError(f"{uri}: no checkpoint files (.json, .yaml, .safetensors, .bin, .ckpt) in "
-                                  f"{ref.repo_id}/{ref.subfolder} at {info.sha}")
-        folder = snapshot_download(ref.repo_id, revision=info.sha, cache_dir=hub_cache, allow_patterns=files,
-                                   endpoint=endpoint)
+            raise CheckpointError(
+                f"{uri}: no checkpoint files (.json, .yaml, .safetensors, .bin, .ckpt) in "
+                f"{ref.repo_id}/{ref.subfolder} at {info.sha}"
+            )
+        folder = snapshot_download(
+            ref.repo_id, revision=info.sha, cache_dir=hub_cache, allow_patterns=files, endpoint=endpoint
+        )
     except (RepositoryNotFoundError, GatedRepoError) as err:
-        raise CheckpointError(f"{uri}: repository {ref.repo_id} not found or not accessible; check the name, or log "
-                              "in (`hf auth login` or HF_TOKEN) for a private or gated repository") from err
+        raise CheckpointError(
+            f"{uri}: repository {ref.repo_id} not found or not accessible; check the name, or log "
+            "in (`hf auth login` or HF_TOKEN) for a private or gated repository"
+        ) from err
     except RevisionNotFoundError as err:
         raise CheckpointError(f"{uri}: revision {ref.revision!r} not found in {ref.repo_id}") from err
     except HfHubHTTPError as err:
@@ -192,8 +205,13 @@ def _unreachable() -> tuple[type[BaseException], ...]:
     """Errors that mean "no network to the Hub" (huggingface_hub 2.x talks through httpx2)."""
     from huggingface_hub import errors as hub
 
-    errors: list[type[BaseException]] = [hub.OfflineModeIsEnabled, hub.LocalEntryNotFoundError,
-                                         hub.IncompleteSnapshotError, ConnectionError, TimeoutError]
+    errors: list[type[BaseException]] = [
+        hub.OfflineModeIsEnabled,
+        hub.LocalEntryNotFoundError,
+        hub.IncompleteSnapshotError,
+        ConnectionError,
+        TimeoutError,
+    ]
     try:
         import httpx2
 
@@ -216,7 +234,8 @@ def _offline_copy(uri: str, ref: HubRef, record: Path, hub_cache: Path, err: Bas
         f"{uri}: cannot reach the Hugging Face Hub ({first_line(err)}) and no earlier download is cached in "
         f"{hub_cache}. Run `hf download {ref.repo_id}{revision} --local-dir DIR` on a machine with access, copy DIR "
         f"here and load DIR{'/' + ref.subfolder if ref.subfolder else ''} by path; or set HF_ENDPOINT to a "
-        "reachable mirror") from err
+        "reachable mirror"
+    ) from err
 
 
 def select_files(names: Iterable[str]) -> list[str]:
@@ -231,8 +250,10 @@ def select_files(names: Iterable[str]) -> list[str]:
     chosen = [n for n in names if not _shadowed(n, safetensors)]
     ckpts = [n for n in chosen if n.endswith(".ckpt")]
     if len(ckpts) > 1:
-        raise CheckpointError(f"several .ckpt files ({', '.join(ckpts)}); put the one you want in a folder of its "
-                              "own with its config.yaml")
+        raise CheckpointError(
+            f"several .ckpt files ({', '.join(ckpts)}); put the one you want in a folder of its "
+            "own with its config.yaml"
+        )
     return chosen
 
 
@@ -245,8 +266,8 @@ def _wanted(name: str) -> bool:
 def _shadowed(name: str, safetensors: set[str]) -> bool:
     folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
     if name.endswith(".bin"):
-        return any(s.startswith(folder) and "/" not in s[len(folder):] for s in safetensors)
-    stem = name[:-len(".safetensors")]
+        return any(s.startswith(folder) and "/" not in s[len(folder) :] for s in safetensors)
+    stem = name[: -len(".safetensors")]
     if name.endswith(".safetensors") and "." in stem.rsplit("/", 1)[-1]:
         return f"{stem.rsplit('.', 1)[0]}.safetensors" in safetensors  # x.fp16.safetensors beside x.safetensors
     return False

@@ -35,14 +35,16 @@ class StandInError(ValueError):
 
 
 def parse_rate(uri: str) -> float:
-    text = uri[len(PREFIX):]
+    text = uri[len(PREFIX) :]
     try:
         rate = float(text)
     except ValueError:
         rate = 0.0
     if not rate > 0:
-        raise StandInError(f"{uri}: a stand-in tokenizer is `standin:RATE` with RATE the images per second it "
-                           "pretends to encode (a positive number), e.g. standin:150")
+        raise StandInError(
+            f"{uri}: a stand-in tokenizer is `standin:RATE` with RATE the images per second it "
+            "pretends to encode (a positive number), e.g. standin:150"
+        )
     return rate
 
 
@@ -82,10 +84,12 @@ class StandInTokenizer:
         """Queue a batch on the pretend device; `.result()` waits until the device is through with it."""
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-            raise ValueError(f"{self.name}: encode takes uint8 RGB images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), "
-                             f"got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"{self.name}: encode takes uint8 RGB images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3), "
+                f"got {images.dtype} {images.shape}"
+            )
         step = IMAGE_SIZE // GRID
-        centres = images[:, step // 2::step, step // 2::step, :].astype(np.uint16)  # (N, 16, 16, 3)
+        centres = images[:, step // 2 :: step, step // 2 :: step, :].astype(np.uint16)  # (N, 16, 16, 3)
         codes = (centres[..., 0] >> 3) << 8 | (centres[..., 1] >> 3) << 3 | (centres[..., 2] >> 5)
         with self._lock:
             self._free_at = max(self._clock(), self._free_at) + len(images) / self.rate

@@ -24,8 +24,21 @@ from lvm_data.tokenizer.weights import CheckpointError
 
 SUPPORTED_TARGETS = ("taming.models.vqgan.VQModel",)
 IGNORED_PREFIX = "loss."
-_DDCONFIG_KEYS = {"double_z", "z_channels", "resolution", "in_channels", "out_ch", "ch", "ch_mult",
-                  "num_res_blocks", "attn_resolutions", "dropout", "resamp_with_conv", "give_pre_end", "tanh_out"}
+_DDCONFIG_KEYS = {
+    "double_z",
+    "z_channels",
+    "resolution",
+    "in_channels",
+    "out_ch",
+    "ch",
+    "ch_mult",
+    "num_res_blocks",
+    "attn_resolutions",
+    "dropout",
+    "resamp_with_conv",
+    "give_pre_end",
+    "tanh_out",
+}
 
 
 def is_taming(path: Path) -> bool:
@@ -65,8 +78,9 @@ def find_files(path: Path) -> tuple[Path, Path]:
         found = _ckpt_candidates(path)
         if len(found) != 1:
             listed = ", ".join(str(p.relative_to(path)) for p in found) or "none"
-            raise CheckpointError(f"{path}: expected exactly one .ckpt file (found: {listed}); point at the one "
-                                  "you mean")
+            raise CheckpointError(
+                f"{path}: expected exactly one .ckpt file (found: {listed}); point at the one you mean"
+            )
         ckpt, root = found[0], path
     folders = [ckpt.parent, root, root / "configs"]
     yamls = sorted({p for folder in folders for pattern in ("*.yaml", "*.yml") for p in folder.glob(pattern)})
@@ -75,7 +89,8 @@ def find_files(path: Path) -> tuple[Path, Path]:
         listed = ", ".join(p.name for p in configs) or "none"
         raise CheckpointError(
             f"{ckpt}: need exactly one taming config.yaml with model.params.ddconfig beside the checkpoint or in "
-            f"configs/ (found: {listed}); copy the training run's config next to the .ckpt")
+            f"configs/ (found: {listed}); copy the training run's config next to the .ckpt"
+        )
     return ckpt, configs[0]
 
 
@@ -87,8 +102,9 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _has_ddconfig(raw: object) -> bool:
-    params = raw.get("model", {}).get("params") if isinstance(raw, dict) and isinstance(raw.get("model"), dict) \
-        else None
+    params = (
+        raw.get("model", {}).get("params") if isinstance(raw, dict) and isinstance(raw.get("model"), dict) else None
+    )
     return isinstance(params, dict) and isinstance(params.get("ddconfig"), dict)
 
 
@@ -98,8 +114,10 @@ def config_from_yaml(path: Path) -> VQGANConfig:
     params, dd = model["params"], model["params"]["ddconfig"]
     target = model.get("target")
     if target is not None and target not in SUPPORTED_TARGETS:
-        raise CheckpointError(f"{path}: model.target {target} is not supported; only {SUPPORTED_TARGETS[0]} "
-                              "(Gumbel, EMA and segmentation variants quantize differently)")
+        raise CheckpointError(
+            f"{path}: model.target {target} is not supported; only {SUPPORTED_TARGETS[0]} "
+            "(Gumbel, EMA and segmentation variants quantize differently)"
+        )
     problems = [f"unknown ddconfig keys {sorted(set(dd) - _DDCONFIG_KEYS)}"] if set(dd) - _DDCONFIG_KEYS else []
     problems += [f"ddconfig.{k} is true" for k in ("double_z", "give_pre_end", "tanh_out") if dd.get(k)]
     problems += ["ddconfig.in_channels differs from out_ch"] if dd.get("in_channels", 3) != dd.get("out_ch", 3) else []
@@ -108,14 +126,23 @@ def config_from_yaml(path: Path) -> VQGANConfig:
         raise CheckpointError(f"{path}: not a VQGAN this loader can reproduce: {'; '.join(problems)}")
     try:
         return VQGANConfig(
-            resolution=int(dd["resolution"]), num_channels=int(dd.get("in_channels", 3)), hidden_channels=int(dd["ch"]),
-            channel_mult=tuple(int(m) for m in dd["ch_mult"]), num_res_blocks=int(dd["num_res_blocks"]),
-            attn_resolutions=tuple(int(r) for r in dd.get("attn_resolutions", ())), no_attn_mid_block=False,
-            z_channels=int(dd["z_channels"]), quantized_embed_dim=int(params["embed_dim"]),
-            num_embeddings=int(params["n_embed"]), dropout=float(dd.get("dropout", 0.0)),
-            resample_with_conv=bool(dd.get("resamp_with_conv", True)))
+            resolution=int(dd["resolution"]),
+            num_channels=int(dd.get("in_channels", 3)),
+            hidden_channels=int(dd["ch"]),
+            channel_mult=tuple(int(m) for m in dd["ch_mult"]),
+            num_res_blocks=int(dd["num_res_blocks"]),
+            attn_resolutions=tuple(int(r) for r in dd.get("attn_resolutions", ())),
+            no_attn_mid_block=False,
+            z_channels=int(dd["z_channels"]),
+            quantized_embed_dim=int(params["embed_dim"]),
+            num_embeddings=int(params["n_embed"]),
+            dropout=float(dd.get("dropout", 0.0)),
+            resample_with_conv=bool(dd.get("resamp_with_conv", True)),
+        )
     except KeyError as err:
-        raise CheckpointError(f"{path}: model.params is missing {err.args[0]!r} (need ddconfig.ch, ch_mult, "
-                              "num_res_blocks, resolution, z_channels, n_embed, embed_dim)") from err
+        raise CheckpointError(
+            f"{path}: model.params is missing {err.args[0]!r} (need ddconfig.ch, ch_mult, "
+            "num_res_blocks, resolution, z_channels, n_embed, embed_dim)"
+        ) from err
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: a model.params value has the wrong type ({err})") from err

@@ -38,8 +38,9 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here; "
-                           "use device='cpu' or 'auto'")
+        raise RuntimeError(
+            f"device {device!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'"
+        )
     return dev
 
 
@@ -79,8 +80,17 @@ class Tokenizer:
     precise (fixture latents move by up to ~1e-2 instead of ~3e-5), enough to change codes with small margins.
     """
 
-    def __init__(self, checkpoint: Checkpoint, *, name: str, device: str = "auto", dtype: str = "float32",
-                 batch_size: int = 32, compile: bool | str = False, channels_last: bool = False):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        name: str,
+        device: str = "auto",
+        dtype: str = "float32",
+        batch_size: int = 32,
+        compile: bool | str = False,
+        channels_last: bool = False,
+    ):
         if dtype not in (*DTYPES, "auto"):
             raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)} or 'auto'")
         if batch_size < 1:
@@ -144,7 +154,7 @@ class Tokenizer:
         images = self._check_images(images)
         out = np.empty((len(images), self.tokens_per_image), dtype=np.uint16)
         for start in range(0, len(images), self.batch_size):
-            out[start:start + self.batch_size] = self._encode_batch(images[start:start + self.batch_size])
+            out[start : start + self.batch_size] = self._encode_batch(images[start : start + self.batch_size])
         return out
 
     def encode_start(self, images: np.ndarray) -> EncodeJob:
@@ -165,9 +175,13 @@ class Tokenizer:
     def _encode_async(self, images: np.ndarray) -> EncodeJob:
         if not self._slots:
             shape = (self.batch_size, self.image_size, self.image_size, 3)
-            self._slots = [_Slot(torch.empty(shape, dtype=torch.uint8, pin_memory=True),
-                                 torch.empty((self.batch_size, self.tokens_per_image), dtype=torch.int32,
-                                             pin_memory=True)) for _ in range(2)]
+            self._slots = [
+                _Slot(
+                    torch.empty(shape, dtype=torch.uint8, pin_memory=True),
+                    torch.empty((self.batch_size, self.tokens_per_image), dtype=torch.int32, pin_memory=True),
+                )
+                for _ in range(2)
+            ]
             self._copy_stream = torch.cuda.Stream(self.device)
         slot = self._slots[self._turn % len(self._slots)]
         self._turn += 1
@@ -201,12 +215,14 @@ class Tokenizer:
         if codes.ndim != 2 or codes.shape[1] != self.tokens_per_image:
             raise ValueError(f"{self.name}: codes must be (N, {self.tokens_per_image}), got {codes.shape}")
         if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(f"{self.name}: codes must lie in 0..{self.codebook_size - 1}, "
-                             f"got {int(codes.min())}..{int(codes.max())}")
+            raise ValueError(
+                f"{self.name}: codes must lie in 0..{self.codebook_size - 1}, "
+                f"got {int(codes.min())}..{int(codes.max())}"
+            )
         size = self.image_size
         out = np.empty((len(codes), size, size, 3), dtype=np.uint8)
         for start in range(0, len(codes), self.batch_size):
-            out[start:start + self.batch_size] = self._decode_batch(codes[start:start + self.batch_size])
+            out[start : start + self.batch_size] = self._decode_batch(codes[start : start + self.batch_size])
         return out
 
     @torch.inference_mode()
@@ -244,8 +260,10 @@ class Tokenizer:
         images = np.asarray(images)
         size = self.image_size
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
-            raise ValueError(f"{self.name}: encode takes uint8 RGB images of shape (N, {size}, {size}, 3), "
-                             f"got {images.dtype} {images.shape}; preprocess with lvm_data.media.resize")
+            raise ValueError(
+                f"{self.name}: encode takes uint8 RGB images of shape (N, {size}, {size}, 3), "
+                f"got {images.dtype} {images.shape}; preprocess with lvm_data.media.resize"
+            )
         return np.ascontiguousarray(images)
 
 
@@ -279,7 +297,7 @@ class _CudaJob(EncodeJob):
     def result(self) -> np.ndarray:
         assert self._slot.done is not None, "encode_start records the event before it returns the job"
         self._slot.done.synchronize()
-        return self._slot.codes[:self._n].numpy().astype(np.uint16)  # a copy: the buffer is reused
+        return self._slot.codes[: self._n].numpy().astype(np.uint16)  # a copy: the buffer is reused
 
 
 def _load_strict(model: VQGAN, checkpoint: Checkpoint) -> None:
@@ -288,8 +306,11 @@ def _load_strict(model: VQGAN, checkpoint: Checkpoint) -> None:
     theirs = checkpoint.state_dict
     missing = sorted(set(ours) - set(theirs))
     unexpected = sorted(set(theirs) - set(ours))
-    shapes = [f"{k}: checkpoint {tuple(theirs[k].shape)} vs config {tuple(ours[k].shape)}"
-              for k in sorted(set(ours) & set(theirs)) if theirs[k].shape != ours[k].shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(theirs[k].shape)} vs config {tuple(ours[k].shape)}"
+        for k in sorted(set(ours) & set(theirs))
+        if theirs[k].shape != ours[k].shape
+    ]
     if missing or unexpected or shapes:
         where = ", ".join(str(p) for p in checkpoint.files)
         parts = []
@@ -299,10 +320,13 @@ def _load_strict(model: VQGAN, checkpoint: Checkpoint) -> None:
             parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (first: {'; '.join(shapes[:3])})")
-        raise CheckpointError(f"{where}: weights do not match the config: {'; '.join(parts)}. "
-                              "Check that the config belongs to these weights")
+        raise CheckpointError(
+            f"{where}: weights do not match the config: {'; '.join(parts)}. "
+            "Check that the config belongs to these weights"
+        )
     bad = sorted(k for k, v in theirs.items() if not v.is_floating_point())
     if bad:
-        raise CheckpointError(f"{checkpoint.files[-1]}: {bad[0]} holds {theirs[bad[0]].dtype}, not floating point "
-                              "weights")
+        raise CheckpointError(
+            f"{checkpoint.files[-1]}: {bad[0]} holds {theirs[bad[0]].dtype}, not floating point weights"
+        )
     model.load_state_dict({k: v.float() for k, v in theirs.items()}, strict=True)

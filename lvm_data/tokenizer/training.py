@@ -35,8 +35,15 @@ from lvm_data.determinism import derive_seed, rng_for
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
 from lvm_data.tokenizer.training_data import Augment, TrainingData, sample_batch
 
-TINY_CONFIG = VQGANConfig(resolution=256, hidden_channels=32, channel_mult=(2, 1, 2, 2, 3), num_res_blocks=1,
-                          z_channels=16, quantized_embed_dim=16, num_embeddings=8192)
+TINY_CONFIG = VQGANConfig(
+    resolution=256,
+    hidden_channels=32,
+    channel_mult=(2, 1, 2, 2, 3),
+    num_res_blocks=1,
+    z_channels=16,
+    quantized_embed_dim=16,
+    num_embeddings=8192,
+)
 
 
 @dataclass(frozen=True)
@@ -244,8 +251,9 @@ def effective_rank(flat: torch.Tensor) -> float:
     return float(torch.trace(cov) ** 2 / torch.trace(cov @ cov).clamp(min=1e-12))
 
 
-def step_losses(model: VQGAN, x: torch.Tensor, phase: str, cfg: TrainConfig,
-                codebook: EmaCodebook) -> tuple[torch.Tensor, dict]:
+def step_losses(
+    model: VQGAN, x: torch.Tensor, phase: str, cfg: TrainConfig, codebook: EmaCodebook
+) -> tuple[torch.Tensor, dict]:
     """Forward one batch in `phase`; returns the loss to minimise and its parts (floats) for the log.
 
     `latent_rank` (see `effective_rank`) is among the parts only in the phases that train the encoder.
@@ -272,12 +280,22 @@ def step_losses(model: VQGAN, x: torch.Tensor, phase: str, cfg: TrainConfig,
     l1 = F.l1_loss(recon, x)
     colour = F.mse_loss(recon.mean(dim=(2, 3)), x.mean(dim=(2, 3)))  # per-crop mean colour
     loss = mse + cfg.l1_weight * l1 + cfg.colour_weight * colour + cfg.commitment * commit
-    return loss, {"loss": loss.item(), "mse": mse.item(), "commit": commit.item(), **parts,
-                  "psnr": 10 * math.log10(1.0 / max(mse.item(), 1e-10))}
+    return loss, {
+        "loss": loss.item(),
+        "mse": mse.item(),
+        "commit": commit.item(),
+        **parts,
+        "psnr": 10 * math.log10(1.0 / max(mse.item(), 1e-10)),
+    }
 
 
-def train(cfg: TrainConfig, data: TrainingData, *, log: Callable[[dict], None] | None = None,
-          clock: Callable[[], float] = time.monotonic) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    data: TrainingData,
+    *,
+    log: Callable[[dict], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TrainResult:
     """Train from scratch for `cfg.steps` steps on `data`; `log` receives each logged history row."""
     model = new_model(cfg.model, cfg.seed).train()
     codebook = EmaCodebook(model.quantize.embedding.weight, cfg.ema_decay)
@@ -295,8 +313,7 @@ def train(cfg: TrainConfig, data: TrainingData, *, log: Callable[[dict], None] |
         if step == cfg.decoder_start:
             model.encoder.requires_grad_(False)
             model.quant_conv.requires_grad_(False)
-        x = to_tensor(sample_batch(data, rng_for(cfg.seed, "batch", str(step)), cfg.batch_size, cfg.crop,
-                                   cfg.augment))
+        x = to_tensor(sample_batch(data, rng_for(cfg.seed, "batch", str(step)), cfg.batch_size, cfg.crop, cfg.augment))
         optimizer.param_groups[0]["lr"] = cfg.lr_at(step)
         loss, parts = step_losses(model, x, phase, cfg, codebook)
         optimizer.zero_grad(set_to_none=True)
@@ -307,8 +324,15 @@ def train(cfg: TrainConfig, data: TrainingData, *, log: Callable[[dict], None] |
             restarts += restart_dead_codes(model, x, cfg, codebook, threshold, step)
         done = step + 1
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.steps:
-            row = {"step": done, "phase": phase, "lr": cfg.lr_at(step), **parts, "restarts": restarts,
-                   "codes_used": codebook.take_seen(), "seconds": round(clock() - start, 1)}
+            row = {
+                "step": done,
+                "phase": phase,
+                "lr": cfg.lr_at(step),
+                **parts,
+                "restarts": restarts,
+                "codes_used": codebook.take_seen(),
+                "seconds": round(clock() - start, 1),
+            }
             if (done % cfg.eval_every == 0 or done == cfg.steps) and data.heldout:
                 row["heldout_frames_psnr"] = heldout_psnr(model, data.heldout)
             history.append(row)
@@ -317,8 +341,9 @@ def train(cfg: TrainConfig, data: TrainingData, *, log: Callable[[dict], None] |
     return TrainResult(model.eval(), history, clock() - start, restarts)
 
 
-def restart_dead_codes(model: VQGAN, x: torch.Tensor, cfg: TrainConfig, codebook: EmaCodebook, threshold: float,
-                       step: int) -> int:
+def restart_dead_codes(
+    model: VQGAN, x: torch.Tensor, cfg: TrainConfig, codebook: EmaCodebook, threshold: float, step: int
+) -> int:
     """Restart codes used less than `threshold` on the latents of batch `x`; returns how many moved."""
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         flat = flatten(model.latents(x)).float()
@@ -336,15 +361,34 @@ def heldout_psnr(model: VQGAN, images: list[np.ndarray]) -> float:
     return float((10 * torch.log10(255.0**2 / mse.clamp(min=1e-10))).mean())
 
 
-MUSE_CONFIG_KEYS = ("attn_resolutions", "channel_mult", "commitment_cost", "dropout", "hidden_channels",
-                    "no_attn_mid_block", "num_channels", "num_embeddings", "num_res_blocks", "quantized_embed_dim",
-                    "resample_with_conv", "resolution", "z_channels")
+MUSE_CONFIG_KEYS = (
+    "attn_resolutions",
+    "channel_mult",
+    "commitment_cost",
+    "dropout",
+    "hidden_channels",
+    "no_attn_mid_block",
+    "num_channels",
+    "num_embeddings",
+    "num_res_blocks",
+    "quantized_embed_dim",
+    "resample_with_conv",
+    "resolution",
+    "z_channels",
+)
 
 
 def muse_config(cfg: VQGANConfig) -> dict:
     """config.json content exactly as open-muse's `VQGANModel` writes it (its constructor keys, no others)."""
-    if any(v is not None for v in (cfg.decoder_res_blocks, cfg.decoder_hidden_channels, cfg.decoder_channel_mult,
-                                   cfg.extra_mid_res_blocks)):
+    if any(
+        v is not None
+        for v in (
+            cfg.decoder_res_blocks,
+            cfg.decoder_hidden_channels,
+            cfg.decoder_channel_mult,
+            cfg.extra_mid_res_blocks,
+        )
+    ):
         raise ValueError("open-muse VQGANModel has no decoder_* / extra_mid_res_blocks keys; leave them unset")
     values = cfg.to_dict()
     return {"_class_name": "VQGANModel", "_version": "0.0.1", **{k: values[k] for k in MUSE_CONFIG_KEYS}}

@@ -50,8 +50,14 @@ class TrainingData:
             raise ValueError("TrainingData: images, names and weights must have the same length")
 
 
-def load_training_data(photos: list[Path], videos: list[Path], *, frame_stride: int = 4,
-                       heldout_fraction: float = 0.15, photo_share: float = 0.5) -> TrainingData:
+def load_training_data(
+    photos: list[Path],
+    videos: list[Path],
+    *,
+    frame_stride: int = 4,
+    heldout_fraction: float = 0.15,
+    photo_share: float = 0.5,
+) -> TrainingData:
     """Decode photos and every `frame_stride`-th video frame.
 
     The last `heldout_fraction` of each video's frames is kept out of training and returned as
@@ -71,8 +77,9 @@ def load_training_data(photos: list[Path], videos: list[Path], *, frame_stride: 
         for i in train_ids:
             images.append(resize(frames[i], CANVAS))
             names.append(f"{Path(path).name}#{i}")
-            weights.append((1.0 - photo_share) / len(videos) / len(train_ids) if photos else
-                           1.0 / len(videos) / len(train_ids))
+            weights.append(
+                (1.0 - photo_share) / len(videos) / len(train_ids) if photos else 1.0 / len(videos) / len(train_ids)
+            )
         for i in sorted({cut, len(frames) - 1}):
             heldout.append(resize(frames[i], 256))
             heldout_names.append(f"{Path(path).name}#{i}")
@@ -92,8 +99,9 @@ def read_video_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def sample_batch(data: TrainingData, rng: np.random.Generator, batch_size: int, crop: int,
-                 augment: Augment = Augment()) -> np.ndarray:
+def sample_batch(
+    data: TrainingData, rng: np.random.Generator, batch_size: int, crop: int, augment: Augment = Augment()
+) -> np.ndarray:
     """(batch_size, crop, crop, 3) uint8 RGB augmented crops, sources drawn by `data.weights`."""
     picks = rng.choice(len(data.images), size=batch_size, p=data.weights)
     return np.stack([augment_crop(data.images[i], rng, crop, augment) for i in picks])
@@ -109,7 +117,7 @@ def augment_crop(canvas: np.ndarray, rng: np.random.Generator, crop: int, augmen
     height = int(round(min(size, max(8.0, side / np.sqrt(stretch)))))
     top = int(rng.integers(0, size - height + 1))
     left = int(rng.integers(0, size - width + 1))
-    out = resize(np.ascontiguousarray(canvas[top:top + height, left:left + width]), crop)
+    out = resize(np.ascontiguousarray(canvas[top : top + height, left : left + width]), crop)
     if rng.random() < augment.hflip:
         out = out[:, ::-1]
     return jitter_colour(out, rng, augment)

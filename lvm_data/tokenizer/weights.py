@@ -23,8 +23,7 @@ class CheckpointError(ValueError):
 
 ZIP_MAGIC = b"PK\x03\x04"
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # pickle protocol 2 + the LONG1 magic number torch's legacy format starts with
-CONVERT_HINT = ("convert it in a trusted environment: `safetensors.torch.save_file(state_dict, "
-                "'model.safetensors')`")
+CONVERT_HINT = "convert it in a trusted environment: `safetensors.torch.save_file(state_dict, 'model.safetensors')`"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -47,8 +46,9 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({first_line(err)}); "
-                              "the file may be truncated, download it again") from err
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({first_line(err)}); the file may be truncated, download it again"
+        ) from err
 
 
 def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
@@ -58,8 +58,9 @@ def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
     if head == ZIP_MAGIC and not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: truncated torch zip file (no central directory); download it again")
     if head not in (ZIP_MAGIC, LEGACY_MAGIC):
-        raise CheckpointError(f"{path}: not a torch checkpoint (starts with {head!r}); expected a torch.save "
-                              "file or a .safetensors file")
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint (starts with {head!r}); expected a torch.save file or a .safetensors file"
+        )
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -67,10 +68,12 @@ def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
         what = f"it references {found.group(1)}" if found else first_line(err)
         raise CheckpointError(
             f"{path}: refused: the file holds pickled objects other than tensors ({what}). Loading it could run "
-            f"arbitrary code, and nothing from it was run; {CONVERT_HINT}") from err
+            f"arbitrary code, and nothing from it was run; {CONVERT_HINT}"
+        ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path}: unreadable torch checkpoint ({first_line(err)}); "
-                              "the file may be truncated, download it again") from err
+        raise CheckpointError(
+            f"{path}: unreadable torch checkpoint ({first_line(err)}); the file may be truncated, download it again"
+        ) from err
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -62,8 +62,9 @@ def resolve(ckpt: str) -> str:
         return ckpt
     found = latest(ckpt)
     if found is None:
-        raise TrainingCheckpointError(f"{ckpt}: no checkpoint here; pass a step-*.pt file or the --out folder of a "
-                              "training run that saved one")
+        raise TrainingCheckpointError(
+            f"{ckpt}: no checkpoint here; pass a step-*.pt file or the --out folder of a training run that saved one"
+        )
     return found
 
 

@@ -92,8 +92,15 @@ def model_config(name: str, vocab: Vocab, context: int | None = None, tie_embedd
     if name not in MODEL_SHAPES:
         raise ValueError(f"--model {name!r} is not a known shape; choose one of {', '.join(MODEL_SHAPES)}")
     hidden, ffn, layers, heads, default_context = MODEL_SHAPES[name]
-    return ModelConfig(vocab_size=vocab.size, hidden_size=hidden, intermediate_size=ffn, num_layers=layers,
-                       num_heads=heads, context=context or default_context, tie_embeddings=tie_embeddings)
+    return ModelConfig(
+        vocab_size=vocab.size,
+        hidden_size=hidden,
+        intermediate_size=ffn,
+        num_layers=layers,
+        num_heads=heads,
+        context=context or default_context,
+        tie_embeddings=tie_embeddings,
+    )
 
 
 def parameter_count(cfg: ModelConfig) -> int:

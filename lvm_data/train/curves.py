@@ -78,8 +78,9 @@ def figure(records: list[dict], title: str = "") -> Figure:
     FigureCanvasAgg(fig)
     # Fixed margins (inches), not layout="constrained": that one doubles the time to draw, which the trainer
     # pays at every evaluation
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.45 / height, bottom=0.85 / height,
-                        wspace=0.15, hspace=0.3)
+    fig.subplots_adjust(
+        left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.45 / height, bottom=0.85 / height, wspace=0.15, hspace=0.3
+    )
     entries: dict[str, Artist] = {}
     first = None
     for i, source in enumerate(sources):
@@ -96,8 +97,15 @@ def figure(records: list[dict], title: str = "") -> Figure:
     fig.suptitle(title, y=1 - 0.08 / height, fontsize=10)
     kinds = [kind for kind in STYLES if kind in entries]
     if kinds:
-        fig.legend([entries[k] for k in kinds], [STYLES[k][0] for k in kinds], loc="lower center",
-                   bbox_to_anchor=(0.5, 0.03 / height), ncols=len(kinds), fontsize=8, frameon=False)
+        fig.legend(
+            [entries[k] for k in kinds],
+            [STYLES[k][0] for k in kinds],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 0.03 / height),
+            ncols=len(kinds),
+            fontsize=8,
+            frameon=False,
+        )
     return fig
 
 
@@ -107,8 +115,9 @@ def _panel(ax, source: str, mine: list[dict], entries: dict[str, Artist]) -> Non
     entries["val"] = ax.plot(steps, [r["loss"] for r in mine], **STYLES["val"][1])[0]
     partly_seen = [r for r in mine if r.get("seen_images") and r.get("unseen_loss") is not None]
     if partly_seen:
-        entries["unseen"] = ax.plot([r["step"] for r in partly_seen], [r["unseen_loss"] for r in partly_seen],
-                                    **STYLES["unseen"][1])[0]
+        entries["unseen"] = ax.plot(
+            [r["step"] for r in partly_seen], [r["unseen_loss"] for r in partly_seen], **STYLES["unseen"][1]
+        )[0]
     last = mine[-1]
     if last.get("source_unigram_loss") is not None:
         entries["source_unigram"] = ax.axhline(last["source_unigram_loss"], **STYLES["source_unigram"][1])

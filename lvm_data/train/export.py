@@ -77,18 +77,23 @@ def export(ckpt: str, out: str, dtype: str = "float32") -> ExportResult:
     payload = checkpoint.load(ckpt)
     mcfg = ModelConfig.from_dict(payload["model_config"])
     vocab = checkpoint.vocab_of(payload)
-    extra = {"codebook_size": vocab.codebook_size, "n_special": vocab.n_special,
-             "tokens_per_image": payload["corpus"]["tokens_per_image"],
-             "tokenizer_fingerprint": payload["corpus"]["tokenizer_fingerprint"],
-             "checkpoint": payload["uri"], "step": payload["step"]}
+    extra = {
+        "codebook_size": vocab.codebook_size,
+        "n_special": vocab.n_special,
+        "tokens_per_image": payload["corpus"]["tokens_per_image"],
+        "tokenizer_fingerprint": payload["corpus"]["tokenizer_fingerprint"],
+        "checkpoint": payload["uri"],
+        "step": payload["step"],
+    }
     state = payload["model"]
     if mcfg.tie_embeddings:  # one matrix: LlamaForCausalLM ties lm_head to embed_tokens on load
         state = {name: tensor for name, tensor in state.items() if name != "lm_head.weight"}
     tensors = hf_state_dict(state, DTYPES[dtype])
     files = {
         "config.json": json.dumps(hf_config(mcfg, vocab, dtype, extra), indent=2).encode(),
-        "generation_config.json": json.dumps({"bos_token_id": vocab.bos, "eos_token_id": vocab.eos,
-                                              "pad_token_id": vocab.pad}, indent=2).encode(),
+        "generation_config.json": json.dumps(
+            {"bos_token_id": vocab.bos, "eos_token_id": vocab.eos, "pad_token_id": vocab.pad}, indent=2
+        ).encode(),
         "model.safetensors": save_safetensors(tensors, metadata={"format": "pt"}),
     }
     for name, data in files.items():

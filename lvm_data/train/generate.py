@@ -50,8 +50,9 @@ class GenerateResult:
     sheet: str
 
 
-def pick_sentence(corpus: Corpus, fraction: float, min_images: int, index: int,
-                  extra: tuple[str, ...] = ()) -> tuple[str, str, bool, np.ndarray]:
+def pick_sentence(
+    corpus: Corpus, fraction: float, min_images: int, index: int, extra: tuple[str, ...] = ()
+) -> tuple[str, str, bool, np.ndarray]:
     """The index-th held-out sentence with at least `min_images` images (id, source, held_out, codes);
     training sentences are used only when no held-out one qualifies (held_out is then False)."""
     for held_out in (True, False):
@@ -65,12 +66,15 @@ def pick_sentence(corpus: Corpus, fraction: float, min_images: int, index: int,
                     if seen == index:
                         return batch.ids[i], batch.sources[i], held_out, codes
                     seen += 1
-    raise DataError(f"{corpus.data}: fewer than {index + 1} sentences with at least {min_images} images; "
-                    "lower --prompt-images or --index")
+    raise DataError(
+        f"{corpus.data}: fewer than {index + 1} sentences with at least {min_images} images; "
+        "lower --prompt-images or --index"
+    )
 
 
-def _pick(logits: torch.Tensor, greedy: bool, temperature: float, top_k: int | None,
-          generator: torch.Generator) -> torch.Tensor:
+def _pick(
+    logits: torch.Tensor, greedy: bool, temperature: float, top_k: int | None, generator: torch.Generator
+) -> torch.Tensor:
     """Next code from (1, codebook) logits."""
     if greedy:
         return logits.argmax(dim=-1)
@@ -83,8 +87,9 @@ def _pick(logits: torch.Tensor, greedy: bool, temperature: float, top_k: int | N
 
 
 @torch.no_grad()
-def continue_codes(model: LLaMA, vocab: Vocab, prompt: np.ndarray, n_tokens: int, cfg: GenerateConfig,
-                   keep: int) -> np.ndarray:
+def continue_codes(
+    model: LLaMA, vocab: Vocab, prompt: np.ndarray, n_tokens: int, cfg: GenerateConfig, keep: int
+) -> np.ndarray:
     """n_tokens codes after [BOS] + prompt. When the context fills, the last `keep` tokens are re-read."""
     context = model.config.context
     device = next(model.parameters()).device
@@ -94,7 +99,7 @@ def continue_codes(model: LLaMA, vocab: Vocab, prompt: np.ndarray, n_tokens: int
     logits = model(torch.tensor([tokens[-context:]], device=device), cache)[:, -1]  # (1, V)
     out = []
     for _ in range(n_tokens):
-        code = _pick(logits[:, :vocab.codebook_size], cfg.greedy, cfg.temperature, cfg.top_k, generator)
+        code = _pick(logits[:, : vocab.codebook_size], cfg.greedy, cfg.temperature, cfg.top_k, generator)
         out.append(int(code))
         tokens.append(int(code))
         if cache.pos == context:
@@ -127,17 +132,19 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     data = cfg.data or payload["corpus"]["data"]
     corpus = open_corpus(data)
     if corpus.codebook_size != vocab.codebook_size:
-        raise DataError(f"{data}: codebook of {corpus.codebook_size} codes, but {payload['uri']} was trained on "
-                        f"{vocab.codebook_size}; pass the --data it was trained on")
+        raise DataError(
+            f"{data}: codebook of {corpus.codebook_size} codes, but {payload['uri']} was trained on "
+            f"{vocab.codebook_size}; pass the --data it was trained on"
+        )
     tok = _tokenizer(cfg, data, corpus, device)
     tpi = corpus.tokens_per_image
     fraction = payload["train_config"]["val_fraction"]
     extra = tuple(payload["data"][0]["spec"].get("val_extra", ()))  # the split keys training held out
     sid, source, held_out, codes = pick_sentence(corpus, fraction, cfg.prompt_images, cfg.index, extra)
-    prompt = codes[:cfg.prompt_images * tpi]
+    prompt = codes[: cfg.prompt_images * tpi]
     keep = max(tpi, model.config.context - tpi)
     generated = continue_codes(model, vocab, prompt, cfg.generate * tpi, cfg, keep).reshape(-1, tpi)
-    truth = codes[cfg.prompt_images * tpi:(cfg.prompt_images + cfg.generate) * tpi].reshape(-1, tpi)
+    truth = codes[cfg.prompt_images * tpi : (cfg.prompt_images + cfg.generate) * tpi].reshape(-1, tpi)
     prompt = prompt.reshape(-1, tpi)
     rows = [("generated", list(tok.decode(np.concatenate([prompt, generated]))))]
     if len(truth):
@@ -154,6 +161,8 @@ def _tokenizer(cfg: GenerateConfig, data: str, corpus: Corpus, device: torch.dev
         raise DataError(f"{data}: no manifest.json names the job's tokenizer; pass --tokenizer URI")
     tok = vq.load(uri, device=str(device))
     if tok.fingerprint != corpus.tokenizer_fingerprint:
-        raise DataError(f"tokenizer {uri} (fingerprint {tok.fingerprint[:12]}) did not make {data} "
-                        f"(fingerprint {corpus.tokenizer_fingerprint[:12]}); pass the job's --tokenizer")
+        raise DataError(
+            f"tokenizer {uri} (fingerprint {tok.fingerprint[:12]}) did not make {data} "
+            f"(fingerprint {corpus.tokenizer_fingerprint[:12]}); pass the job's --tokenizer"
+        )
     return tok

@@ -73,8 +73,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def make_optimizer(model: LLaMA, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices and embeddings only (norm weights are not decayed)."""
     params = sorted(model.named_parameters())
-    groups = [{"params": [p for _, p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for _, p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
 
 
@@ -98,14 +100,25 @@ class Trainer:
         mix = self.corpus.mix  # a mix holds out its own validation split: no hash split of the training rows
         val_fraction = 0.0 if mix else cfg.val_fraction
         val_extra = small_source_holdouts(self.corpus, val_fraction)
-        spec = StreamSpec(self.mcfg.context, cfg.batch_size, cfg.seed, val_fraction, val_extra, dist.rank,
-                          dist.world_size, cfg.num_workers)
+        spec = StreamSpec(
+            self.mcfg.context,
+            cfg.batch_size,
+            cfg.seed,
+            val_fraction,
+            val_extra,
+            dist.rank,
+            dist.world_size,
+            cfg.num_workers,
+        )
         self.loader = StreamLoader(self.corpus, self.vocab, spec, saved)
         self.batches = self.loader.__iter__()  # a generator: close() stops its DataLoader workers
         self.val_sets = self._validation_sets(val_extra) if dist.rank == 0 else []
         self.losslog = curves.LossLog(storage.join(cfg.out, curves.LOG_FILE), self.step if saved else None)
-        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
-                                           else None) if dist.world_size > 1 else None)
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if dist.world_size > 1
+            else None
+        )
         self.forward = torch.compile(self.ddp or self.model) if cfg.compile else (self.ddp or self.model)
         self.last_checkpoint: str | None = None
         self.charted: int | None = None  # how many log records loss.png shows
@@ -115,27 +128,46 @@ class Trainer:
             return self._mix_validation_sets()
         cfg = self.cfg
         training = validation.scan_training(self.corpus, cfg.val_fraction, val_extra)
-        sets = validation.build(self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens,
-                                val_extra, training)
+        sets = validation.build(
+            self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens, val_extra, training
+        )
         scanned = "all" if training.complete else "a sample"
-        self.log(f"training codes: {training.tokens:,} in {training.sentences:,} sentences ({scanned}), unigram "
-                 f"entropy {training.entropy():.4f} nats")
+        self.log(
+            f"training codes: {training.tokens:,} in {training.sentences:,} sentences ({scanned}), unigram "
+            f"entropy {training.entropy():.4f} nats"
+        )
         if sets:
-            extra = (f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} hash "
-                     "left without any)") if val_extra else ""
-            self.log(f"validation: {sum(v.sentences for v in sets)} held-out sentences from "
-                     f"{len(sets)} of {len(self.corpus.sources)} sources{extra}")
+            extra = (
+                (
+                    f" ({len(val_extra)} of them one per small source that the {cfg.val_fraction:.0%} hash "
+                    "left without any)"
+                )
+                if val_extra
+                else ""
+            )
+            self.log(
+                f"validation: {sum(v.sentences for v in sets)} held-out sentences from "
+                f"{len(sets)} of {len(self.corpus.sources)} sources{extra}"
+            )
         return sets
 
     def _mix_validation_sets(self) -> list[validation.ValidationSet]:
         """A mix's validation/ split, every row held out (fraction 1), against its train/ rows' codes."""
         training = validation.scan_training(self.corpus, 0.0)
         held_out = open_mix_validation(self.corpus)
-        sets = [] if held_out is None else validation.build(held_out, self.vocab, self.mcfg.context, 1.0,
-                                                             self.cfg.val_tokens, (), training)
-        self.log(f"mix {self.corpus.data}: training on its train/ rows in the mix's order; validation: "
-                 + (f"{sum(v.sentences for v in sets)} sentences of its validation/ split from "
-                    f"{len(sets)} sources" if sets else "none (the mix has no validation split)"))
+        sets = (
+            []
+            if held_out is None
+            else validation.build(held_out, self.vocab, self.mcfg.context, 1.0, self.cfg.val_tokens, (), training)
+        )
+        self.log(
+            f"mix {self.corpus.data}: training on its train/ rows in the mix's order; validation: "
+            + (
+                f"{sum(v.sentences for v in sets)} sentences of its validation/ split from {len(sets)} sources"
+                if sets
+                else "none (the mix has no validation split)"
+            )
+        )
         return sets
 
     def autocast(self):
@@ -149,16 +181,21 @@ class Trainer:
         if found is None:
             return None
         if not self.cfg.resume:
-            raise checkpoint.TrainingCheckpointError(f"{found}: --out already holds checkpoints and --no-resume was "
-                                             "given; choose another --out or delete its checkpoints/")
+            raise checkpoint.TrainingCheckpointError(
+                f"{found}: --out already holds checkpoints and --no-resume was "
+                "given; choose another --out or delete its checkpoints/"
+            )
         payload = checkpoint.load(found, map_location=self.device)
         if ModelConfig.from_dict(payload["model_config"]) != self.mcfg:  # a field saved before it existed: default
-            raise checkpoint.TrainingCheckpointError(f"{found}: trained with model {payload['model_config']}, not "
-                                             f"{self.mcfg.to_dict()}; use the same --model/--context/"
-                                             "--tie-embeddings or a new --out")
+            raise checkpoint.TrainingCheckpointError(
+                f"{found}: trained with model {payload['model_config']}, not "
+                f"{self.mcfg.to_dict()}; use the same --model/--context/"
+                "--tie-embeddings or a new --out"
+            )
         if len(payload["data"]) != self.dist.world_size and not self.corpus.mix:
-            raise checkpoint.TrainingCheckpointError(f"{found}: written by {len(payload['data'])} ranks; resume with "
-                                                     "as many (data positions are per rank)")
+            raise checkpoint.TrainingCheckpointError(
+                f"{found}: written by {len(payload['data'])} ranks; resume with as many (data positions are per rank)"
+            )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step, self.tokens = payload["step"], payload["tokens"]
@@ -168,8 +205,9 @@ class Trainer:
         self.log(f"resuming from {found} at step {self.step}")
         if self.corpus.mix:  # one position for all ranks (lvm_data.train.stream): any world size resumes from it
             if any(p.get("position") != payload["data"][0].get("position") for p in payload["data"]):
-                raise checkpoint.TrainingCheckpointError(f"{found}: its ranks stand at different positions of the mix; "
-                                                 "resume from an earlier checkpoint")
+                raise checkpoint.TrainingCheckpointError(
+                    f"{found}: its ranks stand at different positions of the mix; resume from an earlier checkpoint"
+                )
             return payload["data"][0]
         return payload["data"][self.dist.rank]
 
@@ -181,8 +219,7 @@ class Trainer:
         for micro in range(self.cfg.grad_accum):
             rows = next(self.batches).to(self.device, non_blocking=True)  # (B, context + 1)
             sync = self.ddp is None or micro == self.cfg.grad_accum - 1
-            with (self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext()), \
-                    self.autocast():
+            with self.ddp.no_sync() if self.ddp is not None and not sync else contextlib.nullcontext(), self.autocast():
                 loss = token_loss(self.forward(rows[:, :-1]), rows[:, 1:]) / self.cfg.grad_accum
             loss.backward()
             total += loss.detach()
@@ -200,13 +237,25 @@ class Trainer:
         for vset in self.val_sets:
             score = scores[vset.source]
             if record:
-                self.losslog.add({"kind": "val", "step": self.step, "source": vset.source, "loss": score.loss,
-                                  "unseen_loss": score.unseen_loss, "unigram_loss": vset.unigram_loss,
-                                  "source_unigram_loss": vset.source_unigram_loss,
-                                  "codes": vset.codes, "images": vset.images, "seen_images": vset.seen_images})
-            self.log(f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
-                     f"{vset.unigram_loss:.4f}, same-source unigram {vset.source_unigram_loss:.4f} (below: "
-                     f"{vset.beats(score.loss)}); {_unseen_phrase(vset, score)}")
+                self.losslog.add(
+                    {
+                        "kind": "val",
+                        "step": self.step,
+                        "source": vset.source,
+                        "loss": score.loss,
+                        "unseen_loss": score.unseen_loss,
+                        "unigram_loss": vset.unigram_loss,
+                        "source_unigram_loss": vset.source_unigram_loss,
+                        "codes": vset.codes,
+                        "images": vset.images,
+                        "seen_images": vset.seen_images,
+                    }
+                )
+            self.log(
+                f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
+                f"{vset.unigram_loss:.4f}, same-source unigram {vset.source_unigram_loss:.4f} (below: "
+                f"{vset.beats(score.loss)}); {_unseen_phrase(vset, score)}"
+            )
         return scores
 
     def save(self) -> None:
@@ -218,22 +267,35 @@ class Trainer:
         else:
             positions = [positions]
         if self.dist.rank == 0:
-            rng = {"cpu": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
-            payload = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                       "tokens": self.tokens, "rng": rng, "data": positions, "model_config": self.mcfg.to_dict(),
-                       "train_config": self.cfg.to_dict(), "vocab": {"codebook_size": self.vocab.codebook_size,
-                                                                     "n_special": self.vocab.n_special},
-                       "corpus": {"data": _absolute(self.corpus.data), "tokens_per_image": self.corpus.tokens_per_image,
-                                  "tokenizer_fingerprint": self.corpus.tokenizer_fingerprint}}
+            rng = {
+                "cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            }
+            payload = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "tokens": self.tokens,
+                "rng": rng,
+                "data": positions,
+                "model_config": self.mcfg.to_dict(),
+                "train_config": self.cfg.to_dict(),
+                "vocab": {"codebook_size": self.vocab.codebook_size, "n_special": self.vocab.n_special},
+                "corpus": {
+                    "data": _absolute(self.corpus.data),
+                    "tokens_per_image": self.corpus.tokens_per_image,
+                    "tokenizer_fingerprint": self.corpus.tokenizer_fingerprint,
+                },
+            }
             self.last_checkpoint = checkpoint.save(self.cfg.out, self.step, payload, self.cfg.keep_checkpoints)
             self.losslog.flush()
             self.log(f"saved {self.last_checkpoint}")
 
     def run(self) -> TrainResult:
         cfg = self.cfg
-        self.log(f"model {cfg.model}: {self.model.num_parameters():,} parameters, vocabulary {self.vocab.size} "
-                 f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}")
+        self.log(
+            f"model {cfg.model}: {self.model.num_parameters():,} parameters, vocabulary {self.vocab.size} "
+            f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}"
+        )
         val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
             val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
@@ -260,15 +322,26 @@ class Trainer:
     def chart(self) -> None:
         """Rewrite loss.png (rank 0) unless it already shows every record: a few tenths of a second."""
         if self.dist.rank == 0 and self.charted != len(self.losslog.records):
-            curves.plot(self.losslog.records, storage.join(self.cfg.out, curves.CURVE_FILE),
-                        f"{self.cfg.model} on {self.cfg.data}")
+            curves.plot(
+                self.losslog.records,
+                storage.join(self.cfg.out, curves.CURVE_FILE),
+                f"{self.cfg.model} on {self.cfg.data}",
+            )
             self.charted = len(self.losslog.records)
 
     def _record(self, loss: float, tokens_per_s: float) -> None:
         lr = lr_at(self.step - 1, self.cfg)
         if self.dist.rank == 0:
-            self.losslog.add({"kind": "train", "step": self.step, "loss": loss, "lr": lr, "tokens": self.tokens,
-                              "tokens_per_s": tokens_per_s})
+            self.losslog.add(
+                {
+                    "kind": "train",
+                    "step": self.step,
+                    "loss": loss,
+                    "lr": lr,
+                    "tokens": self.tokens,
+                    "tokens_per_s": tokens_per_s,
+                }
+            )
         self.log(f"step {self.step}/{self.cfg.steps} loss {loss:.4f} lr {lr:.3g} {tokens_per_s:,.0f} tokens/s")
 
     def _finish(self, loss, val_scores, tokens_per_s) -> TrainResult:
@@ -277,11 +350,18 @@ class Trainer:
             self.losslog.flush()
         self.chart()  # the train records since the last evaluation, if any
         saved = self.last_checkpoint or checkpoint.latest(self.cfg.out)
-        return TrainResult(self.dist.rank, self.step, self.cfg.out, saved, loss,
-                           {source: score.loss for source, score in val_scores.items()},
-                           {v.source: v.unigram_loss for v in self.val_sets},
-                           {source: score.unseen_loss for source, score in val_scores.items()}, tokens_per_s,
-                           {v.source: v.source_unigram_loss for v in self.val_sets})
+        return TrainResult(
+            self.dist.rank,
+            self.step,
+            self.cfg.out,
+            saved,
+            loss,
+            {source: score.loss for source, score in val_scores.items()},
+            {v.source: v.unigram_loss for v in self.val_sets},
+            {source: score.unseen_loss for source, score in val_scores.items()},
+            tokens_per_s,
+            {v.source: v.source_unigram_loss for v in self.val_sets},
+        )
 
 
 def _unseen_phrase(vset: validation.ValidationSet, score: validation.Score) -> str:
@@ -291,8 +371,10 @@ def _unseen_phrase(vset: validation.ValidationSet, score: validation.Score) -> s
     if not unseen:
         images = "its one image also occurs" if vset.images == 1 else f"all {vset.images} of its images also occur"
         return f"{images} in training (memory, not generalisation)"
-    return f"{vset.seen_images} of its {vset.images} images also occur in training; on the {unseen} unseen: " \
-           f"{score.unseen_loss:.4f}"
+    return (
+        f"{vset.seen_images} of its {vset.images} images also occur in training; on the {unseen} unseen: "
+        f"{score.unseen_loss:.4f}"
+    )
 
 
 def _absolute(uri: str) -> str:
@@ -300,8 +382,9 @@ def _absolute(uri: str) -> str:
     return uri if storage.is_remote(uri) else os.path.abspath(uri)
 
 
-def train(cfg: TrainConfig, dist: DistInfo = DistInfo(), log: Callable[[str], None] = lambda _: None,
-          report: Report = silent) -> TrainResult:
+def train(
+    cfg: TrainConfig, dist: DistInfo = DistInfo(), log: Callable[[str], None] = lambda _: None, report: Report = silent
+) -> TrainResult:
     """Train (or continue training) into cfg.out; see the module docstring for what OUT then holds.
     `report` gets the progress in steps (lvm_data.progress; rank 0 only)."""
     created = dist.world_size > 1 and not torch_dist.is_initialized()

@@ -79,19 +79,22 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(c, c, bias=False)
         self.o_proj = nn.Linear(c, c, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         b, t, c = x.shape
-        q, k, v = (proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (
+            proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+            for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             start = cache.pos
-            cache.keys[layer][:, :, start:start + t] = k
-            cache.values[layer][:, :, start:start + t] = v
-            k, v = cache.keys[layer][:, :, :start + t], cache.values[layer][:, :, :start + t]  # (B, H, S, D)
+            cache.keys[layer][:, :, start : start + t] = k
+            cache.values[layer][:, :, start : start + t] = v
+            k, v = cache.keys[layer][:, :, : start + t], cache.values[layer][:, :, : start + t]  # (B, H, S, D)
             query_pos = torch.arange(start, start + t, device=x.device)
             mask = torch.arange(start + t, device=x.device)[None, :] <= query_pos[:, None]  # (T, S)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -177,5 +180,6 @@ def init_weights(model: LLaMA, seed: int) -> None:
 
 def token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in float32 over (B, T, V) logits; targets equal to IGNORE_INDEX are skipped."""
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
-                           reduction=reduction)
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction
+    )

@@ -85,7 +85,7 @@ class SentenceBatch:
         return len(self.ids)
 
     def sentence(self, i: int) -> np.ndarray:
-        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
     def split_keys(self) -> list[str]:
         """What decides each sentence's split: a digest of its codes (`content_key`)."""
@@ -111,8 +111,10 @@ def shard_files(data: str) -> list[str]:
         files = storage.list_files(root)
     files = [f for f in files if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith(".")]
     if not files:
-        raise DataError(f"{data}: no Parquet sentence files found; pass a job output folder (with sentences/), "
-                        "a folder of .parquet files, one file or a glob")
+        raise DataError(
+            f"{data}: no Parquet sentence files found; pass a job output folder (with sentences/), "
+            "a folder of .parquet files, one file or a glob"
+        )
     return files
 
 
@@ -127,8 +129,9 @@ def mix_manifest(data: str) -> dict | None:
         manifest = json.loads(storage.read_bytes(uri))
     except ValueError:
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("schema_version") == mix_shards.SCHEMA_VERSION \
-        else None
+    return (
+        manifest if isinstance(manifest, dict) and manifest.get("schema_version") == mix_shards.SCHEMA_VERSION else None
+    )
 
 
 def mix_files(data: str, manifest: dict, split: str) -> list[str]:
@@ -136,8 +139,10 @@ def mix_files(data: str, manifest: dict, split: str) -> list[str]:
     files = sorted(visible_files(layout.join(data, split), ".parquet"))
     listed = sum(1 for s in manifest.get("shards", []) if s.get("split") == split)
     if len(files) != listed:
-        raise DataError(f"{data}: the manifest lists {listed} {split} shards but {split}/ holds {len(files)}; "
-                        "rerun `lvm-data mix` on its mix file to finish or repair it")
+        raise DataError(
+            f"{data}: the manifest lists {listed} {split} shards but {split}/ holds {len(files)}; "
+            "rerun `lvm-data mix` on its mix file to finish or repair it"
+        )
     return files
 
 
@@ -171,8 +176,10 @@ def open_mix_validation(corpus: Corpus, threads: int = 8) -> Corpus | None:
     held_out = _open(corpus.data, files, True, threads)
     facts = (held_out.tokenizer_fingerprint, held_out.codebook_size, held_out.tokens_per_image)
     if facts != (corpus.tokenizer_fingerprint, corpus.codebook_size, corpus.tokens_per_image):
-        raise DataError(f"{files[0]}: tokenizer facts {facts} differ from the mix's train/ shards; rerun "
-                        "`lvm-data mix` into a new output folder")
+        raise DataError(
+            f"{files[0]}: tokenizer facts {facts} differ from the mix's train/ shards; rerun "
+            "`lvm-data mix` into a new output folder"
+        )
     return held_out
 
 
@@ -183,18 +190,23 @@ def _open(data: str, files: list[str], mix: bool, threads: int) -> Corpus:
     groups, file_sources = [], []
     for i, (uri, (meta, rows, columns)) in enumerate(zip(files, footers, strict=True)):
         if not mix and meta.get("schema_version") == mix_shards.SCHEMA_VERSION:
-            raise DataError(f"{uri}: a shard of a mix; point DATA at the mix output folder (the one holding "
-                            "manifest.json), and if it has none, rerun `lvm-data mix` to finish it")
+            raise DataError(
+                f"{uri}: a shard of a mix; point DATA at the mix output folder (the one holding "
+                "manifest.json), and if it has none, rerun `lvm-data mix` to finish it"
+            )
         missing = [c for c in [MIX_ID if mix else "id", *READ_COLUMNS[1:]] if c not in columns]
         if missing:
-            raise DataError(f"{uri}: not a sentence shard (no column {', '.join(missing)}); "
-                            "point DATA at the job's sentences/")
+            raise DataError(
+                f"{uri}: not a sentence shard (no column {', '.join(missing)}); point DATA at the job's sentences/"
+            )
         facts = _vocab_facts(uri, meta)
         if first is None:
             first = (uri, facts)
         elif facts != first[1]:
-            raise DataError(f"{uri}: tokenizer facts {facts} differ from {first[0]} {first[1]}; "
-                            "train on shards made with one tokenizer")
+            raise DataError(
+                f"{uri}: tokenizer facts {facts} differ from {first[0]} {first[1]}; "
+                "train on shards made with one tokenizer"
+            )
         file_sources.append(meta.get("source") or _source_from_path(uri))
         groups.extend(RowGroup(i, g, n) for g, n in enumerate(rows) if n > 0)
     if first is None:
@@ -206,8 +218,10 @@ def _open(data: str, files: list[str], mix: bool, threads: int) -> Corpus:
 def _vocab_facts(uri: str, meta: dict[str, str]) -> tuple[str, int, int]:
     for key in ("tokenizer_fingerprint", "codebook_size", "tokens_per_image"):
         if key not in meta:
-            raise DataError(f"{uri}: Parquet metadata lacks lvm_data.{key}; sentence files written by lvm-data "
-                            "carry it (lvm_data.shards.schema.file_metadata)")
+            raise DataError(
+                f"{uri}: Parquet metadata lacks lvm_data.{key}; sentence files written by lvm-data "
+                "carry it (lvm_data.shards.schema.file_metadata)"
+            )
     return meta["tokenizer_fingerprint"], int(meta["codebook_size"]), int(meta["tokens_per_image"])
 
 
@@ -237,12 +251,16 @@ def _check(corpus: Corpus, uri: str, group: RowGroup, batch: SentenceBatch, n_im
     bad = np.flatnonzero(lengths != n_images.astype(np.int64) * corpus.tokens_per_image)
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{uri} row group {group.index}: sentence {batch.ids[i]} has {lengths[i]} tokens for "
-                        f"{n_images[i]} images of {corpus.tokens_per_image}; rewrite this shard")
+        raise DataError(
+            f"{uri} row group {group.index}: sentence {batch.ids[i]} has {lengths[i]} tokens for "
+            f"{n_images[i]} images of {corpus.tokens_per_image}; rewrite this shard"
+        )
     if batch.tokens.size and int(batch.tokens.max()) >= corpus.codebook_size:
         row = int(np.searchsorted(batch.offsets, int(np.argmax(batch.tokens >= corpus.codebook_size)), "right")) - 1
-        raise DataError(f"{uri} row group {group.index}: sentence {batch.ids[row]} holds code "
-                        f"{int(batch.tokens.max())} >= codebook size {corpus.codebook_size}; rewrite this shard")
+        raise DataError(
+            f"{uri} row group {group.index}: sentence {batch.ids[row]} holds code "
+            f"{int(batch.tokens.max())} >= codebook size {corpus.codebook_size}; rewrite this shard"
+        )
 
 
 def _key_hash(key: str) -> int:

@@ -97,14 +97,14 @@ class Packer:
     def rows(self) -> Iterator[np.ndarray]:
         """Full rows, each removed from the buffer before it is handed out."""
         while len(self.buffer) >= self.context + 1:
-            row = self.buffer[:self.context + 1]
-            self.buffer = self.buffer[self.context:]
+            row = self.buffer[: self.context + 1]
+            self.buffer = self.buffer[self.context :]
             yield row
 
 
 def consumer_groups(corpus: Corpus, spec: StreamSpec, consumer: int, epoch: int) -> list[RowGroup]:
     order = rng_for(spec.seed, "lvm_data.train.epoch", str(epoch)).permutation(len(corpus.groups))
-    return [corpus.groups[j] for j in order[consumer::spec.consumers]]
+    return [corpus.groups[j] for j in order[consumer :: spec.consumers]]
 
 
 def row_order(corpus: Corpus, spec: StreamSpec, group: RowGroup, epoch: int) -> np.ndarray:
@@ -112,13 +112,16 @@ def row_order(corpus: Corpus, spec: StreamSpec, group: RowGroup, epoch: int) -> 
     return rng_for(spec.seed, *keys).permutation(group.rows)
 
 
-def iter_sentences(corpus: Corpus, spec: StreamSpec, consumer: int,
-                   start: Position = Position()) -> Iterator[tuple[str, np.ndarray, Position]]:
+def iter_sentences(
+    corpus: Corpus, spec: StreamSpec, consumer: int, start: Position = Position()
+) -> Iterator[tuple[str, np.ndarray, Position]]:
     """(sentence id, codes, position after it) for one consumer's training rows, epoch after epoch."""
     if len(corpus.groups) < spec.consumers:
-        raise DataError(f"{corpus.data}: {len(corpus.groups)} row groups for {spec.consumers} readers "
-                        f"({spec.world_size} ranks x {spec.workers} workers); use fewer --workers or ranks, "
-                        "or write shards with smaller row groups")
+        raise DataError(
+            f"{corpus.data}: {len(corpus.groups)} row groups for {spec.consumers} readers "
+            f"({spec.world_size} ranks x {spec.workers} workers); use fewer --workers or ranks, "
+            "or write shards with smaller row groups"
+        )
     epoch, first_group, first_row = start.epoch, start.group, start.row
     while True:
         found = False
@@ -133,8 +136,10 @@ def iter_sentences(corpus: Corpus, spec: StreamSpec, consumer: int,
                     yield batch.ids[j], batch.sentence(j), Position(epoch, gi, ri + 1)
             first_row = 0
         if not found and first_group == 0 and start.row == 0:
-            raise DataError(f"{corpus.data}: reader {consumer} found no training rows in a whole epoch; "
-                            "lower --val-fraction or add data")
+            raise DataError(
+                f"{corpus.data}: reader {consumer} found no training rows in a whole epoch; "
+                "lower --val-fraction or add data"
+            )
         epoch, first_group, start = epoch + 1, 0, Position()
 
 
@@ -147,8 +152,9 @@ def group_starts(corpus: Corpus) -> list[int]:
     return starts
 
 
-def iter_mix_sentences(corpus: Corpus, start: MixPosition = MixPosition()
-                       ) -> Iterator[tuple[str, np.ndarray, MixPosition]]:
+def iter_mix_sentences(
+    corpus: Corpus, start: MixPosition = MixPosition()
+) -> Iterator[tuple[str, np.ndarray, MixPosition]]:
     """(sentence id, codes, position after it) for a mix's train rows in its order, pass after pass."""
     epoch, shard, row = start.epoch, start.shard, start.row
     starts = group_starts(corpus)
@@ -172,8 +178,9 @@ class PackedStream(IterableDataset):
     """Yields {"tokens": (batch_size, context + 1) int64, "consumer": int, "state": dict} batches.
     `start`: each consumer's state by consumer, or for a mix the stream's one state."""
 
-    def __init__(self, corpus: Corpus, vocab: Vocab, spec: StreamSpec, start: dict[Any, Any] | None = None,
-                 rotation: int = 0):
+    def __init__(
+        self, corpus: Corpus, vocab: Vocab, spec: StreamSpec, start: dict[Any, Any] | None = None, rotation: int = 0
+    ):
         super().__init__()
         self.corpus, self.vocab, self.spec = corpus, vocab, spec
         self.start = dict(start or {})
@@ -240,28 +247,36 @@ class StreamLoader:
 
     def _restore(self, state: dict) -> None:
         if state.get("corpus") != self.corpus.fingerprint:
-            raise DataError(f"{self.corpus.data}: the shard files differ from those the checkpoint was trained on, "
-                            "so its stream position does not apply; train into a new --out")
+            raise DataError(
+                f"{self.corpus.data}: the shard files differ from those the checkpoint was trained on, "
+                "so its stream position does not apply; train into a new --out"
+            )
         if self.corpus.mix:
             if state.get("order") != "mix" or state["spec"]["context"] != self.spec.context:
-                raise DataError(f"the checkpoint's stream position is for context {state['spec']['context']}, "
-                                f"not {self.spec.context}; resume with the same context")
+                raise DataError(
+                    f"the checkpoint's stream position is for context {state['spec']['context']}, "
+                    f"not {self.spec.context}; resume with the same context"
+                )
             self.position = dict(state["position"])
             return
         if state.get("spec") != asdict(self.spec):
-            raise DataError(f"the checkpoint's stream settings {state.get('spec')} differ from these "
-                            f"{asdict(self.spec)}; resume with the same batch size, context, seed, "
-                            "validation fraction and split, ranks and workers")
+            raise DataError(
+                f"the checkpoint's stream settings {state.get('spec')} differ from these "
+                f"{asdict(self.spec)}; resume with the same batch size, context, seed, "
+                "validation fraction and split, ranks and workers"
+            )
         self.positions = {int(k): v for k, v in state["consumers"].items()}
         self.next = int(state["next"])
 
     def __iter__(self) -> Generator[torch.Tensor]:
         mix = self.corpus.mix
-        dataset = PackedStream(self.corpus, self.vocab, self.spec, self.position if mix else self.positions,
-                               0 if mix else self.next)
+        dataset = PackedStream(
+            self.corpus, self.vocab, self.spec, self.position if mix else self.positions, 0 if mix else self.next
+        )
         workers = self.spec.num_workers
-        loader = DataLoader(dataset, batch_size=None, num_workers=workers,
-                            multiprocessing_context="spawn" if workers else None)
+        loader = DataLoader(
+            dataset, batch_size=None, num_workers=workers, multiprocessing_context="spawn" if workers else None
+        )
         for item in loader:
             if mix:
                 self.position = item["state"]
@@ -274,7 +289,15 @@ class StreamLoader:
 
     def state_dict(self) -> dict:
         if self.corpus.mix:
-            return {"corpus": self.corpus.fingerprint, "spec": asdict(self.spec), "order": "mix",
-                    "position": dict(self.position)}
-        return {"corpus": self.corpus.fingerprint, "spec": asdict(self.spec),
-                "consumers": {k: dict(v) for k, v in self.positions.items()}, "next": self.next}
+            return {
+                "corpus": self.corpus.fingerprint,
+                "spec": asdict(self.spec),
+                "order": "mix",
+                "position": dict(self.position),
+            }
+        return {
+            "corpus": self.corpus.fingerprint,
+            "spec": asdict(self.spec),
+            "consumers": {k: dict(v) for k, v in self.positions.items()},
+            "next": self.next,
+        }

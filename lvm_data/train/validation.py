@@ -79,8 +79,12 @@ class ValidationSet:
     def beats(self, loss: float) -> str:
         """Which baselines `loss` is below: 'both', 'global unigram', 'same-source unigram' or 'neither'."""
         below = (loss < self.unigram_loss, loss < self.source_unigram_loss)
-        return {(True, True): "both", (True, False): "global unigram", (False, True): "same-source unigram",
-                (False, False): "neither"}[below]
+        return {
+            (True, True): "both",
+            (True, False): "global unigram",
+            (False, True): "same-source unigram",
+            (False, False): "neither",
+        }[below]
 
 
 @dataclass(frozen=True)
@@ -103,12 +107,15 @@ def unigram_entropy(codes: np.ndarray, codebook_size: int) -> float:
 
 
 def image_digests(codes: np.ndarray, tokens_per_image: int) -> list[bytes]:
-    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-            for image in codes.astype(np.uint16).reshape(-1, tokens_per_image)]
+    return [
+        hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+        for image in codes.astype(np.uint16).reshape(-1, tokens_per_image)
+    ]
 
 
-def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
-                  max_tokens: int = BASELINE_TOKENS, threads: int = 8) -> TrainingCodes:
+def scan_training(
+    corpus: Corpus, fraction: float, extra: tuple[str, ...] = (), max_tokens: int = BASELINE_TOKENS, threads: int = 8
+) -> TrainingCodes:
     """Code counts and image digests of the training rows, reading row groups in a fixed shuffled
     order (a spread sample, not the first files) until `max_tokens` codes; `threads` groups at a time,
     so a remote corpus costs a few round trips, not one per group."""
@@ -120,7 +127,7 @@ def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
     read = 0
     with ThreadPoolExecutor(max_workers=threads) as pool:
         while read < len(order) and counts.sum() < max_tokens:
-            for batch in pool.map(lambda group: read_group(corpus, group), order[read:read + threads]):
+            for batch in pool.map(lambda group: read_group(corpus, group), order[read : read + threads]):
                 read += 1
                 for i in np.flatnonzero(~is_validation(batch.split_keys(), fraction, extra)):
                     codes = batch.sentence(int(i))
@@ -135,8 +142,9 @@ def scan_training(corpus: Corpus, fraction: float, extra: tuple[str, ...] = (),
     return TrainingCodes(counts, frozenset(images), sentences, read == len(order), by_source)
 
 
-def collect(corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
-            ) -> dict[str, list[np.ndarray]]:
+def collect(
+    corpus: Corpus, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
+) -> dict[str, list[np.ndarray]]:
     """Held-out sentences per source, reading row groups in file order until each source has max_tokens."""
     found: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
@@ -164,8 +172,8 @@ def _packed(parts: list[np.ndarray], before: int, after: int, fill: int, context
     stream = np.concatenate([np.concatenate([[before], p.astype(np.int64), [after]]) for p in parts])
     n_rows = max(1, math.ceil((len(stream) - 1) / context))
     padded = np.full(n_rows * context + 1, fill, dtype=np.int64)
-    padded[:len(stream)] = stream
-    return np.stack([padded[i * context:i * context + context + 1] for i in range(n_rows)])
+    padded[: len(stream)] = stream
+    return np.stack([padded[i * context : i * context + context + 1] for i in range(n_rows)])
 
 
 def pack_rows(sentences: list[np.ndarray], vocab: Vocab, context: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,8 +191,15 @@ def unseen_mask(unseen_images: list[np.ndarray], tokens_per_image: int, context:
     return torch.from_numpy(rows[:, 1:].astype(bool))
 
 
-def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_tokens: int,
-          extra: tuple[str, ...] = (), training: TrainingCodes | None = None) -> list[ValidationSet]:
+def build(
+    corpus: Corpus,
+    vocab: Vocab,
+    context: int,
+    fraction: float,
+    max_tokens: int,
+    extra: tuple[str, ...] = (),
+    training: TrainingCodes | None = None,
+) -> list[ValidationSet]:
     """One `ValidationSet` per source that has held-out sentences, sorted by source."""
     training = training if training is not None else scan_training(corpus, fraction, extra)
     log_p = training.log_probs()
@@ -198,14 +213,30 @@ def build(corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_token
         images = len(codes) // tpi
         seen = images - int(sum(flags.sum() for flags in unseen_images))
         own = training.log_probs(source)
-        sets.append(ValidationSet(source, inputs, targets, unseen, len(sentences), int((targets >= 0).sum()),
-                                  images, seen, float(-log_p[codes].mean()), float(-own[codes].mean())))
+        sets.append(
+            ValidationSet(
+                source,
+                inputs,
+                targets,
+                unseen,
+                len(sentences),
+                int((targets >= 0).sum()),
+                images,
+                seen,
+                float(-log_p[codes].mean()),
+                float(-own[codes].mean()),
+            )
+        )
     return sets
 
 
 @torch.no_grad()
-def evaluate(model: LLaMA, sets: list[ValidationSet], batch_size: int,
-             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, Score]:
+def evaluate(
+    model: LLaMA,
+    sets: list[ValidationSet],
+    batch_size: int,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, Score]:
     """Mean code loss (nats per token) per source, over all its targets and over its unseen images'.
     The model is put back in the mode it was in."""
     was_training = model.training
@@ -215,13 +246,13 @@ def evaluate(model: LLaMA, sets: list[ValidationSet], batch_size: int,
     for vset in sets:
         total, unseen_total = 0.0, 0.0
         for start in range(0, len(vset.inputs), batch_size):
-            inputs = vset.inputs[start:start + batch_size].to(device)
-            targets = vset.targets[start:start + batch_size].to(device)
+            inputs = vset.inputs[start : start + batch_size].to(device)
+            targets = vset.targets[start : start + batch_size].to(device)
             with autocast():
                 logits = model(inputs)
             losses = token_loss(logits, targets, reduction="none")  # 0 where ignored
             total += float(losses.sum())
-            unseen_total += float(losses[vset.unseen[start:start + batch_size].flatten().to(device)].sum())
+            unseen_total += float(losses[vset.unseen[start : start + batch_size].flatten().to(device)].sum())
         unseen_codes = int(((vset.targets >= 0) & vset.unseen).sum())
         scores[vset.source] = Score(total / max(1, vset.codes), unseen_total / unseen_codes if unseen_codes else None)
     model.train(was_training)

@@ -20,8 +20,10 @@ def test_clean_output_exits_0_and_prints_the_table(tmp_path):
 def test_violations_exit_1_and_json_stays_json_with_a_report(tmp_path):
     c = standard(str(tmp_path / "out"))
     plant_orphan(c)
-    result = CliRunner().invoke(main, ["audit", str(tmp_path / "out"), "--json", "--deep", "--target", "uvdv1",
-                                       "--report", str(tmp_path / "report")])
+    result = CliRunner().invoke(
+        main,
+        ["audit", str(tmp_path / "out"), "--json", "--deep", "--target", "uvdv1", "--report", str(tmp_path / "report")],
+    )
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert list(document["violations"]["kinds"]) == ["orphan_sentence"]

@@ -14,8 +14,12 @@ def test_listing_sorts_files_into_the_layout(tmp_path):
     (tmp_path / "job.yaml").write_text("name: t\n")
     out = list_output(str(tmp_path) + "/")
     assert out.root == str(tmp_path)
-    assert sorted(out.sentences) == sorted(out.ledger) == sorted(out.markers) == [
-        ("coco", "00000"), ("coco", "00001"), ("kinetics", "00000"), ("laion", "00000"), ("laion", "00001")]
+    assert (
+        sorted(out.sentences)
+        == sorted(out.ledger)
+        == sorted(out.markers)
+        == [("coco", "00000"), ("coco", "00001"), ("kinetics", "00000"), ("laion", "00000"), ("laion", "00001")]
+    )
     entry = out.sentences[("coco", "00001")]
     assert entry.rel == layout.sentences_file("coco", "00001") and entry.uri == str(tmp_path / entry.rel)
     assert entry.size == (tmp_path / entry.rel).stat().st_size
@@ -50,8 +54,10 @@ def test_the_audit_reads_a_small_fraction_and_deep_reads_everything(tmp_path):
         c.add("kinetics", unit, 60, n_images=16, template="video", task="video")
     c.rng = np.random.default_rng(3)
     c.write()
-    tokens = sum(pq.ParquetFile(p).metadata.row_group(0).column(5).total_compressed_size
-                 for p in (tmp_path / "sentences").rglob("*.parquet"))
+    tokens = sum(
+        pq.ParquetFile(p).metadata.row_group(0).column(5).total_compressed_size
+        for p in (tmp_path / "sentences").rglob("*.parquet")
+    )
     cheap = run_audit([str(tmp_path)])
     assert cheap.ok and cheap.total.tokens == 2 * 60 * 16 * 256
     assert cheap.io.bytes_read < 0.06 * cheap.io.corpus_bytes and tokens > 0.8 * cheap.io.corpus_bytes

@@ -15,8 +15,10 @@ def test_bundled_uvdv1_target_loads_with_the_paper_shares():
 
 
 def test_shares_are_compared_per_entry_with_status_and_weight():
-    target = parse_target({"tolerance": 0.1, "shares": {
-        "images": {"share": 6, "sources": ["laion*", "cc*"]}, "video": 3, "objects": 1}}, "mix.yaml")
+    target = parse_target(
+        {"tolerance": 0.1, "shares": {"images": {"share": 6, "sources": ["laion*", "cc*"]}, "video": 3, "objects": 1}},
+        "mix.yaml",
+    )
     rows = {r.name: r for r in compare(target, {"laion_a": 500, "cc3m": 100, "video": 200, "extra": 200})}
     assert rows["images"].sources == ["cc3m", "laion_a"] and rows["images"].tokens == 600
     assert math.isclose(rows["images"].actual, 0.6) and rows["images"].status == "on plan"
@@ -28,19 +30,23 @@ def test_shares_are_compared_per_entry_with_status_and_weight():
 
 
 def test_a_source_counts_for_the_first_entry_that_matches():
-    target = parse_target({"shares": {"a": {"share": 1, "sources": ["x*"]}, "b": {"share": 1, "sources": ["*"]}}},
-                          "t.yaml")
+    target = parse_target(
+        {"shares": {"a": {"share": 1, "sources": ["x*"]}, "b": {"share": 1, "sources": ["*"]}}}, "t.yaml"
+    )
     assert [r.sources for r in compare(target, {"x1": 1, "y": 1})] == [["x1"], ["y"]]
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ([], "needs a mapping `shares:`"),
-    ({"shares": {"a": -1}}, r"shares.a.share must be a number >= 0"),
-    ({"shares": {"a": "lots"}}, r"shares.a.share must be a number"),
-    ({"shares": {"a": {"share": 1, "sources": "laion"}}}, r"shares.a.sources must be a list"),
-    ({"shares": {"a": 0}}, "sum to 0"),
-    ({"shares": {"a": 1}, "tolerance": 2}, "tolerance must be a number in"),
-])
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "needs a mapping `shares:`"),
+        ({"shares": {"a": -1}}, r"shares.a.share must be a number >= 0"),
+        ({"shares": {"a": "lots"}}, r"shares.a.share must be a number"),
+        ({"shares": {"a": {"share": 1, "sources": "laion"}}}, r"shares.a.sources must be a list"),
+        ({"shares": {"a": 0}}, "sum to 0"),
+        ({"shares": {"a": 1}, "tolerance": 2}, "tolerance must be a number in"),
+    ],
+)
 def test_bad_target_files_name_the_file_and_field(document, message):
     with pytest.raises(TargetError, match=f"mix.yaml: .*{message}"):
         parse_target(document, "mix.yaml")

@@ -15,8 +15,15 @@ from lvm_data.shards import layout
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
 
 # 16 x 16 input, 8 x 8 = 64 tokens per image, 16 codes: random weights, fast on CPU
-MICRO = VQGANConfig(resolution=16, hidden_channels=32, channel_mult=(1, 2), num_res_blocks=1, z_channels=4,
-                    quantized_embed_dim=4, num_embeddings=16)
+MICRO = VQGANConfig(
+    resolution=16,
+    hidden_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    z_channels=4,
+    quantized_embed_dim=4,
+    num_embeddings=16,
+)
 
 
 def micro_checkpoint(folder):
@@ -37,7 +44,8 @@ def pipeline_output(tmp_path_factory):
     (root / "images" / "broken.jpg").write_bytes(b"not an image at all")
     (root / "job.yaml").write_text(
         f"name: audit-test\noutput: {root / 'out'}\ntokenizer: {root / 'micro'}\ndevice: cpu\nshard_size: 2\n"
-        f"sources:\n  - name: photos\n    input: {{format: images, paths: {root / 'images'}}}\n")
+        f"sources:\n  - name: photos\n    input: {{format: images, paths: {root / 'images'}}}\n"
+    )
     result = CliRunner().invoke(main, ["run", str(root / "job.yaml")])
     assert result.exit_code == 0, result.output
     return root / "out"
@@ -49,12 +57,16 @@ def test_a_pipeline_output_audits_clean_and_matches_its_manifest(pipeline_output
     assert result.ok, result.findings.to_dict()
     manifest = json.loads((pipeline_output / layout.MANIFEST).read_text())
     totals = manifest["totals"]
-    assert (result.total.sentences, result.total.images, result.total.tokens) == (
-        totals["sentences"], totals["images"], totals["tokens"]) == (3, 3, 3 * 64)
+    assert (
+        (result.total.sentences, result.total.images, result.total.tokens)
+        == (totals["sentences"], totals["images"], totals["tokens"])
+        == (3, 3, 3 * 64)
+    )
     (ledger, _) = result.ledger
     assert (ledger.inputs, ledger.ok, ledger.failed, ledger.reasons.get("ok")) == (4, 3, 1, 3)
     assert [(t.fingerprint, t.codebook_size, t.tokens_per_image) for t in result.tokenizers] == [
-        (manifest["tokenizer"]["fingerprint"], 16, 64)]
+        (manifest["tokenizer"]["fingerprint"], 16, 64)
+    ]
     assert result.codebook.tokens == 3 * 64 and result.codebook.out_of_range_tokens == 0
 
 

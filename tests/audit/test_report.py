@@ -51,8 +51,17 @@ def test_report_folder_has_markdown_html_json_and_charts(tmp_path):
     result = run_audit([str(out)], AuditConfig(deep=True, target=load_target("uvdv1")))
     written = write_report(result, str(tmp_path / "report"))
     names = sorted(p.name for p in (tmp_path / "report").iterdir())
-    assert names == sorted(["report.md", "report.html", "report.json", "tokens_per_source.png",
-                            "share_vs_target.png", "sentence_lengths.png", "codebook_usage.png"])
+    assert names == sorted(
+        [
+            "report.md",
+            "report.html",
+            "report.json",
+            "tokens_per_source.png",
+            "share_vs_target.png",
+            "sentence_lengths.png",
+            "codebook_usage.png",
+        ]
+    )
     assert len(written) == len(names)
     for png in (tmp_path / "report").glob("*.png"):
         assert png.read_bytes().startswith(PNG) and png.stat().st_size > 5000

@@ -31,7 +31,8 @@ def test_clean_corpus_counts_match_what_was_written(tmp_path):
     laion = next(r for r in result.ledger if r.source == "laion")
     assert laion.reasons == {"decode_error": 1, "ok": 10, "too_small": 2} and laion.success_rate == 10 / 13
     assert [(t.fingerprint, t.codebook_size, t.tokens_per_image, t.files) for t in result.tokenizers] == [
-        (FINGERPRINT, 16, 4, 5)]
+        (FINGERPRINT, 16, 4, 5)
+    ]
     assert result.lengths == {1: 10, 2: 5, 4: 3}
     assert result.io.corpus_bytes == sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     assert 0 < result.io.bytes_read
@@ -362,8 +363,11 @@ def test_a_large_output_has_its_ids_checked_in_a_seeded_sample_of_units(tmp_path
     assert sample == audit_run.id_sample(output, "sample") and 1 <= len(sample) < 5  # seeded: the same each time
     chosen = sum(f[u].size for u in sample for f in (output.sentences, output.ledger) if u in f)
     assert len(sample) == 1 or chosen <= audit_run.ID_SAMPLE_SHARE * output.total_bytes
-    monkeypatch.setattr(audit_run, "id_sample", lambda out, mode: {("kinetics", "00000")} if mode == "sample" else
-                        None if mode == "all" else set())
+    monkeypatch.setattr(
+        audit_run,
+        "id_sample",
+        lambda out, mode: {("kinetics", "00000")} if mode == "sample" else None if mode == "all" else set(),
+    )
     sampled, full = run_audit([str(tmp_path)]), run_audit([str(tmp_path)], AuditConfig(ids="all"))
     assert "missing_sentence" in kinds(sampled) and kinds(sampled) == kinds(full)
     assert any("checked in 1 of 5 units" in note for note in sampled.notes)

@@ -37,10 +37,16 @@ def setup(tmp_path_factory):
 
 def rows(out: Path) -> tuple[list, list]:
     """Every sentence (id, tokens) and ledger row (key, status, reason) in OUT, sorted."""
-    sentences = sorted((r["id"], tuple(r["tokens"])) for f in (out / "sentences").rglob("*.parquet")
-                       for r in pq.read_table(f, columns=["id", "tokens"]).to_pylist())
-    ledger = sorted((r["key"], r["status"], r["reason"]) for f in (out / "ledger").rglob("*.parquet")
-                    for r in pq.read_table(f, columns=["key", "status", "reason"]).to_pylist())
+    sentences = sorted(
+        (r["id"], tuple(r["tokens"]))
+        for f in (out / "sentences").rglob("*.parquet")
+        for r in pq.read_table(f, columns=["id", "tokens"]).to_pylist()
+    )
+    ledger = sorted(
+        (r["key"], r["status"], r["reason"])
+        for f in (out / "ledger").rglob("*.parquet")
+        for r in pq.read_table(f, columns=["key", "status", "reason"]).to_pylist()
+    )
     return sentences, ledger
 
 
@@ -77,9 +83,11 @@ FAULTS = {  # name -> (patched attribute, error, calls that succeed first, which
     "disk full on the manifest": (storage, "write_bytes", ENOSPC, 0, lambda u: u.endswith("manifest.json")),
     "permission denied on job.yaml": (storage, "write_bytes", EACCES, 0, lambda u: u.endswith("job.yaml")),
 }
-SAYS = {ENOSPC: ("[Errno 28] No space left on device (ENOSPC)", "free space on the disk that holds"),
-        EACCES: ("[Errno 13] Permission denied (EACCES)", "writable for this user"),
-        UNAVAILABLE: ("OSError: google::cloud::Status(UNAVAILABLE", "kept failing (after its own retries)")}
+SAYS = {
+    ENOSPC: ("[Errno 28] No space left on device (ENOSPC)", "free space on the disk that holds"),
+    EACCES: ("[Errno 13] Permission denied (EACCES)", "writable for this user"),
+    UNAVAILABLE: ("OSError: google::cloud::Status(UNAVAILABLE", "kept failing (after its own retries)"),
+}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
@@ -112,8 +120,20 @@ def test_a_fault_in_a_worker_process_ends_with_the_line(setup, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "ledger").write_text("a file where the ledger folder goes")
-    command = [sys.executable, "-m", "lvm_data.cli", "run", str(job), "--no-progress", "--output", str(out),
-               "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "lvm_data.cli",
+        "run",
+        str(job),
+        "--no-progress",
+        "--output",
+        str(out),
+        "--direct_running_mode",
+        "multi_processing",
+        "--direct_num_workers",
+        "2",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]
@@ -155,5 +175,7 @@ def test_beam_log_records_of_a_fault_are_held_back():
         log.error("after: OSError: [Errno 28] No space left on device")
     finally:
         log.removeHandler(keep)
-    assert records == ["unit a/0 was not committed: KeyError: 'x'",
-                       "after: OSError: [Errno 28] No space left on device"]
+    assert records == [
+        "unit a/0 was not committed: KeyError: 'x'",
+        "after: OSError: [Errno 28] No space left on device",
+    ]

@@ -45,9 +45,13 @@ def test_display_in_a_log_writes_a_line_every_interval_and_the_last_one():
         display(Snapshot("run j", "items", t, 100, float(t)))
     display(Snapshot("run j", "items", 100, 100, 100.0, rate=1.0, finished=True))
     lines = stream.getvalue().splitlines()
-    assert [line.split("  ")[0] for line in lines] == ["run j: items 0/100 (0%)", "run j: items 30/100 (30%)",
-                                                        "run j: items 60/100 (60%)", "run j: items 90/100 (90%)",
-                                                        "run j: items 100/100 (100%)"]
+    assert [line.split("  ")[0] for line in lines] == [
+        "run j: items 0/100 (0%)",
+        "run j: items 30/100 (30%)",
+        "run j: items 60/100 (60%)",
+        "run j: items 90/100 (90%)",
+        "run j: items 100/100 (100%)",
+    ]
 
 
 def test_display_on_a_terminal_draws_a_bar_with_the_same_figures():

@@ -41,9 +41,11 @@ def test_a_renamed_source_is_refused_and_the_audit_reports(tmp_path, tiny):
     job.write_text(job.read_text().replace("name: photos", "name: pics"))
     result = run(job)
     assert result.exit_code == 2
-    assert result.output.strip() == (f"error: {out} holds committed units of source 'photos' (1 unit), which the job "
-                                     "file no longer has (its sources: pics); use a new output folder, or give the "
-                                     "source its old name again in the job file")
+    assert result.output.strip() == (
+        f"error: {out} holds committed units of source 'photos' (1 unit), which the job "
+        "file no longer has (its sources: pics); use a new output folder, or give the "
+        "source its old name again in the job file"
+    )
     assert not (out / "units" / "source=pics").exists()
     audit = run_audit([str(out)])
     # no manifest yet, and unit 000001's files without their marker (the kill, as staged here)
@@ -62,9 +64,11 @@ def test_a_file_changed_inside_a_committed_unit_is_refused(tmp_path, tiny):
     shutil.copy(photos("heldout")[-1], first)  # other content under the same name
     result = run(job)
     assert result.exit_code == 2
-    assert result.output.strip() == (f"error: {out}: unit photos/000000 was committed from different inputs than "
-                                     "this run plans (other files, or a file whose size or modification time changed "
-                                     "since); use a new output folder, or restore the inputs it was written from")
+    assert result.output.strip() == (
+        f"error: {out}: unit photos/000000 was committed from different inputs than "
+        "this run plans (other files, or a file whose size or modification time changed "
+        "since); use a new output folder, or restore the inputs it was written from"
+    )
     shutil.copy2(saved, first)  # restored with its time: the rerun resumes
     assert run(job).exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["totals"]["inputs"] == 3

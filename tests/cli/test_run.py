@@ -33,8 +33,20 @@ def test_dry_run_lists_units_and_estimates_without_writing(job, tmp_path):
 
 
 def test_run_with_progress_limit_and_beam_flags(job, tmp_path):
-    result = CliRunner().invoke(main, ["run", str(job), "--progress", "--limit", "3", "--direct_num_workers", "1",
-                                       "--output", str(tmp_path / "limited")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(job),
+            "--progress",
+            "--limit",
+            "3",
+            "--direct_num_workers",
+            "1",
+            "--output",
+            str(tmp_path / "limited"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (last,) = [line for line in result.output.splitlines() if line.startswith("run cli: ")]  # stderr, mixed in here
     assert re.fullmatch(r"run cli: items 3/3 \(100%\)  [0-9.]+ items/s  images 2  units 1/1  took \d+s", last), last
@@ -78,14 +90,19 @@ def test_retry_failed_leaves_units_without_failures_alone(job, tmp_path):
     assert "4 items: 3 ok, 0 filtered, 1 failed" in result.output and "empty_file=1" in result.output
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--dryrun"], "no such option: --dryrun (neither an option of this command nor a Beam flag); did you mean "
-                   "--dry-run?"),
-    (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
-    (["--no-progres"], "did you mean --no-progress?"),
-    (["--zzzz"], "no such option: --zzzz (neither an option of this command nor a Beam flag); see --help"),
-    (["stray"], "unexpected argument 'stray'"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--dryrun"],
+            "no such option: --dryrun (neither an option of this command nor a Beam flag); did you mean --dry-run?",
+        ),
+        (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
+        (["--no-progres"], "did you mean --no-progress?"),
+        (["--zzzz"], "no such option: --zzzz (neither an option of this command nor a Beam flag); see --help"),
+        (["stray"], "unexpected argument 'stray'"),
+    ],
+)
 def test_unknown_flags_are_refused_with_the_closest_match_before_any_work(job, tmp_path, args, expected):
     result = CliRunner().invoke(main, ["run", str(job), *args])
     assert result.exit_code == 2 and expected in " ".join(result.output.split())
@@ -93,7 +110,8 @@ def test_unknown_flags_are_refused_with_the_closest_match_before_any_work(job, t
 
 
 def test_beam_flags_with_values_pass_through(job, tmp_path):
-    result = CliRunner().invoke(main, ["run", str(job), "--direct_num_workers", "1", "--direct_running_mode=in_memory",
-                                       "--no-progress"])
+    result = CliRunner().invoke(
+        main, ["run", str(job), "--direct_num_workers", "1", "--direct_running_mode=in_memory", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert "4 items: 3 ok, 0 filtered, 1 failed" in result.output

@@ -12,17 +12,44 @@ def test_train_command_builds_the_config_sets_threads_and_prints_the_figures(mon
 
     def fake_build(config, out, *, log=None):
         seen.update(config=config, out=out, threads=torch.get_num_threads())
-        log({"step": 1, "phase": "autoencoder", "loss": 0.5, "psnr": 9.0, "latent_rank": 3.0, "codes_used": 0,
-             "restarts": 0, "seconds": 1.0})
+        log(
+            {
+                "step": 1,
+                "phase": "autoencoder",
+                "loss": 0.5,
+                "psnr": 9.0,
+                "latent_rank": 3.0,
+                "codes_used": 0,
+                "restarts": 0,
+                "seconds": 1.0,
+            }
+        )
         usage = CodebookUsage(256, 100, 8192, 50.0)
         return BuildReport({"a.png": 20.0, "b.png": 18.0}, usage, usage, TrainResult(None, [], 120.0, 0), 1000, 130.0)
 
     monkeypatch.setattr(card, "build_builtin", fake_build)
     before = torch.get_num_threads()
     try:
-        result = CliRunner().invoke(cli.main, ["tokenizer", "train", "--out", str(tmp_path / "t"), "--steps", "12",
-                                               "--batch-size", "3", "--crop", "64", "--seed", "4", "--threads", "1",
-                                               "--no-bf16"])
+        result = CliRunner().invoke(
+            cli.main,
+            [
+                "tokenizer",
+                "train",
+                "--out",
+                str(tmp_path / "t"),
+                "--steps",
+                "12",
+                "--batch-size",
+                "3",
+                "--crop",
+                "64",
+                "--seed",
+                "4",
+                "--threads",
+                "1",
+                "--no-bf16",
+            ],
+        )
     finally:
         torch.set_num_threads(before)
     assert result.exit_code == 0, result.output

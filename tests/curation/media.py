@@ -13,18 +13,22 @@ def fitted(pixels: np.ndarray, size: int = 256) -> np.ndarray:
     return resize(pixels, size, "squash")
 
 
-def image_item(key: str, pixels: np.ndarray, size: tuple[int, int] | None = None, source: str = "src",
-               meta: dict | None = None) -> DecodedItem:
+def image_item(
+    key: str, pixels: np.ndarray, size: tuple[int, int] | None = None, source: str = "src", meta: dict | None = None
+) -> DecodedItem:
     """A decoded still image whose original size is `size` (default: the pixels' own)."""
     height, width = pixels.shape[:2] if size is None else (size[1], size[0])
     uri = f"/data/{key}"
-    return DecodedItem(ItemRef(source, key, "000000", {"image": Part(uri)}, dict(meta or {})),
-                       [Frame(fitted(pixels, 64), uri)], {"image": {"width": width, "height": height}})
+    return DecodedItem(
+        ItemRef(source, key, "000000", {"image": Part(uri)}, dict(meta or {})),
+        [Frame(fitted(pixels, 64), uri)],
+        {"image": {"width": width, "height": height}},
+    )
 
 
 def pan(photo: np.ndarray, count: int, size: int = 96, step: int = 2) -> list[np.ndarray]:
     """`count` frames of a camera panning right across `photo` by `step` pixels per frame."""
-    return [np.ascontiguousarray(photo[:size, i * step:i * step + size]) for i in range(count)]
+    return [np.ascontiguousarray(photo[:size, i * step : i * step + size]) for i in range(count)]
 
 
 def clip_video(key: str, clips: list[list[np.ndarray]], stride: int = 4) -> DecodedItem:
@@ -34,5 +38,8 @@ def clip_video(key: str, clips: list[list[np.ndarray]], stride: int = 4) -> Deco
         frames += [Frame(f, f"/v/{key}", start + i * stride, "video") for i, f in enumerate(clip)]
         infos.append({"stride": stride, "start": start, "length": len(clip)})
         start += len(clip) * stride
-    return DecodedItem(ItemRef("v", key, "000000", {"video": Part(f"/v/{key}")}), frames,
-                       {"video": {"width": 96, "height": 96, "clips": infos}})
+    return DecodedItem(
+        ItemRef("v", key, "000000", {"video": Part(f"/v/{key}")}),
+        frames,
+        {"video": {"width": 96, "height": 96, "clips": infos}},
+    )

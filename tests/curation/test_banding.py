@@ -20,8 +20,11 @@ def planted_hashes(n: int, seed: int = 0) -> np.ndarray:
 
 def brute_force(hashes: np.ndarray, t: int) -> dict[tuple[int, int], int]:
     values = [int(h) for h in hashes]
-    return {(i, j): (values[i] ^ values[j]).bit_count() for i, j in itertools.combinations(range(len(values)), 2)
-            if (values[i] ^ values[j]).bit_count() <= t}
+    return {
+        (i, j): (values[i] ^ values[j]).bit_count()
+        for i, j in itertools.combinations(range(len(values)), 2)
+        if (values[i] ^ values[j]).bit_count() <= t
+    }
 
 
 def bucketed(hashes: np.ndarray, t: int, banding: Banding) -> dict[tuple[int, int], int]:
@@ -67,8 +70,9 @@ def test_a_banding_without_exact_recall_is_refused():
 def test_probes_meet_a_one_bit_neighbour_exactly_once():
     banding = Banding(2, 1)
     a, b = 0b1011 << 32, (0b1011 << 32) ^ (1 << 33)
-    shared = {(band, bucket) for band, bucket, _ in entries(banding, a)} & \
-             {(band, bucket) for band, bucket, _ in entries(banding, b)}
+    shared = {(band, bucket) for band, bucket, _ in entries(banding, a)} & {
+        (band, bucket) for band, bucket, _ in entries(banding, b)
+    }
     assert len(shared) == 2  # band 0 via a probe, band 1 home-home; only band 0 reports the pair
     assert bucketed(np.array([a, b], dtype=np.uint64), 1, banding) == {(0, 1): 1}
 

@@ -29,8 +29,9 @@ def test_patterns_match_keys_uris_and_urls(tmp_path):
 def test_content_hashes_match_file_bytes_and_near_pixels(pictures):
     data = photos("heldout")[0].read_bytes()
     cat = fitted(pictures["chelsea"])
-    blocklist = load_blocklist(BlocklistSpec(hashes=(f"sha256:{hashlib.sha256(data).hexdigest()}",
-                                                     f"phash:{phash(cat) ^ 0b111:016x}")))
+    blocklist = load_blocklist(
+        BlocklistSpec(hashes=(f"sha256:{hashlib.sha256(data).hexdigest()}", f"phash:{phash(cat) ^ 0b111:016x}"))
+    )
     assert blocklist.needs_bytes
     assert blocklist.match_bytes(data) == "file sha256 is blocklisted"
     assert blocklist.match_bytes(data + b"\0") is None

@@ -19,8 +19,14 @@ def problems(raw) -> str:
 
 
 def test_names_and_options_become_settings_with_defaults():
-    filters = parse_filters([{"bounds": {"min_side": 128}}, {"low_variance": {}}, {"duplicates": {}},
-                             {"near_duplicates": {"max_distance": 8}}])
+    filters = parse_filters(
+        [
+            {"bounds": {"min_side": 128}},
+            {"low_variance": {}},
+            {"duplicates": {}},
+            {"near_duplicates": {"max_distance": 8}},
+        ]
+    )
     assert filters.items[0] == Bounds(min_side=128, min_area=0, max_aspect=3.0)
     assert filters.get("near_duplicates") == NearDuplicates(max_distance=8)
     assert filters.get("near_duplicates").banding.max_distance >= 8
@@ -46,8 +52,12 @@ def test_semantic_checks():
     assert "static_clips works on sampled clips" in problems(job(source("a", ["static_clips"])))
     text = problems(job(source("a", [{"near_duplicates": {"max_distance": 8, "bands": 4, "radius": 0}}])))
     assert "bands x (radius + 1) > max_distance" in text
-    text = problems(job(source("a", [{"near_duplicates": {"max_distance": 4}}]),
-                        source("b", [{"near_duplicates": {"max_distance": 6}}])))
+    text = problems(
+        job(
+            source("a", [{"near_duplicates": {"max_distance": 4}}]),
+            source("b", [{"near_duplicates": {"max_distance": 6}}]),
+        )
+    )
     assert "near_duplicates options differ from source 'a'" in text
     text = problems(job(source("a", [{"blocklist": {"hash_files": ["/no/such/file.txt"]}}])))
     assert "sources[0].filters.blocklist: /no/such/file.txt: blocklist file not found" in text

@@ -34,8 +34,9 @@ def sentences(count: int, edits: int, seed: int = 0) -> list[np.ndarray]:
 
 def test_shingles_pack_n_codes_exactly():
     tokens = np.array([1, 2, 3, 1, 2, 3], np.uint16)
-    assert sorted(shingles(tokens, 3).tolist()) == sorted({1 | 2 << 16 | 3 << 32, 2 | 3 << 16 | 1 << 32,
-                                                           3 | 1 << 16 | 2 << 32})
+    assert sorted(shingles(tokens, 3).tolist()) == sorted(
+        {1 | 2 << 16 | 3 << 32, 2 | 3 << 16 | 1 << 32, 3 | 1 << 16 | 2 << 32}
+    )
     assert len(shingles(np.array([5], np.uint16), 4)) == 1
 
 

@@ -23,10 +23,11 @@ def output(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     tiny = str(write_tiny_checkpoint(root / "tiny"))
     planted = write_planted(root / "corpus", photos("heldout")[:2], copies=("exact", "jpeg"))
-    filters = ["bounds", "low_variance", {"blocklist": {"patterns": ["*/zz-banned*"]}}, "duplicates",
-               "near_duplicates"]
-    sources = [{**images_source("photos", planted.photos), "filters": filters},
-               {**images_source("reposts", planted.reposts), "filters": filters}]
+    filters = ["bounds", "low_variance", {"blocklist": {"patterns": ["*/zz-banned*"]}}, "duplicates", "near_duplicates"]
+    sources = [
+        {**images_source("photos", planted.photos), "filters": filters},
+        {**images_source("reposts", planted.reposts), "filters": filters},
+    ]
     tokenizer = load(tiny, device="cpu")
     run = open_run(parse_job_text(job_text("r", root / "out", tiny, sources, shard_size=3)), tokenizer)
     LocalExecutor(run, tokenizer).execute()
@@ -36,8 +37,7 @@ def output(tmp_path_factory):
 
 def test_report_counts_and_samples_every_reason_but_blocklisted(output):
     report = build_report(output, per_reason=2)
-    assert report.sources["photos"]["removed"] == {"bad_aspect": 1, "blocklisted": 1, "low_variance": 2,
-                                                   "too_small": 1}
+    assert report.sources["photos"]["removed"] == {"bad_aspect": 1, "blocklisted": 1, "low_variance": 2, "too_small": 1}
     assert report.sources["reposts"]["removed"] == {"duplicate": 2, "near_duplicate": 2}
     assert report.index["candidates"] == 6
     assert sorted(report.samples) == ["bad_aspect", "duplicate", "low_variance", "near_duplicate", "too_small"]
@@ -58,7 +58,8 @@ def test_curation_report_command_writes_the_files(output, tmp_path):
     assert sheet.shape[0] == 5 * (LABEL + THUMBNAIL + 12) and sheet.std() > 10
     shown = json.loads((tmp_path / "report.json").read_text())["samples"]
     assert {reason: len(rows) for reason, rows in shown.items()} == dict.fromkeys(
-        ["bad_aspect", "duplicate", "low_variance", "near_duplicate", "too_small"], 1)
+        ["bad_aspect", "duplicate", "low_variance", "near_duplicate", "too_small"], 1
+    )
 
 
 def test_report_needs_a_finished_output(tmp_path):
@@ -73,7 +74,6 @@ def test_curation_hash_prints_blocklist_entries():
     result = CliRunner().invoke(main, ["curation-hash", str(path)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == f"# {path}" and [line.split(":")[0] for line in lines[1:]] == ["sha256", "md5", "phash",
-                                                                                      "dhash"]
+    assert lines[0] == f"# {path}" and [line.split(":")[0] for line in lines[1:]] == ["sha256", "md5", "phash", "dhash"]
     broken = CliRunner().invoke(main, ["curation-hash", "/no/such/image.png"])
     assert broken.exit_code == 1 and "/no/such/image.png" in broken.output

@@ -6,9 +6,11 @@ from lvm_data.curation.config import parse_filters
 from lvm_data.curation.sentence_dedup import SentenceSettings, SentenceSig, decide, sign_row
 from lvm_data.shards.writer import SentenceRow
 
-SETTINGS = SentenceSettings(frozenset({"a", "b"}), frozenset({"a", "b"}),
-                            parse_filters([{"near_duplicate_sentences": {"threshold": 0.7}}]).get(
-                                "near_duplicate_sentences"))
+SETTINGS = SentenceSettings(
+    frozenset({"a", "b"}),
+    frozenset({"a", "b"}),
+    parse_filters([{"near_duplicate_sentences": {"threshold": 0.7}}]).get("near_duplicate_sentences"),
+)
 
 
 def row(sid: str, tokens: np.ndarray) -> SentenceRow:
@@ -30,8 +32,13 @@ def signed(source: str, sid: str, toks: np.ndarray, committed: bool = False) -> 
 
 
 def test_exact_and_near_sentences_across_sources():
-    sigs = [signed("a", "s1", tokens(1)), signed("b", "s0", tokens(1)),  # same tokens: a/s1 sorts first
-            signed("a", "s2", tokens(2)), signed("a", "s3", tokens(9, edits=4, base=2)), signed("a", "s4", tokens(4))]
+    sigs = [
+        signed("a", "s1", tokens(1)),
+        signed("b", "s0", tokens(1)),  # same tokens: a/s1 sorts first
+        signed("a", "s2", tokens(2)),
+        signed("a", "s3", tokens(9, edits=4, base=2)),
+        signed("a", "s4", tokens(4)),
+    ]
     removals = {r.sentence: r for r in decide(sigs, SETTINGS)}
     assert set(removals) == {"s0", "s3"}
     assert removals["s0"].reason == "duplicate_sentence" and removals["s0"].source == "b"

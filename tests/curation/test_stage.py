@@ -47,8 +47,7 @@ def test_blocklisted_content_is_never_sampled(pictures):
 
 def test_before_decode_applies_the_index_decision_and_blocklists():
     data = photos("heldout")[0].read_bytes()
-    blocking = stage([{"blocklist": {"patterns": ["*/private/*"],
-                                     "hashes": [f"md5:{hashlib.md5(data).hexdigest()}"]}}])
+    blocking = stage([{"blocklist": {"patterns": ["*/private/*"], "hashes": [f"md5:{hashlib.md5(data).hexdigest()}"]}}])
     named = ItemRef("src", "/d/private/a.png", "u", {"image": Part("/d/private/a.png")})
     assert blocking.before_decode(named).outcome.reason is Reason.BLOCKLISTED
     inline = ItemRef("src", "t.tar#1", "u", {"image": Part("t.tar#1.png", data)})

@@ -15,8 +15,9 @@ def test_near_rule_removes_every_id_with_an_earlier_neighbour_in_any_order():
     edges = [(a, b, 3), (b, c, 2), (c, d, 5), (a, c, 1)]
     expected = [Match(b, a, 3), Match(c, a, 1), Match(d, c, 5)]
     for seed in range(5):
-        shuffled = [(y, x, w) if random.Random(seed + i).random() < 0.5 else (x, y, w) for i, (x, y, w) in
-                    enumerate(edges)]
+        shuffled = [
+            (y, x, w) if random.Random(seed + i).random() < 0.5 else (x, y, w) for i, (x, y, w) in enumerate(edges)
+        ]
         random.Random(seed).shuffle(shuffled)
         assert near_losers(shuffled) == expected
 

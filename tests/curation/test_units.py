@@ -22,22 +22,36 @@ def commit(out: str) -> UnitCommit:
 def test_removed_sentences_refile_their_items_and_everything_is_counted(tmp_path):
     out = str(tmp_path)
     rows = [row("s1", "a"), row("s2", "b"), row("s3", "b")]
-    events = [ItemEvent("a", "/v/a", Outcome.ok(), "s1"), ItemEvent("b", "/v/b", Outcome.ok(), "s2"),
-              ItemEvent("b", "/v/b", Outcome.ok(), "s3"),
-              ItemEvent("b", "/v/b", Outcome.filtered(Reason.STATIC_CLIP, "clip at 40"), sample=thumbnail(
-                  np.zeros((8, 8, 3), np.uint8))),
-              ItemEvent("c", "/v/c", Outcome.filtered(Reason.BLOCKLISTED, "listed")),
-              ItemEvent("d", "/v/d", Outcome.failed(Reason.DECODE_ERROR, "broken"))]
-    removed = [SentenceRemoval("s", "u", "s1", "duplicate_sentence", "same as s9"),
-               SentenceRemoval("s", "u", "s2", "near_duplicate_sentence", "close to s9")]
+    events = [
+        ItemEvent("a", "/v/a", Outcome.ok(), "s1"),
+        ItemEvent("b", "/v/b", Outcome.ok(), "s2"),
+        ItemEvent("b", "/v/b", Outcome.ok(), "s3"),
+        ItemEvent(
+            "b",
+            "/v/b",
+            Outcome.filtered(Reason.STATIC_CLIP, "clip at 40"),
+            sample=thumbnail(np.zeros((8, 8, 3), np.uint8)),
+        ),
+        ItemEvent("c", "/v/c", Outcome.filtered(Reason.BLOCKLISTED, "listed")),
+        ItemEvent("d", "/v/d", Outcome.failed(Reason.DECODE_ERROR, "broken")),
+    ]
+    removed = [
+        SentenceRemoval("s", "u", "s1", "duplicate_sentence", "same as s9"),
+        SentenceRemoval("s", "u", "s2", "near_duplicate_sentence", "close to s9"),
+    ]
     sigs = [SentenceSig("s", "u", sid, key=sid, uri=f"/v/{sid}", digest=f"d{sid}") for sid in ("s1", "s2", "s3")]
     curated = apply(commit(out), events, rows, UnitCuration(removed, sigs, pooled=True))
     assert [r.id for r in curated.rows] == ["s3"]
-    assert curated.counts == {"removed": {"blocklisted": 1, "duplicate_sentence": 1, "near_duplicate_sentence": 1,
-                                          "static_clip": 1}}
+    assert curated.counts == {
+        "removed": {"blocklisted": 1, "duplicate_sentence": 1, "near_duplicate_sentence": 1, "static_clip": 1}
+    }
     ledger = {r.key: (r.status, r.reason) for r in resolve_unit("s", "u", ["a", "b", "c", "d"], curated.events)}
-    assert ledger == {"a": ("filtered", "duplicate_sentence"), "b": ("ok", "ok"), "c": ("filtered", "blocklisted"),
-                      "d": ("failed", "decode_error")}
+    assert ledger == {
+        "a": ("filtered", "duplicate_sentence"),
+        "b": ("ok", "ok"),
+        "c": ("filtered", "blocklisted"),
+        "d": ("failed", "decode_error"),
+    }
     assert [s[0] for s in store.read_signatures(store.signature_file(out, "s", "u"))] == ["s1", "s2", "s3"]
     samples = store.read_samples(store.sample_file(out, "s", "u"))
     assert sorted(s["reason"] for s in samples) == ["duplicate_sentence", "near_duplicate_sentence", "static_clip"]
@@ -48,11 +62,13 @@ def test_removed_sentences_refile_their_items_and_everything_is_counted(tmp_path
 def test_a_unit_without_removals_writes_no_samples_and_merging_keeps_earlier_files(tmp_path):
     out = str(tmp_path)
     first = [SentenceSig("s", "u", "s1", key="a", uri="/v/1", digest="d1")]
-    apply(commit(out), [ItemEvent("a", "/a", Outcome.ok(), "s1")], [row("s1", "a")],
-          UnitCuration([], first, pooled=True))
+    apply(
+        commit(out), [ItemEvent("a", "/a", Outcome.ok(), "s1")], [row("s1", "a")], UnitCuration([], first, pooled=True)
+    )
     assert not store.sample_files(out)
     later = [SentenceSig("s", "u", "s2", key="b", uri="/v/2", digest="d2")]
     apply(commit(out), [], [row("s2", "b")], UnitCuration([], later, pooled=True), merge=True)
     assert [s[0] for s in store.read_signatures(store.signature_file(out, "s", "u"))] == ["s1", "s2"]
-    assert merged_counts({"removed": {"scene_cut": 2}}, {"removed": {"scene_cut": 1, "too_small": 1}}) == \
-        {"removed": {"scene_cut": 3, "too_small": 1}}
+    assert merged_counts({"removed": {"scene_cut": 2}}, {"removed": {"scene_cut": 1, "too_small": 1}}) == {
+        "removed": {"scene_cut": 3, "too_small": 1}
+    }

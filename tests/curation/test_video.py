@@ -25,7 +25,7 @@ def test_static_clips_go_and_moving_ones_stay(pictures):
     cat = pictures["chelsea"]
     item = clip_video("v", [[cat[:96, :96]] * 4, pan(cat, 4)])
     result = filter_clips(item, StaticClips(), None)
-    (outcome, first), = result.removed
+    ((outcome, first),) = result.removed
     assert outcome.reason is Reason.STATIC_CLIP
     assert "clip at frame 0" in outcome.detail and "motion 0.00" in outcome.detail
     assert np.array_equal(first, cat[:96, :96])
@@ -43,8 +43,10 @@ def test_scene_cuts_drop_or_split_the_clip(pictures):
     assert dropped.item.info["video"]["clips"] == [{"stride": 4, "start": 32, "length": 4}]
     split = filter_clips(item, None, SceneCuts(action="split", min_frames=4))
     assert split.split == 1
-    assert split.item.info["video"]["clips"] == [{"stride": 4, "start": 12, "length": 5},
-                                                {"stride": 4, "start": 32, "length": 4}]
+    assert split.item.info["video"]["clips"] == [
+        {"stride": 4, "start": 12, "length": 5},
+        {"stride": 4, "start": 32, "length": 4},
+    ]
     assert [o.reason for o, _ in split.removed] == [Reason.SCENE_CUT]  # the 3-frame part is too short
     assert "has 3 frames < min_frames 4" in split.removed[0][0].detail
     assert len(split.item.frames) == 9

@@ -17,8 +17,13 @@ DEPLOY = REPO / "deploy"
 def dry_run(script: str, *args: str, **env: str) -> list[str]:
     """The command `deploy/<script>` would run (argv), with `env` added to a clean environment."""
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    result = subprocess.run(["bash", str(DEPLOY / script), *args], env={**clean, **env, "DRY_RUN": "1"},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", str(DEPLOY / script), *args],
+        env={**clean, **env, "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return shlex.split(result.stdout)
 
@@ -26,8 +31,13 @@ def dry_run(script: str, *args: str, **env: str) -> list[str]:
 def failing_run(script: str, *args: str, **env: str) -> str:
     """stderr of a deploy script that must refuse to run (exit status 2)."""
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    result = subprocess.run(["bash", str(DEPLOY / script), *args], env={**clean, **env, "DRY_RUN": "1"},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", str(DEPLOY / script), *args],
+        env={**clean, **env, "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2, (result.stdout, result.stderr)
     return result.stderr
 

@@ -48,8 +48,11 @@ def test_image_installs_every_package_of_setup_cfg_from_files_the_build_context_
     top_level = {p.split(".")[0] for p in setup["options"]["packages"].split()}
     copied = [src for line in instructions("COPY") if not line.startswith("--from") for src in line.split()[:-1]]
     assert top_level <= set(copied)
-    sent = {line[1:].rstrip("/") for line in (DEPLOY / "dataflow" / "Dockerfile.dockerignore").read_text().splitlines()
-            if line.startswith("!")}
+    sent = {
+        line[1:].rstrip("/")
+        for line in (DEPLOY / "dataflow" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     for src in copied:
         assert (REPO / src).exists(), f"COPY {src}: no such file in the repository"
         assert src in sent, f"COPY {src}: Dockerfile.dockerignore keeps it out of the build context"
@@ -73,21 +76,32 @@ def test_launch_flags_are_beam_flags_with_one_gpu_per_worker():
     assert options["runner"] == "DataflowRunner" and options["sdk_container_image"] == ENV["IMAGE"]
     assert options["temp_location"] == "gs://my-bucket/lvm/dataflow/temp"
     assert options["experiments"] == ["use_runner_v2", "no_use_multiple_sdk_containers"]  # one SDK process per VM
-    assert options["dataflow_service_options"] == [
-        "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
+    assert options["dataflow_service_options"] == ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
     assert (options["machine_type"], options["disk_size_gb"], options["number_of_worker_harness_threads"]) == (
-        "g2-standard-16", 100, 8)
+        "g2-standard-16",
+        100,
+        8,
+    )
     assert options["max_num_workers"] == 50  # flags after the job file come last and win
 
 
 def test_launch_settings_from_the_environment():
-    argv = dry_run("dataflow/run.sh", "job.yaml", **ENV, GPU_TYPE="nvidia-h100-80gb", MACHINE_TYPE="a3-highgpu-1g",
-                   GPU_DRIVER="install-nvidia-driver:latest", ONE_SDK_PROCESS="0", ZONE="us-central1-a",
-                   LVM_DATA="docker run --rm lvm lvm-data")
+    argv = dry_run(
+        "dataflow/run.sh",
+        "job.yaml",
+        **ENV,
+        GPU_TYPE="nvidia-h100-80gb",
+        MACHINE_TYPE="a3-highgpu-1g",
+        GPU_DRIVER="install-nvidia-driver:latest",
+        ONE_SDK_PROCESS="0",
+        ZONE="us-central1-a",
+        LVM_DATA="docker run --rm lvm lvm-data",
+    )
     assert argv[:6] == ["docker", "run", "--rm", "lvm", "lvm-data", "run"]
     options = beam_options(argv[7:])
     assert options["dataflow_service_options"] == [
-        "worker_accelerator=type:nvidia-h100-80gb;count:1;install-nvidia-driver:latest"]
+        "worker_accelerator=type:nvidia-h100-80gb;count:1;install-nvidia-driver:latest"
+    ]
     assert options["experiments"] == ["use_runner_v2"]  # one SDK process per vCPU, each with a model copy
     assert (options["machine_type"], options["worker_zone"]) == ("a3-highgpu-1g", "us-central1-a")
 

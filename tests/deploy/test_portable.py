@@ -25,21 +25,28 @@ COMPOSE = {name: yaml.safe_load((DEPLOY / name / "docker-compose.yaml").read_tex
 RUNNER_WORKER = {"flink": "taskmanager", "spark": "spark-worker"}  # where the runner starts SDK workers
 
 
-@pytest.mark.parametrize("environment, extra, config", [
-    ("EXTERNAL", {"WORKER_POOL": "localhost:50001"}, "localhost:50001"),
-    ("DOCKER", {"IMAGE": "lvm-data-worker:local"}, "lvm-data-worker:local"),
-    ("PROCESS", {}, '{"command": "/opt/apache/beam/boot"}'),
-    ("LOOPBACK", {}, None),
-])
+@pytest.mark.parametrize(
+    "environment, extra, config",
+    [
+        ("EXTERNAL", {"WORKER_POOL": "localhost:50001"}, "localhost:50001"),
+        ("DOCKER", {"IMAGE": "lvm-data-worker:local"}, "lvm-data-worker:local"),
+        ("PROCESS", {}, '{"command": "/opt/apache/beam/boot"}'),
+        ("LOOPBACK", {}, None),
+    ],
+)
 def test_submit_flags_per_environment(environment, extra, config):
-    argv = dry_run("portable/run.sh", "job.yaml", "--limit", "5", ENVIRONMENT=environment,
-                   JOB_ENDPOINT="jobs:8099", **extra)
+    argv = dry_run(
+        "portable/run.sh", "job.yaml", "--limit", "5", ENVIRONMENT=environment, JOB_ENDPOINT="jobs:8099", **extra
+    )
     assert argv[:3] == ["lvm-data", "run", "job.yaml"] and argv[-2:] == ["--limit", "5"]
     flags = argv[3:-2]
     assert unknown_to_beam(flags) == set()
     options = beam_options(flags)
     assert (options["runner"], options["job_endpoint"], options["environment_type"]) == (
-        "PortableRunner", "jobs:8099", environment)
+        "PortableRunner",
+        "jobs:8099",
+        environment,
+    )
     assert options["environment_config"] == config
 
 
@@ -92,20 +99,39 @@ def test_external_worker_pool_through_the_submit_script_gives_the_embedded_rows(
     job = tmp_path / "job.yaml"
     job.write_text(job_text("ext", tmp_path / "external", tiny, [images_source("photos", files)], shard_size=2))
     bin_dir = str(Path(sys.executable).parent)
-    job_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                      "--port", str(port)], "jobs")
+    job_port = services(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.portability.local_job_service_main",
+            "--port",
+            str(port),
+        ],
+        "jobs",
+    )
     venv_first = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    pool_port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                       "--service_port", str(port)], "pool", venv_first)  # workers: `python` on PATH
-    result = subprocess.run(["bash", str(DEPLOY / "portable" / "run.sh"), str(job), "--no-progress"],
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "JOB_ENDPOINT": f"localhost:{job_port}",
-                                 "WORKER_POOL": f"localhost:{pool_port}"},
-                            capture_output=True, text=True, timeout=300)
+    pool_port = services(
+        lambda port: [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(port)],
+        "pool",
+        venv_first,
+    )  # workers: `python` on PATH
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "portable" / "run.sh"), str(job), "--no-progress"],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "JOB_ENDPOINT": f"localhost:{job_port}",
+            "WORKER_POOL": f"localhost:{pool_port}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 items: 3 ok, 0 filtered, 0 failed -> 3 sentences" in result.stdout
     embedded = job_text("ext", tmp_path / "embedded", tiny, [images_source("photos", files)], shard_size=2)
     run_job(parse_job_text(embedded), embedded, [])
     columns = ["id", "tokens", "frames"]
     assert read_sentences(str(tmp_path / "external"), columns=columns).equals(
-        read_sentences(str(tmp_path / "embedded"), columns=columns))
+        read_sentences(str(tmp_path / "embedded"), columns=columns)
+    )
     assert "Starting worker with command" in (tmp_path / "pool.log").read_text()  # the pool ran the SDK workers

@@ -26,8 +26,11 @@ sources:
 
 
 def job_dict(**top) -> dict:
-    raw = {"name": "j", "output": "out", "sources": [
-        {"name": "a", "input": {"format": "images", "paths": "x"}, "template": "single"}]}
+    raw = {
+        "name": "j",
+        "output": "out",
+        "sources": [{"name": "a", "input": {"format": "images", "paths": "x"}, "template": "single"}],
+    }
     raw.update(top)
     return raw
 
@@ -76,10 +79,9 @@ def test_missing_file_names_the_file(tmp_path):
         load_job(str(tmp_path / "nope.yaml"))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("name: [unclosed", "not valid YAML"),
-    ("- just\n- a list\n", "a job file is a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("name: [unclosed", "not valid YAML"), ("- just\n- a list\n", "a job file is a mapping")]
+)
 def test_unparseable_files(text, expected):
     with pytest.raises(JobConfigError, match=expected):
         parse_job_text(text, "job.yaml")
@@ -171,6 +173,7 @@ def test_runner_settings_are_checked():
 
 def test_sources_relying_on_a_changed_default_get_another_hash():
     """LVM's rules became defaults: outputs written under the old ones are refused, not resumed with the new."""
+
     def source(raw: dict):
         return parse_job({**job_dict(), "sources": [raw]})
 
@@ -186,18 +189,28 @@ def test_sources_relying_on_a_changed_default_get_another_hash():
     assert changed_defaults(source(inpaint).sources[0]) == {"mask": "lvm"}
     boxed = {**plain, "template": {"name": "derived", "task": "inpainting", "mask": "box"}}
     assert changed_defaults(source(boxed).sources[0]) == {}
-    multi = {"name": "m", "input": {"format": "paired", "images": "x", "annotations": {"depth": "y"}},
-             "template": "multi_annotation"}
+    multi = {
+        "name": "m",
+        "input": {"format": "paired", "images": "x", "annotations": {"depth": "y"}},
+        "template": "multi_annotation",
+    }
     assert changed_defaults(source(multi).sources[0]) == {"order": "shared"}
 
 
 def test_auto_shard_size_aims_at_files_of_256_mb_and_batch_size_follows_the_device():
     from lvm_data.job.config import auto_shard_size, batch_size_for, with_resolved
 
-    job = parse_job({"name": "j", "output": "o", "sources": [
-        {"name": "web", "input": {"format": "images", "paths": "x"}},
-        {"name": "set", "input": {"format": "images", "paths": "y", "shard_size": 10}},
-        {"name": "clips", "input": {"format": "videos", "paths": "z"}, "template": "video"}]})
+    job = parse_job(
+        {
+            "name": "j",
+            "output": "o",
+            "sources": [
+                {"name": "web", "input": {"format": "images", "paths": "x"}},
+                {"name": "set", "input": {"format": "images", "paths": "y", "shard_size": 10}},
+                {"name": "clips", "input": {"format": "videos", "paths": "z"}, "template": "video"},
+            ],
+        }
+    )
     resolved = with_resolved(job, 256, 256)
     sizes = [src.input["shard_size"] for src in resolved.sources]
     assert sizes == [auto_shard_size(job.sources[0], 256), 10, auto_shard_size(job.sources[2], 256)]
@@ -205,17 +218,32 @@ def test_auto_shard_size_aims_at_files_of_256_mb_and_batch_size_follows_the_devi
     assert 255.9e6 <= sizes[2] * 16 * 4 * 256 * 1.7 <= 256e6  # videos: 4 clips of 16 frames each (an estimate)
     assert config_hash(resolved, "fp") != config_hash(with_resolved(job, 256, 64), "fp")  # the number is hashed
     assert [batch_size_for(job, d) for d in ("cuda:0", "cuda", "cpu", "mps")] == [256, 256, 32, 32]
-    assert batch_size_for(parse_job({"name": "j", "output": "o", "batch_size": 8, "sources": [
-        {"name": "web", "input": {"format": "images", "paths": "x"}}]}), "cuda:0") == 8
+    assert (
+        batch_size_for(
+            parse_job(
+                {
+                    "name": "j",
+                    "output": "o",
+                    "batch_size": 8,
+                    "sources": [{"name": "web", "input": {"format": "images", "paths": "x"}}],
+                }
+            ),
+            "cuda:0",
+        )
+        == 8
+    )
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[" * 5000, "nested too deeply"),
-    (MINIMAL + "seed: " + "1" * 5000 + "\n", "4300 digits"),
-    ("!!timestamp name: photos\n" + MINIMAL, "AttributeError"),
-    (MINIMAL + "jpeg_draft: !!bool x\n", "KeyError"),
-    (MINIMAL + "seed: !!int ''\n", "IndexError"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 5000, "nested too deeply"),
+        (MINIMAL + "seed: " + "1" * 5000 + "\n", "4300 digits"),
+        ("!!timestamp name: photos\n" + MINIMAL, "AttributeError"),
+        (MINIMAL + "jpeg_draft: !!bool x\n", "KeyError"),
+        (MINIMAL + "seed: !!int ''\n", "IndexError"),
+    ],
+)
 def test_yaml_that_pyyaml_fails_on_outside_its_own_errors_is_a_job_config_error(text, message):
     """Found by benchmarks/fuzz.py: RecursionError, ValueError, AttributeError, KeyError and IndexError escaped
     yaml.safe_load."""

@@ -80,7 +80,10 @@ def test_batches_take_whole_sentences_across_units():
     encoder.close()
     assert model.batches == [[1, 2, 3, 4], [5, 6, 7]]  # units a and b share a batch: no unit boundary
     assert {t.unit: t.row.tokens.reshape(-1, 4)[:, 0].tolist() for t in results} == {
-        "a": [1, 2], "b": [3, 4], "c": [5, 6, 7]}
+        "a": [1, 2],
+        "b": [3, 4],
+        "c": [5, 6, 7],
+    }
 
 
 def test_a_failing_batch_is_retried_sentence_by_sentence():
@@ -140,12 +143,15 @@ def decode_with_a_crash(tmp_path, monkeypatch, groups_of):
     """What a one-worker pool of (fake) decoder processes gives for refs a, crash, b laid out by `groups_of`."""
     monkeypatch.setattr(decoding, "IsolatedWorker", CrashingWorker)
     write_corpus(tmp_path / "in", broken=False)
-    run = open_run(parse_job_text(job_text("c", tmp_path / "out", "standin:1000",
-                                           [images_source("p", tmp_path / "in")])), load("standin:1000"))
+    run = open_run(
+        parse_job_text(job_text("c", tmp_path / "out", "standin:1000", [images_source("p", tmp_path / "in")])),
+        load("standin:1000"),
+    )
     pool = DecodePool(run.context, workers=1, isolated=True)
     results, done = [], threading.Event()
-    pool.submit(DecodeTask("p", groups_of(photo_refs(tmp_path, ["a", "crash", "b"]))),
-                lambda r: (results.append(r), done.set()))
+    pool.submit(
+        DecodeTask("p", groups_of(photo_refs(tmp_path, ["a", "crash", "b"]))), lambda r: (results.append(r), done.set())
+    )
     done.wait(60)
     pool.close()
     return results[0]
@@ -181,9 +187,12 @@ def test_decoders_that_cannot_start_fail_the_unit_not_its_items(tmp_path, monkey
 
 def plain_job(tmp_path, name: str, rate: float = 1000, **top) -> str:
     write_corpus(tmp_path / "in")
-    sources = [images_source("photos", tmp_path / "in"),
-               images_source("faces", [str(p) for p in photos("all")[:7]],
-                             {"name": "category", "label": "folder", "shot_size": 2})]
+    sources = [
+        images_source("photos", tmp_path / "in"),
+        images_source(
+            "faces", [str(p) for p in photos("all")[:7]], {"name": "category", "label": "folder", "shot_size": 2}
+        ),
+    ]
     return job_text(name, tmp_path / name, f"standin:{rate:g}", sources, shard_size=3, batch_size=4, **top)
 
 
@@ -205,8 +214,14 @@ def test_executor_writes_what_the_plain_loop_writes(tmp_path):
 
 def test_memory_is_bounded_by_the_frames_in_flight_not_the_job(tmp_path):
     write_photos(tmp_path / "many", 60)
-    text = job_text("bounded", tmp_path / "bounded", "standin:400", [images_source("photos", tmp_path / "many")],
-                    shard_size=20, batch_size=4)
+    text = job_text(
+        "bounded",
+        tmp_path / "bounded",
+        "standin:400",
+        [images_source("photos", tmp_path / "many")],
+        shard_size=20,
+        batch_size=4,
+    )
     run = open_run(parse_job_text(text), load("standin:400"))
     settings = ExecutorSettings(workers=2, pool="threads", units_in_flight=3, items_per_task=2, max_frames=6)
     executor = UnitExecutor(run.context, run.selections, settings)

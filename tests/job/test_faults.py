@@ -47,30 +47,48 @@ def test_other_errors_are_no_fault():
     assert find_fault(RuntimeError("ValueError: bad value")) is None
 
 
-@pytest.mark.parametrize(("error", "said", "advice"), [
-    (OSError(errno.ENOSPC, "No space left on device", "/o/x"), "[Errno 28] No space left on device (ENOSPC) at /o/x",
-     "free space on the disk that holds /o"),
-    (PermissionError(errno.EACCES, "Permission denied", "/o/x"), "[Errno 13] Permission denied (EACCES) at /o/x",
-     "make /o writable for this user"),
-    (OSError(errno.EROFS, "Read-only file system"), "[Errno 30] Read-only file system (EROFS)", "make /o writable"),
-    (OSError(errno.EIO, "Input/output error"), "[Errno 5] Input/output error (EIO)", "check the disk or mount"),
-    (OSError("google::cloud::Status(UNAVAILABLE: Retry policy exhausted)"),
-     "OSError: google::cloud::Status(UNAVAILABLE: Retry policy exhausted)", "kept failing (after its own retries)"),
-    (OSError("google::cloud::Status(PERMISSION_DENIED: caller lacks storage.objects.create)"),
-     "PERMISSION_DENIED", "check the credentials and their permissions on /o"),
-])
+@pytest.mark.parametrize(
+    ("error", "said", "advice"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/o/x"),
+            "[Errno 28] No space left on device (ENOSPC) at /o/x",
+            "free space on the disk that holds /o",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/o/x"),
+            "[Errno 13] Permission denied (EACCES) at /o/x",
+            "make /o writable for this user",
+        ),
+        (OSError(errno.EROFS, "Read-only file system"), "[Errno 30] Read-only file system (EROFS)", "make /o writable"),
+        (OSError(errno.EIO, "Input/output error"), "[Errno 5] Input/output error (EIO)", "check the disk or mount"),
+        (
+            OSError("google::cloud::Status(UNAVAILABLE: Retry policy exhausted)"),
+            "OSError: google::cloud::Status(UNAVAILABLE: Retry policy exhausted)",
+            "kept failing (after its own retries)",
+        ),
+        (
+            OSError("google::cloud::Status(PERMISSION_DENIED: caller lacks storage.objects.create)"),
+            "PERMISSION_DENIED",
+            "check the credentials and their permissions on /o",
+        ),
+    ],
+)
 def test_one_line_names_the_output_the_errno_and_what_to_do(error, said, advice):
     line = describe(find_fault(error), "/o")
     assert line.startswith("writing the job output /o failed: ") and said in line and advice in line
-    assert line.endswith("then run the same command again: committed units are kept and the rest is redone "
-                         "(nothing partial is visible)")
+    assert line.endswith(
+        "then run the same command again: committed units are kept and the rest is redone (nothing partial is visible)"
+    )
     assert "\n" not in line
 
 
 def test_a_fault_elsewhere_names_its_path_and_the_output():
     line = describe(find_fault(PermissionError(errno.EACCES, "Permission denied", "/data/in/x.jpg")), "/o")
-    assert line.startswith("a storage error stopped the job (output /o): [Errno 13] Permission denied (EACCES) at "
-                           "/data/in/x.jpg; make /data/in/x.jpg readable for this user")
+    assert line.startswith(
+        "a storage error stopped the job (output /o): [Errno 13] Permission denied (EACCES) at "
+        "/data/in/x.jpg; make /data/in/x.jpg readable for this user"
+    )
 
 
 def test_gs_paths_without_their_scheme_are_inside_the_output():

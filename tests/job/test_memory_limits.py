@@ -35,33 +35,62 @@ RGBA_SIDE = 4000
 
 
 def test_hostile_job_finishes_under_a_memory_limit_with_a_row_for_every_input(tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH), "--workdir", str(tmp_path), "--json",
-                           "--rgba-side", str(RGBA_SIDE), "--member-mib", "128", "--file-mib", "1024",
-                           "--max-item-mib", "64", "--max-pixels", "40000000", "--headroom-mib", str(HEADROOM_MIB)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--workdir",
+            str(tmp_path),
+            "--json",
+            "--rgba-side",
+            str(RGBA_SIDE),
+            "--member-mib",
+            "128",
+            "--file-mib",
+            "1024",
+            "--max-item-mib",
+            "64",
+            "--max-pixels",
+            "40000000",
+            "--headroom-mib",
+            str(HEADROOM_MIB),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["returncode"] == 0, result["stderr_tail"]
     ledger = result["ledger"]
     assert {name: row[1] for name, row in ledger.items()} == {
-        "photo-0.jpg": "ok", "photo-1.png": "ok", "rgba.png": "ok", "over-max-pixels.png": "too_large",
-        "sparse.png": "file_too_large", "000000": "ok", "000001": "file_too_large", "000002": "ok"}
+        "photo-0.jpg": "ok",
+        "photo-1.png": "ok",
+        "rgba.png": "ok",
+        "over-max-pixels.png": "too_large",
+        "sparse.png": "file_too_large",
+        "000000": "ok",
+        "000001": "file_too_large",
+        "000002": "ok",
+    }
     assert "4096x9766 pixels exceeds the limit of 40000000" in ledger["over-max-pixels.png"][2]
     assert "1073741824 bytes, over the limit of 67108864 bytes (max_item_bytes)" in ledger["sparse.png"][2]
     assert "member 000001.png has 134217728 bytes" in ledger["000001"][2]
     grown_mib = result["rss_peak_mib"] - result["rss_start_mib"]
-    assert grown_mib < 8 * RGBA_SIDE ** 2 / 2**20 + 128, result  # 8 bytes a pixel (122 MiB) + the job's own growth
+    assert grown_mib < 8 * RGBA_SIDE**2 / 2**20 + 128, result  # 8 bytes a pixel (122 MiB) + the job's own growth
     assert result["vm_peak_mib"] - result["vm_start_mib"] <= HEADROOM_MIB
 
 
 def job(tmp_path, **top):
-    return parse_job_text(job_text("j", tmp_path / "out", "builtin:tiny", [images_source("s", tmp_path / "in")],
-                                   **top))
+    return parse_job_text(job_text("j", tmp_path / "out", "builtin:tiny", [images_source("s", tmp_path / "in")], **top))
 
 
 def test_max_item_bytes_is_a_job_field_hashed_only_when_set(tmp_path):
-    default, same, lower = job(tmp_path), job(tmp_path, max_item_bytes=DEFAULT_MAX_ITEM_BYTES), \
-        job(tmp_path, max_item_bytes=2**20)
+    default, same, lower = (
+        job(tmp_path),
+        job(tmp_path, max_item_bytes=DEFAULT_MAX_ITEM_BYTES),
+        job(tmp_path, max_item_bytes=2**20),
+    )
     assert default.max_item_bytes == DEFAULT_MAX_ITEM_BYTES and lower.max_item_bytes == 2**20
     assert config_hash(default, "f") == config_hash(same, "f") != config_hash(lower, "f")  # old outputs keep theirs
     assert source_options(lower, lower.sources[0])["max_item_bytes"] == 2**20  # container sources check members

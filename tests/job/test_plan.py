@@ -24,8 +24,11 @@ class Listed(Source):
     format = "listed"
 
     def plan(self):
-        return [Unit(self.name, "u0", ("a", "b", "c"), 3), Unit(self.name, "u1", ("d", "e"), 2),
-                Unit(self.name, "t0", ("x.tar",), None)]
+        return [
+            Unit(self.name, "u0", ("a", "b", "c"), 3),
+            Unit(self.name, "u1", ("d", "e"), 2),
+            Unit(self.name, "t0", ("x.tar",), None),
+        ]
 
     def read(self, unit):
         return iter(())
@@ -43,8 +46,11 @@ class ByFirstLetter(Template):
 
 def test_limit_truncates_known_units_and_caps_containers():
     units = Listed("s", {}).plan()
-    assert [(r.unit.id, r.max_items) for r in apply_limit("s", units, None)] == [("u0", None), ("u1", None),
-                                                                                  ("t0", None)]
+    assert [(r.unit.id, r.max_items) for r in apply_limit("s", units, None)] == [
+        ("u0", None),
+        ("u1", None),
+        ("t0", None),
+    ]
     assert [(r.unit.id, r.max_items) for r in apply_limit("s", units, 4)] == [("u0", None), ("u1", 1)]
     assert [(r.unit.id, r.max_items) for r in apply_limit("s", units, 7)] == [("u0", None), ("u1", None), ("t0", 2)]
 
@@ -140,8 +146,7 @@ def test_a_grouping_source_refuses_every_bucket_when_a_file_changed(tmp_path):
 def test_file_stamps_of_local_remote_and_missing_files(tmp_path):
     (tmp_path / "a").write_bytes(b"abc")
     storage.write_bytes("memory://stamps/x.bin", b"12345")
-    stamps = file_stamps([str(tmp_path / "a"), str(tmp_path / "gone"), "memory://stamps/x.bin",
-                          "memory://stamps/gone"])
+    stamps = file_stamps([str(tmp_path / "a"), str(tmp_path / "gone"), "memory://stamps/x.bin", "memory://stamps/gone"])
     assert stamps[str(tmp_path / "a")] == (3, (tmp_path / "a").stat().st_mtime_ns)
     assert stamps[str(tmp_path / "gone")] == (None, None) and stamps["memory://stamps/gone"] == (None, None)
     assert stamps["memory://stamps/x.bin"][0] == 5
@@ -151,6 +156,8 @@ def test_markers_of_a_source_the_job_no_longer_has_are_refused():
     check_sources([{"source": "new"}], ["new"], "OUT")
     with pytest.raises(ResumeError) as err:
         check_sources([{"source": "old"}, {"source": "old"}, {"source": "new"}], ["new"], "OUT")
-    assert str(err.value) == ("OUT holds committed units of source 'old' (2 units), which the job file no longer has "
-                              "(its sources: new); use a new output folder, or give the source its old name again in "
-                              "the job file")
+    assert str(err.value) == (
+        "OUT holds committed units of source 'old' (2 units), which the job file no longer has "
+        "(its sources: new); use a new output folder, or give the source its old name again in "
+        "the job file"
+    )

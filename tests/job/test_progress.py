@@ -9,15 +9,30 @@ from lvm_data.sources.base import Unit
 
 
 def make_run(out) -> Run:
-    job = parse_job({"name": "j", "output": str(out), "image_size": 32, "shard_size": 1000, "sources": [
-        {"name": "s", "input": {"format": "images", "paths": "x"}}]})
-    units = (ReadUnit("s", Unit("s", "u0", ("a", "b"), 2)), ReadUnit("s", Unit("s", "u1", ("c",), 1)),
-             ReadUnit("s", Unit("s", "t", ("x.tar",), None)))
-    plan = SourcePlan("s", False, units, ("u0", "u1", "t"), {"u0": "d0", "u1": "d1", "t": "dt"}, 0, 3, 1,
-                      frozenset({"u0"}))
+    job = parse_job(
+        {
+            "name": "j",
+            "output": str(out),
+            "image_size": 32,
+            "shard_size": 1000,
+            "sources": [{"name": "s", "input": {"format": "images", "paths": "x"}}],
+        }
+    )
+    units = (
+        ReadUnit("s", Unit("s", "u0", ("a", "b"), 2)),
+        ReadUnit("s", Unit("s", "u1", ("c",), 1)),
+        ReadUnit("s", Unit("s", "t", ("x.tar",), None)),
+    )
+    plan = SourcePlan(
+        "s", False, units, ("u0", "u1", "t"), {"u0": "d0", "u1": "d1", "t": "dt"}, 0, 3, 1, frozenset({"u0"})
+    )
     tok = TokenizerInfo("tiny", "open-muse", "fp", 256, 64, 32, "cpu", "float32")
-    return Run(RunContext(job, "hash", tok, {"s": 0}), {"s": plan}, {"s": Selection(frozenset({"u1", "t"}))},
-               started="2026-01-01T00:00:00+00:00")
+    return Run(
+        RunContext(job, "hash", tok, {"s": 0}),
+        {"s": plan},
+        {"s": Selection(frozenset({"u1", "t"}))},
+        started="2026-01-01T00:00:00+00:00",
+    )
 
 
 def test_plan_lines_count_units_items_and_estimate_bytes(tmp_path):
@@ -31,8 +46,16 @@ def test_plan_lines_count_units_items_and_estimate_bytes(tmp_path):
 def write_marker(out, unit, committed, images):
     path = out / "units" / "source=s" / f"{unit}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    counts = {"inputs": images + 1, "ok": images, "filtered": 0, "failed": 1, "reasons": {}, "sentences": images,
-              "images": images, "tokens": 0}
+    counts = {
+        "inputs": images + 1,
+        "ok": images,
+        "filtered": 0,
+        "failed": 1,
+        "reasons": {},
+        "sentences": images,
+        "images": images,
+        "tokens": 0,
+    }
     path.write_text(json.dumps({"source": "s", "unit": unit, "committed": committed, "counts": counts}))
 
 
@@ -73,12 +96,14 @@ def test_progress_lines_at_fixed_points_of_a_run(tmp_path):
     assert progress.poll().line() == "run j: items 0/1001 (0%)  - items/s  left ?  images 0  units 0/2  elapsed 5s"
     write_in_flight(tmp_path, run.context.run_id, {"s/t": {"items": 100, "images": 90}})
     clock.now = 10.0
-    assert progress.poll().line() == ("run j: items 100/1001 (10%)  20.0 items/s  left 45s  images 90  units 0/2 "
-                                      "(1 in flight)  elapsed 10s")
+    assert progress.poll().line() == (
+        "run j: items 100/1001 (10%)  20.0 items/s  left 45s  images 90  units 0/2 (1 in flight)  elapsed 10s"
+    )
     write_in_flight(tmp_path, run.context.run_id, {"s/t": {"items": 300, "images": 280}})
     clock.now = 20.0
-    assert progress.poll().line() == ("run j: items 300/1001 (30%)  20.0 items/s  left 35s  images 280  units 0/2 "
-                                      "(1 in flight)  elapsed 20s")
+    assert progress.poll().line() == (
+        "run j: items 300/1001 (30%)  20.0 items/s  left 35s  images 280  units 0/2 (1 in flight)  elapsed 20s"
+    )
     write_marker(tmp_path, "t", "2026-01-01T00:00:09+00:00", 999)  # committed: its marker replaces its heartbeat
     write_marker(tmp_path, "u1", "2026-01-01T00:00:09+00:00", 0)
     clock.now = 30.0

@@ -23,8 +23,9 @@ def hexid(name: str) -> str:
 
 
 def sentence(name: str, *keys: str) -> SentenceRow:
-    return SentenceRow(hexid(name), "s", "pairs", "depth", 2, np.arange(8, dtype=np.uint16),
-                       [("a", 0, "image")] * 2, list(keys))
+    return SentenceRow(
+        hexid(name), "s", "pairs", "depth", 2, np.arange(8, dtype=np.uint16), [("a", 0, "image")] * 2, list(keys)
+    )
 
 
 def commit(out, unit: str, outcomes: dict, rows=(), digest: str = "d", merge: bool = False) -> dict:
@@ -35,8 +36,9 @@ def commit(out, unit: str, outcomes: dict, rows=(), digest: str = "d", merge: bo
             events.append(ItemEvent(key, key, Outcome.ok(), hexid(outcome)))
         else:
             events.append(ItemEvent(key, key, outcome))
-    marker, _ = finish_unit(UnitCommit(str(out), "s", unit, digest, INFO), list(outcomes), events, list(rows),
-                            merge=merge)
+    marker, _ = finish_unit(
+        UnitCommit(str(out), "s", unit, digest, INFO), list(outcomes), events, list(rows), merge=merge
+    )
     return marker
 
 
@@ -47,24 +49,43 @@ def state(out) -> tuple[dict, list]:
 
 def test_a_unit_redone_whole_replaces_its_files_and_a_partial_one_keeps_the_rest(tmp_path):
     left = Outcome.filtered(Reason.LEFTOVER)
-    commit(tmp_path, "g0", {"a": "s1", "b": "s1", "c": left, "d": Outcome.failed(Reason.TRUNCATED)},
-           [sentence("s1", "a", "b")])
+    commit(
+        tmp_path,
+        "g0",
+        {"a": "s1", "b": "s1", "c": left, "d": Outcome.failed(Reason.TRUNCATED)},
+        [sentence("s1", "a", "b")],
+    )
     # the bucket rebuilt with d repaired: c and d now pair up, a and b are shuffled into other sentences
-    commit(tmp_path, "g0", {"a": "s2", "b": "s3", "c": "s3", "d": "s2"},
-           [sentence("s2", "a", "d"), sentence("s3", "b", "c")], merge=True)
+    commit(
+        tmp_path,
+        "g0",
+        {"a": "s2", "b": "s3", "c": "s3", "d": "s2"},
+        [sentence("s2", "a", "d"), sentence("s3", "b", "c")],
+        merge=True,
+    )
     assert state(tmp_path) == ({k: ("ok", "ok") for k in "abcd"}, sorted(map(hexid, ["s2", "s3"])))  # s1 is gone
     commit(tmp_path, "u1", {"x": "sx", "u1#unreadable": Outcome.failed(Reason.READ_ERROR)}, [sentence("sx", "x")])
     commit(tmp_path, "u1", {"y": "sy", "z": Outcome.failed(Reason.DECODE_ERROR)}, [sentence("sy", "y")], merge=True)
     ledger, ids = state(tmp_path)
     assert {k: v for k, v in ledger.items() if k in "xyz" or "#" in k} == {
-        "x": ("ok", "ok"), "y": ("ok", "ok"), "z": ("failed", "decode_error")}  # the unit's items, read at last
+        "x": ("ok", "ok"),
+        "y": ("ok", "ok"),
+        "z": ("failed", "decode_error"),
+    }  # the unit's items, read at last
     assert ids == sorted(map(hexid, ["s2", "s3", "sx", "sy"]))
 
 
 def grouped_plan(n: int = 3) -> SourcePlan:
     buckets = tuple(f"g{i:06d}" for i in range(n))
-    return SourcePlan("s", True, (ReadUnit("s", Unit("s", "r0", ("x",), 1)),), buckets, dict.fromkeys(buckets, "d"),
-                      n, committed=frozenset(buckets))
+    return SourcePlan(
+        "s",
+        True,
+        (ReadUnit("s", Unit("s", "r0", ("x",), 1)),),
+        buckets,
+        dict.fromkeys(buckets, "d"),
+        n,
+        committed=frozenset(buckets),
+    )
 
 
 def test_retry_redoes_whole_buckets_with_failures_or_all_after_an_unreadable_unit(tmp_path):
@@ -96,7 +117,9 @@ def test_retry_accepts_changed_inputs_only_for_units_it_redoes(tmp_path):
     with pytest.raises(ResumeError, match="different inputs"):
         committed_for_retry(plan, markers, "h", str(tmp_path))
     grouped = grouped_plan(2)
-    grouped_markers = [{"unit": b, "config_hash": "h", "spec_digest": "old", "counts": {"failed": int(b[-1] == "1")}}
-                       for b in grouped.write_units]
+    grouped_markers = [
+        {"unit": b, "config_hash": "h", "spec_digest": "old", "counts": {"failed": int(b[-1] == "1")}}
+        for b in grouped.write_units
+    ]
     _, changed = committed_for_retry(grouped, grouped_markers, "h", str(tmp_path))
     assert changed == {"g000000", "g000001"}  # one digest for all buckets: every bucket is rebuilt

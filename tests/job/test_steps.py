@@ -44,8 +44,10 @@ class Greedy(Template):
 
     def build(self, items):
         first = items[0]
-        return BuildResult([Sentence(first.ref.source, self.name, "t", first.frames, [first.key], "wrong-unit")],
-                           {items[1].key: Outcome.filtered(Reason.LEFTOVER)} if len(items) > 2 else {})
+        return BuildResult(
+            [Sentence(first.ref.source, self.name, "t", first.frames, [first.key], "wrong-unit")],
+            {items[1].key: Outcome.filtered(Reason.LEFTOVER)} if len(items) > 2 else {},
+        )
 
 
 def runtime(template=None, grouped=False, n_buckets=0):

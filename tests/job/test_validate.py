@@ -63,8 +63,11 @@ def test_annotation_roots_and_links_count_as_inputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "data")
-    paired = {"name": "p", "input": {"format": "paired", "images": "rgb", "annotations": {"depth": {"paths": "d"}}},
-              "template": "pairs"}
+    paired = {
+        "name": "p",
+        "input": {"format": "paired", "images": "rgb", "annotations": {"depth": {"paths": "d"}}},
+        "template": "pairs",
+    }
     assert "input folder d of sources[0].input.annotations.depth" in problems(job("d/out", paired))
     assert "input folder data of sources[0].input.paths" in problems(job("link/out", images("a", "data")))
 
@@ -73,8 +76,10 @@ def test_annotation_roots_and_links_count_as_inputs(tmp_path, monkeypatch):
 def test_an_output_scheme_that_cannot_commit_files_is_refused(output):
     said = problems(job(output))
     scheme = output.split("://")[0]
-    assert f"output: {output}: {scheme}:// is not supported for outputs (units commit by moving whole files into " \
-           "place); use a local folder or gs://, s3://, s3a://, gcs://, az://, abfs://, abfss://, memory://" in said
+    assert (
+        f"output: {output}: {scheme}:// is not supported for outputs (units commit by moving whole files into "
+        "place); use a local folder or gs://, s3://, s3a://, gcs://, az://, abfs://, abfss://, memory://" in said
+    )
 
 
 def test_local_gs_and_memory_outputs_are_accepted():
@@ -85,13 +90,16 @@ def test_local_gs_and_memory_outputs_are_accepted():
 @pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
 def test_an_object_store_output_without_its_package_names_the_pip_install():
     assert "output: s3://bucket/out: writing s3:// needs the s3fs package; pip install s3fs" in problems(
-        job("s3://bucket/out"))
+        job("s3://bucket/out")
+    )
 
 
 def test_a_template_its_input_cannot_feed_is_refused():
     said = problems(job("out", images("a", "in", "pairs")))
-    assert "sources[0].template: pairs cannot build sentences from a images input (every item would fail); it " \
-           "takes paired, sequences inputs; image/annotation pairs come from format: paired" in said
+    assert (
+        "sources[0].template: pairs cannot build sentences from a images input (every item would fail); it "
+        "takes paired, sequences inputs; image/annotation pairs come from format: paired" in said
+    )
     video = {"name": "v", "input": {"format": "videos", "paths": "v"}, "template": "category"}
     assert "sources[0].template: category cannot build sentences from a videos input" in problems(job("out", video))
     for template in ("video", "sequence", "multi_annotation", "multiview"):
@@ -106,8 +114,11 @@ def test_the_table_names_known_formats_only():
 def test_run_refuses_before_the_tokenizer_loads(tmp_path):
     """The tokenizer named does not exist: were it loaded first, the error would be about it."""
     path = tmp_path / "job.yaml"
-    path.write_text(job_text("j", "https://host/out", tmp_path / "no-such-checkpoint",
-                             [images("a", [str(tmp_path / "in")], "pairs")]))
+    path.write_text(
+        job_text(
+            "j", "https://host/out", tmp_path / "no-such-checkpoint", [images("a", [str(tmp_path / "in")], "pairs")]
+        )
+    )
     result = CliRunner().invoke(main, ["run", str(path)])
     assert result.exit_code == 2, result.output
     assert "https:// is not supported for outputs" in result.output and "pairs cannot build" in result.output

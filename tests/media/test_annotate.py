@@ -42,8 +42,9 @@ def test_palette_png_segmentation_stays_in_the_palette_under_every_policy(tmp_pa
     ids[10:40, 20:70] = 5
     mask = Image.fromarray(ids, mode="P")
     mask.putpalette([0, 0, 0] * 5 + [1, 2, 3] + [0] * (256 * 3 - 18))  # the file's own colours are ignored
-    decoded = decode_item(item(segmentation=Part(save(tmp_path / "m.png", mask))),
-                          DecodeSettings(image_size=32, resize=policy))
+    decoded = decode_item(
+        item(segmentation=Part(save(tmp_path / "m.png", mask))), DecodeSettings(image_size=32, resize=policy)
+    )
     palette = load_palette()
     found = {tuple(c) for c in decoded.frames[0].pixels.reshape(-1, 3)}
     assert found == {tuple(palette[0]), tuple(palette[5])}
@@ -76,8 +77,10 @@ def test_target_and_normals_and_edges_roles(tmp_path):
     np.save(out, np.dstack([np.zeros((8, 8)), np.zeros((8, 8)), np.ones((8, 8))]).astype(np.float32))
     (tmp_path / "n.npy").write_bytes(out.getvalue())
     edges = save(tmp_path / "e.png", Image.fromarray(np.eye(16, dtype=np.uint8) * 255, mode="L"))
-    decoded = decode_item(item(target=Part(target), normals=Part(str(tmp_path / "n.npy")), edges=Part(edges)),
-                          DecodeSettings(image_size=16))
+    decoded = decode_item(
+        item(target=Part(target), normals=Part(str(tmp_path / "n.npy")), edges=Part(edges)),
+        DecodeSettings(image_size=16),
+    )
     rgb = {f.role: f.pixels for f in decoded.frames}
     assert np.array_equal(rgb["target"], resize(np.asarray(Image.open(target)), 16))
     assert rgb["normals"][3, 3].tolist() == [128, 128, 255]
@@ -149,8 +152,11 @@ def test_pose_and_box_frames_and_targets_are_checked_against_the_image(tmp_path)
     settings = DecodeSettings(image_size=32)
     frames = {}
     for name, (width, height, scale) in {"full": (80, 60, 1), "half": (40, 30, 0.5), "wrong": (60, 80, 1)}.items():
-        doc = {"width": width, "height": height, "annotations": [{"keypoints": [v * scale if i % 3 < 2 else v
-                                                                                for i, v in enumerate(keypoints)]}]}
+        doc = {
+            "width": width,
+            "height": height,
+            "annotations": [{"keypoints": [v * scale if i % 3 < 2 else v for i, v in enumerate(keypoints)]}],
+        }
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         part = AnnotationPart(str(tmp_path / f"{name}.json"), image=Part(photo))
         try:
@@ -173,8 +179,9 @@ def test_a_sequence_annotation_of_the_wrong_shape_fails_the_sequence(tmp_path):
     for i in range(4):
         Image.new("RGB", (30, 20), (i * 10, 0, 0)).save(frames / f"{i:04d}.png")
         Image.fromarray(np.zeros((30, 20) if i == 2 else (10, 15), np.uint8), mode="L").save(masks / f"{i:04d}.png")
-    part = SequencePart(str(frames), annotations=(("segmentation", str(masks), ()),),
-                        spec=ClipSpec(frames=4, strides=(1,)), key="seq")
+    part = SequencePart(
+        str(frames), annotations=(("segmentation", str(masks), ()),), spec=ClipSpec(frames=4, strides=(1,)), key="seq"
+    )
     with pytest.raises(ItemError) as err:
         decode_item(ItemRef("s", "seq", "u", {"sequence": part}), DecodeSettings(image_size=16))
     assert err.value.reason is Reason.BAD_ANNOTATION and "0002.png" in err.value.detail

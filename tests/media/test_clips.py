@@ -42,18 +42,21 @@ def test_each_stride_gets_its_own_clips_and_short_strides_still_fit():
     assert {c.stride for c in skipped} == {8, 12}
 
 
-@pytest.mark.parametrize(("frames", "lvm", "skip"), [
-    (100, {6: 1}, {}),  # LVM: min(s, 99 // 15) = 6 for every stride; the three give their clips once
-    (200, {8: 1, 12: 1, 13: 1}, {8: 1, 12: 1}),
-    (1000, {8: 7, 12: 5, 24: 2}, {8: 7, 12: 5, 24: 2}),  # every stride fits: the rule changes nothing
-    (15, {}, {}),  # shorter than one clip: too short either way
-])
+@pytest.mark.parametrize(
+    ("frames", "lvm", "skip"),
+    [
+        (100, {6: 1}, {}),  # LVM: min(s, 99 // 15) = 6 for every stride; the three give their clips once
+        (200, {8: 1, 12: 1, 13: 1}, {8: 1, 12: 1}),
+        (1000, {8: 7, 12: 5, 24: 2}, {8: 7, 12: 5, 24: 2}),  # every stride fits: the rule changes nothing
+        (15, {}, {}),  # shorter than one clip: too short either way
+    ],
+)
 def test_lvm_stride_fallback_against_its_rule(frames, lvm, skip):
     """LVM's tokenize_video_muse.py samples each stride s at min(s, (T - 1) // 15) for 16-frame clips."""
+
     def strides(fit):
         counts: dict[int, int] = {}
-        for clip in plan_clips(frames, 25.0, ClipSpec(frames=16, strides=(8, 12, 24), offset="start", fit=fit), 0,
-                               "v"):
+        for clip in plan_clips(frames, 25.0, ClipSpec(frames=16, strides=(8, 12, 24), offset="start", fit=fit), 0, "v"):
             counts[clip.stride] = counts.get(clip.stride, 0) + 1
             assert clip.indices[-1] < frames and len(clip.indices) == 16
         return counts

@@ -87,6 +87,7 @@ def test_unknown_role_is_an_internal_error_naming_the_known_roles():
 def test_a_registered_role_decodes_in_part_order(monkeypatch):
     def gray(part, role, settings):
         from lvm_data.items import Frame
+
         return PartFrames([Frame(np.full((4, 6, 3), 7, np.uint8), part.uri, i, role) for i in range(2)], {"n": 2})
 
     monkeypatch.setitem(decode.DECODERS, "gray", gray)
@@ -120,6 +121,7 @@ def test_a_memory_error_of_any_decoder_is_out_of_memory(monkeypatch, role):
 def test_a_memory_error_while_resizing_is_out_of_memory(monkeypatch):
     def gray(part, role, settings):
         from lvm_data.items import Frame
+
         return PartFrames([Frame(np.zeros((4, 4, 3), np.uint8), part.uri, 0, role)])
 
     monkeypatch.setitem(decode.DECODERS, "gray", gray)

@@ -68,5 +68,5 @@ def _is_one_square(mask: np.ndarray) -> bool:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if not len(rows):
         return False
-    box = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return box.all() and box.shape[0] == box.shape[1] and mask.sum() == box.size and box.shape[0] % 32 != 0

@@ -23,8 +23,14 @@ def write_frames(folder, names):
 
 def test_natural_sort_puts_frame2_before_frame10():
     names = ["frame10.png", "frame2.png", "frame1.png", "Frame3.png", "frame_b9.png", "frame_b10.png"]
-    assert natural_sorted(names) == ["frame1.png", "frame2.png", "Frame3.png", "frame10.png", "frame_b9.png",
-                                     "frame_b10.png"]
+    assert natural_sorted(names) == [
+        "frame1.png",
+        "frame2.png",
+        "Frame3.png",
+        "frame10.png",
+        "frame_b9.png",
+        "frame_b10.png",
+    ]
 
 
 def test_frame_folder_is_sampled_in_natural_order(tmp_path):
@@ -62,8 +68,12 @@ def test_sequence_matches_annotations_by_key_not_position(tmp_path):
     masks.mkdir()
     for i in (0, 1, 3, 4, 5):  # frame 2 has no mask: it must be skipped, not paired with mask 3
         Image.fromarray(np.full((20, 30), i, np.uint8), mode="L").save(masks / f"{i:04d}.png")
-    part = SequencePart(str(tmp_path / "frames"), annotations=(("segmentation", str(masks), ()),),
-                        spec=ClipSpec(frames=5, strides=(1,)), key="seq")
+    part = SequencePart(
+        str(tmp_path / "frames"),
+        annotations=(("segmentation", str(masks), ()),),
+        spec=ClipSpec(frames=5, strides=(1,)),
+        key="seq",
+    )
     item = decode_item(ItemRef("s", "seq", "u", {"sequence": part}), DecodeSettings(image_size=16))
     assert item.info["sequence"]["matched"] == 5 and item.info["sequence"]["frames"] == 6
     assert [f.role for f in item.frames] == ["image", "segmentation"] * 5
@@ -82,8 +92,9 @@ def test_match_pattern_keys():
 def test_views_are_decoded_in_the_given_order(tmp_path):
     write_frames(tmp_path / "obj", ["v0.png", "v1.png", "v2.png"])
     views = tuple(str(tmp_path / "obj" / n) for n in ("v2.png", "v0.png", "v1.png"))
-    item = decode_item(ItemRef("s", "obj", "u", {"views": ViewsPart(views[0], views=views)}),
-                       DecodeSettings(image_size=8))
+    item = decode_item(
+        ItemRef("s", "obj", "u", {"views": ViewsPart(views[0], views=views)}), DecodeSettings(image_size=8)
+    )
     assert [f.uri for f in item.frames] == list(views) and [f.index for f in item.frames] == [0, 1, 2]
     assert [int(f.pixels[0, 0, 0]) for f in item.frames] == [20, 0, 10]
 

@@ -13,8 +13,8 @@ def test_label_placement_matches_the_image_resize(policy, shape):
     image = np.zeros((height, width, 3), np.uint8)
     labels = np.zeros((height, width), np.int64)
     top, left = height // 3, width // 4
-    image[top:top + height // 3, left:left + width // 2] = 255
-    labels[top:top + height // 3, left:left + width // 2] = 7
+    image[top : top + height // 3, left : left + width // 2] = 255
+    labels[top : top + height // 3, left : left + width // 2] = 7
     fit = Fit.of(height, width, 64, policy)
     placed = fit_array(labels, fit, nearest)
     resized = resize(image, 64, policy)[..., 0]

@@ -111,10 +111,7 @@ def test_multi_frame_gif_gives_the_first_frame():
     np.testing.assert_array_equal(decode_image(buffer.getvalue(), "anim.gif")[0, 0], [255, 0, 0])
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"", Reason.EMPTY_FILE),
-    (b"definitely not an image", Reason.NOT_MEDIA),
-])
+@pytest.mark.parametrize("data, reason", [(b"", Reason.EMPTY_FILE), (b"definitely not an image", Reason.NOT_MEDIA)])
 def test_unusable_bytes_have_reasons(data, reason):
     with pytest.raises(ItemError) as caught:
         decode_image(data, "bad.bin")

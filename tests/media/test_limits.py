@@ -67,8 +67,10 @@ def test_files_at_the_limit_are_read_whole(tmp_path):
     data = os.urandom(3 * 2**20 + 5)
     (tmp_path / "x.bin").write_bytes(data)
     assert read_part(Part(str(tmp_path / "x.bin")), max_bytes=len(data)) == data
-    assert reason_of(lambda: read_part(Part(str(tmp_path / "x.bin")), max_bytes=len(data) - 1)).reason \
+    assert (
+        reason_of(lambda: read_part(Part(str(tmp_path / "x.bin")), max_bytes=len(data) - 1)).reason
         is Reason.FILE_TOO_LARGE
+    )
 
 
 def test_an_object_store_file_is_read_at_most_one_byte_past_the_limit(monkeypatch):
@@ -141,12 +143,15 @@ def test_banded_palette_and_colour_key_transparency(small_bands):
     np.testing.assert_array_equal(decoded, np.where(np.asarray(palette)[..., None] == 0, 255, colours))
 
 
-@pytest.mark.parametrize("mode, values", [
-    ("F", [[0.0, 0.5, np.nan], [np.inf, -1.0, 0.25]]),
-    ("F", [[0.0, 200.0, np.nan], [np.inf, 3.0, 255.0]]),
-    ("I", [[0, 100, 255], [7, 8, 9]]),
-    ("I", [[0, 1000, 65535], [7, 8, 70000]]),
-])
+@pytest.mark.parametrize(
+    "mode, values",
+    [
+        ("F", [[0.0, 0.5, np.nan], [np.inf, -1.0, 0.25]]),
+        ("F", [[0.0, 200.0, np.nan], [np.inf, 3.0, 255.0]]),
+        ("I", [[0, 100, 255], [7, 8, 9]]),
+        ("I", [[0, 1000, 65535], [7, 8, 70000]]),
+    ],
+)
 def test_banded_high_depth_scaling_uses_the_whole_image_range(small_bands, mode, values):
     pixels = np.repeat(np.array(values, np.float32 if mode == "F" else np.int32), 40, axis=0)  # (80, 3): 4 bands
     pixels[:40] = 0  # the range that decides the scale is only in the later bands
@@ -156,8 +161,9 @@ def test_banded_high_depth_scaling_uses_the_whole_image_range(small_bands, mode,
 
 def test_sixteen_bit_in_bands(small_bands):
     values = np.arange(0, 65536, 97, dtype=np.uint16)[:660].reshape(33, 20)
-    np.testing.assert_array_equal(decode_image(encode(Image.fromarray(values)), "d.png")[..., 1],
-                                  scale_to_uint8(values, "I;16"))
+    np.testing.assert_array_equal(
+        decode_image(encode(Image.fromarray(values)), "d.png")[..., 1], scale_to_uint8(values, "I;16")
+    )
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -166,10 +172,14 @@ def test_fitting_the_pillow_image_gives_the_pixels_of_a_numpy_resize(policy):
     rgb = rng.integers(0, 256, (70, 110, 3), dtype=np.uint8)
     np.testing.assert_array_equal(resize_image(Image.fromarray(rgb), 32, policy), resize(rgb, 32, policy))
     gray = rgb[..., 0]
-    np.testing.assert_array_equal(resize_image(Image.fromarray(gray), 32, policy),
-                                  resize(np.repeat(gray[..., None], 3, axis=2), 32, policy))
-    for kind, data in (("rgba", encode(Image.fromarray(np.dstack([rgb, gray]), "RGBA"))),
-                       ("gray", encode(Image.fromarray(gray))), ("jpeg", encode(Image.fromarray(rgb), "JPEG"))):
+    np.testing.assert_array_equal(
+        resize_image(Image.fromarray(gray), 32, policy), resize(np.repeat(gray[..., None], 3, axis=2), 32, policy)
+    )
+    for kind, data in (
+        ("rgba", encode(Image.fromarray(np.dstack([rgb, gray]), "RGBA"))),
+        ("gray", encode(Image.fromarray(gray))),
+        ("jpeg", encode(Image.fromarray(rgb), "JPEG")),
+    ):
         fitted = decode_image_part(Part(f"x.{kind}", data), "image", DecodeSettings(32, policy))
         np.testing.assert_array_equal(fitted.frames[0].pixels, resize(decode_image(data, kind), 32, policy))
         assert fitted.info == {"width": 110, "height": 70}

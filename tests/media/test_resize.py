@@ -9,8 +9,8 @@ def bands(height: int, width: int) -> np.ndarray:
     """Red left third, green middle, blue right third."""
     image = np.zeros((height, width, 3), np.uint8)
     image[:, : width // 3, 0] = 255
-    image[:, width // 3: 2 * width // 3, 1] = 255
-    image[:, 2 * width // 3:, 2] = 255
+    image[:, width // 3 : 2 * width // 3, 1] = 255
+    image[:, 2 * width // 3 :, 2] = 255
     return image
 
 

@@ -26,7 +26,7 @@ def pattern(n, height=48, width=64):
         f[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None]
         f[..., 2] = 40
         top = (i * 3) % (height - 12)
-        f[top:top + 12, 8:24] = 255
+        f[top : top + 12, 8:24] = 255
         frames.append(f)
     return frames
 
@@ -115,8 +115,11 @@ def test_rotation_metadata_is_honoured(tmp_path, rotation, backend):
     frames = pattern(8, height=32, width=64)
     path = tmp_path / "phone.mp4"
     write_video(str(path), frames, rotation=rotation)
-    result = read_clips(VideoRequest(str(path), "phone.mp4", "k", ClipSpec(frames=2, strides=(1,), offset="start"),
-                                     0, 32, "pad", (backend,)))
+    result = read_clips(
+        VideoRequest(
+            str(path), "phone.mp4", "k", ClipSpec(frames=2, strides=(1,), offset="start"), 0, 32, "pad", (backend,)
+        )
+    )
     upright = np.rot90(frames[0], rotation // 90)  # display = stored frame turned counter-clockwise
     expected = resize(np.ascontiguousarray(upright), 32, "pad")
     assert result.width == upright.shape[1] and result.height == upright.shape[0]
@@ -146,11 +149,15 @@ def test_a_corrupt_middle_fails_every_backend_with_decode_error(tmp_path, worker
     write_video(str(path), pattern(200))
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    data[middle : middle + 4000] = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
     (tmp_path / "corrupt.mp4").write_bytes(bytes(data))
     with pytest.raises(ItemError) as err:
-        decode_video(None, str(tmp_path / "corrupt.mp4"),
-                     request(tmp_path / "corrupt.mp4", ClipSpec(strides=(8,))), worker=worker)
+        decode_video(
+            None,
+            str(tmp_path / "corrupt.mp4"),
+            request(tmp_path / "corrupt.mp4", ClipSpec(strides=(8,))),
+            worker=worker,
+        )
     assert err.value.reason is Reason.DECODE_ERROR
     assert all(f"{b}:" in err.value.detail for b in BACKENDS)
 
@@ -191,12 +198,14 @@ def test_a_file_a_used_worker_fails_is_decoded_again_in_a_fresh_one(tmp_path, fa
     backends = (history_backend, *fallback)
     spec = ClipSpec(frames=4, strides=(2,))
     with IsolatedWorker() as alone:
-        fresh = decode_video(None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends),
-                             worker=alone)
+        fresh = decode_video(
+            None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends), worker=alone
+        )
     with IsolatedWorker() as used:
         decode_video(None, str(tmp_path / "first.mp4"), request(tmp_path / "first.mp4", spec, backends), worker=used)
-        again = decode_video(None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends),
-                             worker=used)
+        again = decode_video(
+            None, str(tmp_path / "damaged.mp4"), request(tmp_path / "damaged.mp4", spec, backends), worker=used
+        )
     assert fresh.backend == again.backend == "history_backend" and not again.errors
     assert [c.indices for c in again.clips] == [c.indices for c in fresh.clips]
 
@@ -204,26 +213,37 @@ def test_a_file_a_used_worker_fails_is_decoded_again_in_a_fresh_one(tmp_path, fa
 def test_a_crashing_decoder_becomes_decoder_crash_not_a_dead_caller(tmp_path, worker):
     write_video(str(tmp_path / "v.mp4"), pattern(10))
     with pytest.raises(ItemError) as err:
-        decode_video(None, str(tmp_path / "v.mp4"), request(tmp_path / "v.mp4", ClipSpec(), (crashing_backend,)),
-                     worker=worker)
+        decode_video(
+            None, str(tmp_path / "v.mp4"), request(tmp_path / "v.mp4", ClipSpec(), (crashing_backend,)), worker=worker
+        )
     assert err.value.reason is Reason.DECODER_CRASH and "SIGABRT" in err.value.detail
-    ok = decode_video(None, str(tmp_path / "v.mp4"), request(tmp_path / "v.mp4", ClipSpec(frames=4, strides=(2,))),
-                      worker=worker)
+    ok = decode_video(
+        None, str(tmp_path / "v.mp4"), request(tmp_path / "v.mp4", ClipSpec(frames=4, strides=(2,))), worker=worker
+    )
     assert ok.clips
 
 
 def test_a_hanging_decoder_becomes_timeout(tmp_path, worker):
     write_video(str(tmp_path / "v.mp4"), pattern(10))
     with pytest.raises(ItemError) as err:
-        decode_video(None, str(tmp_path / "v.mp4"), request(tmp_path / "v.mp4", ClipSpec(), (hanging_backend,)),
-                     timeout_s=1.0, worker=worker)
+        decode_video(
+            None,
+            str(tmp_path / "v.mp4"),
+            request(tmp_path / "v.mp4", ClipSpec(), (hanging_backend,)),
+            timeout_s=1.0,
+            worker=worker,
+        )
     assert err.value.reason is Reason.TIMEOUT
 
 
 def test_decode_table_entry_with_inline_bytes(tmp_path):
     write_video(str(tmp_path / "v.mkv"), pattern(24))
-    part = ClipPart("tar://shard-0/v.mkv", (tmp_path / "v.mkv").read_bytes(),
-                    spec=ClipSpec(frames=4, strides=(3,), offset="start"), key="v")
+    part = ClipPart(
+        "tar://shard-0/v.mkv",
+        (tmp_path / "v.mkv").read_bytes(),
+        spec=ClipSpec(frames=4, strides=(3,), offset="start"),
+        key="v",
+    )
     item = decode_item(ItemRef("s", "v", "000000", {"video": part}), DecodeSettings(image_size=32))
     clips = item.info["video"]["clips"]
     assert [c["start"] for c in clips] == [0, 12] and all(c["length"] == 4 for c in clips)
@@ -232,8 +252,9 @@ def test_decode_table_entry_with_inline_bytes(tmp_path):
 
 
 def test_a_plain_video_part_gets_lvm_defaults():
-    item = decode_item(ItemRef("s", "bikes", "000000", {"video": Part(str(videos()[0]))}),
-                       DecodeSettings(image_size=32))
+    item = decode_item(
+        ItemRef("s", "bikes", "000000", {"video": Part(str(videos()[0]))}), DecodeSettings(image_size=32)
+    )
     strides = [c["stride"] for c in item.info["video"]["clips"]]  # 250 frames: stride 24 becomes 249 // 15 = 16
     assert strides.count(8) == 2 and strides.count(12) == 1 and strides.count(16) == 1 and len(item.frames) == 64
 
@@ -261,10 +282,15 @@ def test_a_decoder_out_of_memory_is_an_out_of_memory_outcome(tmp_path):
     from lvm_data.job.steps import decode_guarded
 
     write_video(str(tmp_path / "v.mp4"), pattern(10))
-    part = ClipPart(str(tmp_path / "v.mp4"), spec=ClipSpec(frames=4, strides=(2,)), key="v",
-                    backends=(memory_hungry_backend, "pyav"))
+    part = ClipPart(
+        str(tmp_path / "v.mp4"),
+        spec=ClipSpec(frames=4, strides=(2,)),
+        key="v",
+        backends=(memory_hungry_backend, "pyav"),
+    )
     outcome = decode_guarded(ItemRef("s", "v", "u", {"video": part}), DecodeSettings(image_size=16))
     assert (outcome.status.value, outcome.reason) == ("failed", Reason.OUT_OF_MEMORY)
-    assert outcome.detail.startswith(f"{tmp_path / 'v.mp4'}: no memory to decode item v (MemoryError in the decoder "
-                                     "process at test_video.py:")
+    assert outcome.detail.startswith(
+        f"{tmp_path / 'v.mp4'}: no memory to decode item v (MemoryError in the decoder process at test_video.py:"
+    )
     assert "40 GiB of frames" in outcome.detail and "lower max_pixels or decode_workers" in outcome.detail

@@ -25,10 +25,20 @@ def mix(tmp_path_factory) -> Path:
     a = fake_output(root / "a", "alpha", 120, n_images=1, seed=1)
     b = fake_output(root / "b", "beta", 80, n_images=2, seed=2)
     c = fake_output(root / "c", "gamma", 60, n_images=3, seed=3)
-    config = parse_mix({"name": "export-test", "output": str(root / "mix"), "seed": 3, "validation": 0.1,
-                        "shard_bytes": 800, "parts": [{"name": "a", "inputs": [a], "weight": 0.3},
-                                                      {"name": "b", "inputs": [b], "epochs": 1.5},
-                                                      {"name": "c", "inputs": [c], "epochs": 0.5}]})
+    config = parse_mix(
+        {
+            "name": "export-test",
+            "output": str(root / "mix"),
+            "seed": 3,
+            "validation": 0.1,
+            "shard_bytes": 800,
+            "parts": [
+                {"name": "a", "inputs": [a], "weight": 0.3},
+                {"name": "b", "inputs": [b], "epochs": 1.5},
+                {"name": "c", "inputs": [c], "epochs": 0.5},
+            ],
+        }
+    )
     run_mix(config, None, [])
     return root / "mix"
 
@@ -41,8 +51,10 @@ def mix_sentences(mix: Path, split: str) -> list[list[int]]:
 
 def easylm_read(path: Path) -> list[list[int]]:
     """As EasyLM's TextProcessor reads a line's `tokens` field."""
-    return [np.frombuffer(base64.b64decode(json.loads(line)["tokens"]), dtype="i4").tolist()
-            for line in path.read_text().splitlines()]
+    return [
+        np.frombuffer(base64.b64decode(json.loads(line)["tokens"]), dtype="i4").tolist()
+        for line in path.read_text().splitlines()
+    ]
 
 
 def test_easylm_export_reads_back_every_sentence_in_order(mix, tmp_path):
@@ -62,8 +74,10 @@ def test_easylm_export_reads_back_every_sentence_in_order(mix, tmp_path):
     assert written["codebook_size"] == CODEBOOK and written["tokenizer_fingerprint"] == "fp-test"
 
 
-@pytest.mark.parametrize("bos,eos,want", [(DEFAULT_ID, DEFAULT_ID, (CODEBOOK, CODEBOOK + 1)), (1000, 70, (1000, 70)),
-                                          (DEFAULT_ID, None, (CODEBOOK, None))])
+@pytest.mark.parametrize(
+    "bos,eos,want",
+    [(DEFAULT_ID, DEFAULT_ID, (CODEBOOK, CODEBOOK + 1)), (1000, 70, (1000, 70)), (DEFAULT_ID, None, (CODEBOOK, None))],
+)
 def test_easylm_bos_eos_at_the_ends(mix, tmp_path, bos, eos, want):
     export_mix(ExportConfig(str(mix), str(tmp_path), bos=bos, eos=eos))
     got = [s for f in sorted((tmp_path / "train").glob("*.jsonl")) for s in easylm_read(f)]
@@ -83,10 +97,10 @@ def test_packed_rows_reassemble_to_the_mix(mix, tmp_path, length):
         expected = mix_sentences(mix, split)
         assert rows.shape == (meta["rows"], length) and index.shape == (len(expected) + 1,)
         flat = rows.ravel()
-        got = [flat[index[i]:index[i + 1]].tolist() for i in range(len(expected))]
+        got = [flat[index[i] : index[i + 1]].tolist() for i in range(len(expected))]
         assert got == [[bos, *codes, eos] for codes in expected]
         assert index[-1] == meta["tokens"] and meta["pad_tokens"] == rows.size - index[-1] < length
-        assert (flat[index[-1]:] == pad).all()
+        assert (flat[index[-1] :] == pad).all()
         assert meta["sentences"] == len(expected) and meta["codes"] == sum(map(len, expected))
         assert record["splits"][split]["rows"] == meta["rows"]
 
@@ -105,20 +119,30 @@ def test_a_new_export_replaces_an_earlier_one(mix, tmp_path):
     export_mix(ExportConfig(str(mix), str(tmp_path)))
     export_mix(ExportConfig(str(mix), str(tmp_path), "packed", length=16))
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert left == ["export.json", "train/index.npy", "train/meta.json", "train/tokens.bin",
-                    "validation/index.npy", "validation/meta.json", "validation/tokens.bin"]
+    assert left == [
+        "export.json",
+        "train/index.npy",
+        "train/meta.json",
+        "train/tokens.bin",
+        "validation/index.npy",
+        "validation/meta.json",
+        "validation/tokens.bin",
+    ]
 
 
-@pytest.mark.parametrize("options,words", [
-    ({"bos": 5}, ["--bos 5", "codebook", f">= {CODEBOOK}"]),
-    ({"format": "packed", "eos": 3}, ["--eos 3", f">= {CODEBOOK}"]),
-    ({"format": "packed", "length": 1}, ["--length 1", "at least 2"]),
-    ({"format": "packed", "bos": 70000}, ["--bos 70000", "uint16"]),
-    ({"pad": DEFAULT_ID}, ["--pad", "--format packed"]),
-    ({"length": 64}, ["--length", "--format packed"]),
-    ({"bos": 100, "eos": 100}, ["must differ"]),
-    ({"format": "jsonl"}, ["--format 'jsonl'", "easylm, packed"]),
-])
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"bos": 5}, ["--bos 5", "codebook", f">= {CODEBOOK}"]),
+        ({"format": "packed", "eos": 3}, ["--eos 3", f">= {CODEBOOK}"]),
+        ({"format": "packed", "length": 1}, ["--length 1", "at least 2"]),
+        ({"format": "packed", "bos": 70000}, ["--bos 70000", "uint16"]),
+        ({"pad": DEFAULT_ID}, ["--pad", "--format packed"]),
+        ({"length": 64}, ["--length", "--format packed"]),
+        ({"bos": 100, "eos": 100}, ["must differ"]),
+        ({"format": "jsonl"}, ["--format 'jsonl'", "easylm, packed"]),
+    ],
+)
 def test_bad_options_are_refused_by_name(mix, tmp_path, options, words):
     with pytest.raises(ExportError) as err:
         export_mix(ExportConfig(str(mix), str(tmp_path / "dest"), **options))
@@ -150,8 +174,9 @@ def test_folders_that_are_not_a_mix_are_refused(mix, tmp_path):
 
 def test_cli_export_mix(mix, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["export-mix", str(mix), "--dest", str(tmp_path / "p"), "--format", "packed",
-                                  "--length", "32"])
+    result = runner.invoke(
+        main, ["export-mix", str(mix), "--dest", str(tmp_path / "p"), "--format", "packed", "--length", "32"]
+    )
     assert result.exit_code == 0, result.output
     assert "packed-uint16 export of mix export-test" in result.output and "rows of 32" in result.output
     result = runner.invoke(main, ["export-mix", str(mix), "--bos", "--eos", "--dest", str(tmp_path / "e")])

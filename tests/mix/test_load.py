@@ -37,8 +37,9 @@ def run_job(tmp_path):
     """A finished job output: the sample photos plus broken files (ledger rows that failed), in three units."""
     tiny = str(write_tiny_checkpoint(tmp_path / "tiny"))
     expected = write_corpus(tmp_path / "in")
-    text = job_text("cards", tmp_path / "out", tiny, [images_source("photos", tmp_path / "in")], shard_size=3,
-                    batch_size=2)
+    text = job_text(
+        "cards", tmp_path / "out", tiny, [images_source("photos", tmp_path / "in")], shard_size=3, batch_size=2
+    )
     tokenizer = load(tiny, device="cpu")
     run = open_run(parse_job_text(text), tokenizer)
     LocalExecutor(run, tokenizer).execute()

@@ -21,22 +21,36 @@ from .outputs import fake_output
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
-    return {"laion": fake_output(root / "laion", "laion", 600, seed=1),
-            "coco": fake_output(root / "coco", "coco", 200, n_images=2, seed=2),
-            "video": fake_output(root / "video", "video", 60, n_images=8, seed=3)}
+    return {
+        "laion": fake_output(root / "laion", "laion", 600, seed=1),
+        "coco": fake_output(root / "coco", "coco", 200, n_images=2, seed=2),
+        "video": fake_output(root / "video", "video", 60, n_images=8, seed=3),
+    }
 
 
 def mix_config(inputs, out, **top):
     # weights that force subsampling (laion, video) and repetition (coco: ~1.8 epochs)
-    return parse_mix({"name": "m", "output": str(out), "validation": 0.05, "shard_bytes": 8000, **top,
-                      "parts": [{"name": "laion", "inputs": [inputs["laion"]], "weight": 0.3},
-                                {"name": "coco", "inputs": [inputs["coco"]], "weight": 0.5},
-                                {"name": "video", "inputs": [inputs["video"]], "weight": 0.2}]})
+    return parse_mix(
+        {
+            "name": "m",
+            "output": str(out),
+            "validation": 0.05,
+            "shard_bytes": 8000,
+            **top,
+            "parts": [
+                {"name": "laion", "inputs": [inputs["laion"]], "weight": 0.3},
+                {"name": "coco", "inputs": [inputs["coco"]], "weight": 0.5},
+                {"name": "video", "inputs": [inputs["video"]], "weight": 0.2},
+            ],
+        }
+    )
 
 
 def shard_bytes(out):
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*.parquet"))}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*.parquet"))
+    }
 
 
 def train_rows(out):
@@ -81,19 +95,22 @@ def test_every_input_sentence_ends_in_exactly_one_split(mixed, inputs):
     for path in (out / "validation").glob("*.parquet"):
         validation.update(r["part"] for r in pq.read_table(path, columns=["part"]).to_pylist())
     for name, part in manifest["parts"].items():
-        assert part["input_sentences"] == part["train_sentences"] + part["validation_sentences"] + \
-            sum(part["removed"].values())
+        assert part["input_sentences"] == part["train_sentences"] + part["validation_sentences"] + sum(
+            part["removed"].values()
+        )
         assert validation[name] == part["validation_sentences"]
     rows = train_rows(out)
     train_ids = {r["sentence_id"] for r in rows}
-    val_ids = {r["sentence_id"] for p in (out / "validation").glob("*.parquet")
-               for r in pq.read_table(p, columns=["sentence_id"]).to_pylist()}
+    val_ids = {
+        r["sentence_id"]
+        for p in (out / "validation").glob("*.parquet")
+        for r in pq.read_table(p, columns=["sentence_id"]).to_pylist()
+    }
     assert not train_ids & val_ids
     assert len(rows) == sum(p["mix_sentences"] for p in manifest["parts"].values())
 
 
-def test_the_same_mix_is_byte_identical_with_two_worker_processes_and_resumes_after_a_kill(mixed, inputs,
-                                                                                          tmp_path):
+def test_the_same_mix_is_byte_identical_with_two_worker_processes_and_resumes_after_a_kill(mixed, inputs, tmp_path):
     out, _ = mixed
     other = tmp_path / "two"
     run_mix(mix_config(inputs, other), None, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
@@ -108,34 +125,75 @@ def test_the_same_mix_is_byte_identical_with_two_worker_processes_and_resumes_af
 
 def test_the_split_is_stable_when_parts_are_added_or_removed(mixed, inputs, tmp_path):
     out, _ = mixed
-    alone = run_mix(parse_mix({"name": "m", "output": str(tmp_path / "alone"), "validation": 0.05, "parts": [
-        {"name": "laion", "inputs": [inputs["laion"]], "epochs": 1}]}), None, [])
-    assert alone["parts"]["laion"]["validation_sentences"] == 23 == \
-        json.loads((out / "manifest.json").read_text())["parts"]["laion"]["validation_sentences"]
+    alone = run_mix(
+        parse_mix(
+            {
+                "name": "m",
+                "output": str(tmp_path / "alone"),
+                "validation": 0.05,
+                "parts": [{"name": "laion", "inputs": [inputs["laion"]], "epochs": 1}],
+            }
+        ),
+        None,
+        [],
+    )
+    assert (
+        alone["parts"]["laion"]["validation_sentences"]
+        == 23
+        == json.loads((out / "manifest.json").read_text())["parts"]["laion"]["validation_sentences"]
+    )
 
 
 def test_dedup_keeps_one_of_identical_sentences_across_parts_and_counts_the_others(inputs, tmp_path):
     shutil.copytree(inputs["laion"], tmp_path / "copy")  # another output holding the same sentences
-    manifest = run_mix(parse_mix({"name": "d", "output": str(tmp_path / "d"), "dedup": True, "parts": [
-        {"name": "first", "inputs": [inputs["laion"]], "epochs": 1},
-        {"name": "again", "inputs": [str(tmp_path / "copy")], "epochs": 1},
-        {"name": "coco", "inputs": [inputs["coco"]], "epochs": 1}]}), None, [])
+    manifest = run_mix(
+        parse_mix(
+            {
+                "name": "d",
+                "output": str(tmp_path / "d"),
+                "dedup": True,
+                "parts": [
+                    {"name": "first", "inputs": [inputs["laion"]], "epochs": 1},
+                    {"name": "again", "inputs": [str(tmp_path / "copy")], "epochs": 1},
+                    {"name": "coco", "inputs": [inputs["coco"]], "epochs": 1},
+                ],
+            }
+        ),
+        None,
+        [],
+    )
     parts = manifest["parts"]
     assert parts["again"]["removed"] == {"duplicate_sentence": 600} and parts["again"]["mix_sentences"] == 0
     assert parts["first"]["removed"] == {} and parts["first"]["mix_sentences"] == 600
 
 
-@pytest.mark.parametrize(("mix", "message"), [
-    ({"name": "m", "output": "o", "parts": [{"name": "a", "inputs": ["x"]}]}, "needs exactly one of weight"),
-    ({"name": "m", "output": "o", "parts": [{"name": "a", "inputs": ["x"], "weight": 0.6},
-                                            {"name": "b", "inputs": ["y"], "epochs": 1},
-                                            {"name": "c", "inputs": ["z"], "weight": 0.5}]}, "sum to 1.1"),
-    ({"name": "m", "output": "x/mix", "parts": [{"name": "a", "inputs": ["x"], "epochs": 1}]}, "inside input x"),
-    ({"name": "m", "output": "o", "parts": [{"name": "a", "inputs": ["x"], "epochs": 1, "wieght": 1}]},
-     "parts[0].wieght is not a mix field"),
-    ({"name": "m", "output": "o", "validation": 1.5, "parts": [{"name": "a", "inputs": ["x"], "epochs": 1}]},
-     "validation must be < 1"),
-])
+@pytest.mark.parametrize(
+    ("mix", "message"),
+    [
+        ({"name": "m", "output": "o", "parts": [{"name": "a", "inputs": ["x"]}]}, "needs exactly one of weight"),
+        (
+            {
+                "name": "m",
+                "output": "o",
+                "parts": [
+                    {"name": "a", "inputs": ["x"], "weight": 0.6},
+                    {"name": "b", "inputs": ["y"], "epochs": 1},
+                    {"name": "c", "inputs": ["z"], "weight": 0.5},
+                ],
+            },
+            "sum to 1.1",
+        ),
+        ({"name": "m", "output": "x/mix", "parts": [{"name": "a", "inputs": ["x"], "epochs": 1}]}, "inside input x"),
+        (
+            {"name": "m", "output": "o", "parts": [{"name": "a", "inputs": ["x"], "epochs": 1, "wieght": 1}]},
+            "parts[0].wieght is not a mix field",
+        ),
+        (
+            {"name": "m", "output": "o", "validation": 1.5, "parts": [{"name": "a", "inputs": ["x"], "epochs": 1}]},
+            "validation must be < 1",
+        ),
+    ],
+)
 def test_bad_mix_files_are_refused_with_the_field(mix, message):
     with pytest.raises(MixConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_mix(mix)
@@ -143,8 +201,10 @@ def test_bad_mix_files_are_refused_with_the_field(mix, message):
 
 def test_inputs_of_two_tokenizers_are_refused(inputs, tmp_path):
     other = fake_output(tmp_path / "other", "x", 10, fingerprint="another")
-    text = f"name: m\noutput: {tmp_path / 'o'}\nparts:\n  - {{name: a, inputs: [{inputs['laion']}], epochs: 1}}\n" \
-           f"  - {{name: b, inputs: [{other}], epochs: 1}}\n"
+    text = (
+        f"name: m\noutput: {tmp_path / 'o'}\nparts:\n  - {{name: a, inputs: [{inputs['laion']}], epochs: 1}}\n"
+        f"  - {{name: b, inputs: [{other}], epochs: 1}}\n"
+    )
     (tmp_path / "mix.yaml").write_text(text)
     result = CliRunner().invoke(main, ["mix", str(tmp_path / "mix.yaml")])
     assert result.exit_code == 2 and "different tokenizers" in result.output
@@ -154,7 +214,8 @@ def test_inputs_of_two_tokenizers_are_refused(inputs, tmp_path):
 def test_the_command_prints_shares_and_writes_a_manifest(inputs, tmp_path):
     (tmp_path / "mix.yaml").write_text(
         f"name: m\noutput: {tmp_path / 'o'}\nparts:\n  - {{name: laion, inputs: [{inputs['laion']}], weight: 0.5}}\n"
-        f"  - {{name: coco, inputs: [{inputs['coco']}], weight: 0.5}}\n")
+        f"  - {{name: coco, inputs: [{inputs['coco']}], weight: 0.5}}\n"
+    )
     result = CliRunner().invoke(main, ["mix", str(tmp_path / "mix.yaml")])
     assert result.exit_code == 0, result.output
     assert "laion" in result.output and "worst share error" in result.output
@@ -165,8 +226,7 @@ def test_the_command_prints_shares_and_writes_a_manifest(inputs, tmp_path):
     assert (tmp_path / "o" / "mix.yaml").read_text().startswith("name: m")
 
 
-def test_a_mix_that_dies_after_its_first_shard_resumes_to_the_uninterrupted_bytes(mixed, inputs, tmp_path,
-                                                                                    monkeypatch):
+def test_a_mix_that_dies_after_its_first_shard_resumes_to_the_uninterrupted_bytes(mixed, inputs, tmp_path, monkeypatch):
     """The process dies while writing its second shard (a torn '.tmp-' file left behind): the rerun writes the
     missing shards only, byte-identical to a mix that never stopped."""
     from lvm_data.mix import shards as mix_shards

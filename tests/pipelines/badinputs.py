@@ -101,7 +101,7 @@ def still_kinds(folder: Path) -> list[Kind]:
     add("random_bytes.png", noise, ("failed", "not_media"))
     add("truncated_png.png", png[: len(png) // 2], ("failed", "truncated"))
     corrupt = bytearray(png)
-    corrupt[len(png) // 3: len(png) // 3 + 64] = bytes(64)
+    corrupt[len(png) // 3 : len(png) // 3 + 64] = bytes(64)
     add("corrupt_png.png", bytes(corrupt), ("failed", "decode_error"))
     add("bomb_header.png", png_header_only(100_000, 100_000), ("failed", "too_large"))
     flat = Image.linear_gradient("L").resize((2100, 2000)).convert("RGB")  # compresses well: under max_item_bytes
@@ -131,8 +131,9 @@ def still_kinds(folder: Path) -> list[Kind]:
 
 def _tar(path: Path, members: list[tuple[str, bytes | tarfile.TarInfo]], compress: bool = False) -> bytes:
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
+    with tarfile.open(
+        fileobj=raw, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tar:
         for name, data in members:
             if isinstance(data, tarfile.TarInfo):
                 tar.addfile(data)
@@ -156,32 +157,48 @@ def tar_kinds(folder: Path) -> list[Kind]:
     ok = ("ok", "ok")
     jpg, png = encoded(_photo(20), "JPEG", quality=90), encoded(_photo(21), "PNG")
     link_png = encoded(_photo(22), "PNG")
-    kinds = [Kind("tar_jpeg_member", "tars", "good.tar#m_jpeg", ok, jpg),
-             Kind("tar_png_member", "tars", "good.tar#m_png", ok, png),
-             Kind("tar_sample_without_image", "tars", "good.tar#m_caption_only", ("failed", "not_media")),
-             Kind("tar_corrupt_member", "tars", "good.tar#m_corrupt", ("failed", "decode_error")),
-             # a member name with '..' is only a name: members are read into memory, never extracted
-             Kind("tar_path_traversal_member_name", "tars", "good.tar#../evil", ok, jpg),
-             Kind("tar_non_utf8_member", "tars", "good.tar#m_bad%FE", ok, png),
-             Kind("tar_hard_link_member", "tars", "links.tar#hard", ok, link_png),
-             Kind("tar_symbolic_link_member", "tars", "links.tar#soft", ok, link_png),
-             Kind("tar_link_to_a_missing_member", "tars", "links.tar#dangling", ("failed", "broken_link")),
-             Kind("tar_link_outside_the_tar", "tars", "links.tar#escape", ("failed", "link_outside_root")),
-             Kind("tar_member_over_max_item_bytes", "tars", "big.tar#huge", ("failed", "file_too_large")),
-             Kind("tar_truncated_in_member_data", "tars", "cut_data.tar", ("failed", "truncated")),
-             Kind("tar_member_before_a_cut_header", "tars", "cut_header.tar#c1", ok, jpg),
-             Kind("tar_cut_inside_a_header", "tars", "cut_header.tar", ("failed", "truncated"), at_end=True),
-             Kind("not_a_tar", "tars", "garbage.tar", ("failed", "read_error")),
-             Kind("gzip_tar_member", "tars", "packed.tar.gz#m_jpeg", ok, jpg)]
+    kinds = [
+        Kind("tar_jpeg_member", "tars", "good.tar#m_jpeg", ok, jpg),
+        Kind("tar_png_member", "tars", "good.tar#m_png", ok, png),
+        Kind("tar_sample_without_image", "tars", "good.tar#m_caption_only", ("failed", "not_media")),
+        Kind("tar_corrupt_member", "tars", "good.tar#m_corrupt", ("failed", "decode_error")),
+        # a member name with '..' is only a name: members are read into memory, never extracted
+        Kind("tar_path_traversal_member_name", "tars", "good.tar#../evil", ok, jpg),
+        Kind("tar_non_utf8_member", "tars", "good.tar#m_bad%FE", ok, png),
+        Kind("tar_hard_link_member", "tars", "links.tar#hard", ok, link_png),
+        Kind("tar_symbolic_link_member", "tars", "links.tar#soft", ok, link_png),
+        Kind("tar_link_to_a_missing_member", "tars", "links.tar#dangling", ("failed", "broken_link")),
+        Kind("tar_link_outside_the_tar", "tars", "links.tar#escape", ("failed", "link_outside_root")),
+        Kind("tar_member_over_max_item_bytes", "tars", "big.tar#huge", ("failed", "file_too_large")),
+        Kind("tar_truncated_in_member_data", "tars", "cut_data.tar", ("failed", "truncated")),
+        Kind("tar_member_before_a_cut_header", "tars", "cut_header.tar#c1", ok, jpg),
+        Kind("tar_cut_inside_a_header", "tars", "cut_header.tar", ("failed", "truncated"), at_end=True),
+        Kind("not_a_tar", "tars", "garbage.tar", ("failed", "read_error")),
+        Kind("gzip_tar_member", "tars", "packed.tar.gz#m_jpeg", ok, jpg),
+    ]
     corrupt = bytearray(png)
-    corrupt[len(png) // 3: len(png) // 3 + 64] = bytes(64)
-    _tar(folder / "good.tar", [("m_jpeg.jpg", jpg), ("m_png.png", png), ("m_caption_only.txt", b"a caption"),
-                               ("m_corrupt.png", bytes(corrupt)), ("../evil.jpg", jpg),
-                               (os.fsdecode(b"m_bad\xfe.png"), png)])
-    _tar(folder / "links.tar", [("base.png", link_png), ("hard.png", _link("hard.png", "base.png", tarfile.LNKTYPE)),
-                                ("soft.png", _link("soft.png", "base.png", tarfile.SYMTYPE)),
-                                ("dangling.png", _link("dangling.png", "nowhere.png", tarfile.SYMTYPE)),
-                                ("escape.png", _link("escape.png", "../../etc/passwd", tarfile.SYMTYPE))])
+    corrupt[len(png) // 3 : len(png) // 3 + 64] = bytes(64)
+    _tar(
+        folder / "good.tar",
+        [
+            ("m_jpeg.jpg", jpg),
+            ("m_png.png", png),
+            ("m_caption_only.txt", b"a caption"),
+            ("m_corrupt.png", bytes(corrupt)),
+            ("../evil.jpg", jpg),
+            (os.fsdecode(b"m_bad\xfe.png"), png),
+        ],
+    )
+    _tar(
+        folder / "links.tar",
+        [
+            ("base.png", link_png),
+            ("hard.png", _link("hard.png", "base.png", tarfile.LNKTYPE)),
+            ("soft.png", _link("soft.png", "base.png", tarfile.SYMTYPE)),
+            ("dangling.png", _link("dangling.png", "nowhere.png", tarfile.SYMTYPE)),
+            ("escape.png", _link("escape.png", "../../etc/passwd", tarfile.SYMTYPE)),
+        ],
+    )
     kinds.append(Kind("tar_link_target_itself", "tars", "links.tar#base", ok, link_png))
     _tar(folder / "big.tar", [("huge.png", png + bytes(MAX_ITEM_BYTES))])
     blob = _tar(folder / "whole.tmp", [("c1.jpg", jpg)])
@@ -203,41 +220,65 @@ def video_kinds(folder: Path) -> list[Kind]:
     (folder / "video_random_bytes.mp4").write_bytes(np.random.default_rng(2).integers(0, 256, 5000, np.uint8).tobytes())
     (folder / "video_empty.mp4").write_bytes(b"")
     (folder / "video_still_image.mp4").write_bytes(encoded(_photo(30), "PNG"))
-    return [Kind("video_ok", "clips", "video_ok.mp4", ("ok", "ok")),
-            # cut before its index (moov): the container cannot be opened at all
-            Kind("video_truncated", "clips", "video_truncated.mp4", ("failed", "decode_error")),
-            Kind("video_random_bytes", "clips", "video_random_bytes.mp4", ("failed", "not_media")),
-            Kind("video_empty", "clips", "video_empty.mp4", ("failed", "empty_file")),
-            Kind("video_that_is_a_still_image", "clips", "video_still_image.mp4", ("failed", "too_short"))]
+    return [
+        Kind("video_ok", "clips", "video_ok.mp4", ("ok", "ok")),
+        # cut before its index (moov): the container cannot be opened at all
+        Kind("video_truncated", "clips", "video_truncated.mp4", ("failed", "decode_error")),
+        Kind("video_random_bytes", "clips", "video_random_bytes.mp4", ("failed", "not_media")),
+        Kind("video_empty", "clips", "video_empty.mp4", ("failed", "empty_file")),
+        Kind("video_that_is_a_still_image", "clips", "video_still_image.mp4", ("failed", "too_short")),
+    ]
 
 
 def pair_kinds(folder: Path) -> list[Kind]:
     images, depth = folder / "images", folder / "depth"
     images.mkdir(parents=True)
     depth.mkdir()
-    for name, (w, h), (dw, dh) in (("pair_ok", (96, 64), (96, 64)), ("depth_half_size", (96, 64), (48, 32)),
-                                   ("depth_wrong_shape", (96, 64), (64, 96))):
+    for name, (w, h), (dw, dh) in (
+        ("pair_ok", (96, 64), (96, 64)),
+        ("depth_half_size", (96, 64), (48, 32)),
+        ("depth_wrong_shape", (96, 64), (64, 96)),
+    ):
         _photo(40).resize((w, h)).save(images / f"{name}.png")
         Image.fromarray(np.random.default_rng(3).integers(0, 255, (dh, dw), np.uint8)).save(depth / f"{name}.png")
     _photo(41).save(images / "image_without_depth.png")
-    return [Kind("pair_ok", "pairs", "pair_ok.png", ("ok", "ok")),
-            Kind("depth_at_half_size", "pairs", "depth_half_size.png", ("ok", "ok")),
-            Kind("depth_of_the_wrong_shape", "pairs", "depth_wrong_shape.png", ("failed", "bad_annotation")),
-            Kind("image_without_its_depth", "pairs", "image_without_depth.png", ("failed", "unpaired"))]
+    return [
+        Kind("pair_ok", "pairs", "pair_ok.png", ("ok", "ok")),
+        Kind("depth_at_half_size", "pairs", "depth_half_size.png", ("ok", "ok")),
+        Kind("depth_of_the_wrong_shape", "pairs", "depth_wrong_shape.png", ("failed", "bad_annotation")),
+        Kind("image_without_its_depth", "pairs", "image_without_depth.png", ("failed", "unpaired")),
+    ]
 
 
 def build(root: Path) -> tuple[list[Kind], list[dict]]:
     """Write the corpus under `root`; (kinds, the job's sources)."""
     shutil.rmtree(root, ignore_errors=True)
-    kinds = still_kinds(root / "stills") + tar_kinds(root / "tars") + video_kinds(root / "videos") + \
-        pair_kinds(root / "pairs")
+    kinds = (
+        still_kinds(root / "stills")
+        + tar_kinds(root / "tars")
+        + video_kinds(root / "videos")
+        + pair_kinds(root / "pairs")
+    )
     sources = [
         {"name": "stills", "input": {"format": "images", "paths": [str(root / "stills")]}, "template": "single"},
         {"name": "tars", "input": {"format": "webdataset", "paths": [str(root / "tars")]}, "template": "single"},
-        {"name": "clips", "input": {"format": "videos", "paths": [str(root / "videos")],
-                                    "clip": {"frames": 4, "stride": 2, "clips": 1}}, "template": "video"},
-        {"name": "pairs", "input": {"format": "paired", "images": str(root / "pairs" / "images"),
-                                    "annotations": {"depth": str(root / "pairs" / "depth")}},
-         "template": {"name": "pairs", "pairs": 2, "min_pairs": 1}},
+        {
+            "name": "clips",
+            "input": {
+                "format": "videos",
+                "paths": [str(root / "videos")],
+                "clip": {"frames": 4, "stride": 2, "clips": 1},
+            },
+            "template": "video",
+        },
+        {
+            "name": "pairs",
+            "input": {
+                "format": "paired",
+                "images": str(root / "pairs" / "images"),
+                "annotations": {"depth": str(root / "pairs" / "depth")},
+            },
+            "template": {"name": "pairs", "pairs": 2, "min_pairs": 1},
+        },
     ]
     return kinds, sources

@@ -21,8 +21,13 @@ def ledger(out) -> dict[str, tuple[str, str]]:
     table = read_ledger(str(out))
     keys = table["key"].to_pylist()
     assert len(keys) == len(set(keys)), "one ledger row per item"
-    return dict(zip(table["key"].to_pylist(), zip(table["status"].to_pylist(), table["reason"].to_pylist(),
-                                                  strict=True), strict=True))
+    return dict(
+        zip(
+            table["key"].to_pylist(),
+            zip(table["status"].to_pylist(), table["reason"].to_pylist(), strict=True),
+            strict=True,
+        )
+    )
 
 
 def slow_job(name: str, out, files, rate: float = 4.0) -> str:
@@ -51,5 +56,7 @@ def assert_resumed_like_clean(killed, clean, committed_before: dict) -> None:
     after = {m["unit"]: m["committed"] for m in list_markers(str(killed))}
     assert all(after[unit] == stamp for unit, stamp in committed_before.items()), "committed units are not redone"
     assert not [p for p in killed.rglob(".tmp-*")]
-    assert json.loads((killed / "manifest.json").read_text())["totals"] == json.loads(
-        (clean / "manifest.json").read_text())["totals"]
+    assert (
+        json.loads((killed / "manifest.json").read_text())["totals"]
+        == json.loads((clean / "manifest.json").read_text())["totals"]
+    )

@@ -23,8 +23,9 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
     tiny = str(write_tiny_checkpoint(root / "tiny"))
     kinds, sources = build(root / "inputs")
-    text = job_text("bad", root / "out", tiny, sources, shard_size=64, max_item_bytes=MAX_ITEM_BYTES,
-                    max_pixels=MAX_PIXELS)
+    text = job_text(
+        "bad", root / "out", tiny, sources, shard_size=64, max_item_bytes=MAX_ITEM_BYTES, max_pixels=MAX_PIXELS
+    )
     manifest = run_job(parse_job_text(text), text, [])
     ledger = read_ledger(str(root / "out")).to_pylist()
     sentences = {r["id"]: r for r in read_sentences(str(root / "out"), columns=["id", "tokens"]).to_pylist()}
@@ -32,8 +33,11 @@ def corpus(tmp_path_factory):
 
 
 def rows_of(kind, ledger):
-    return [r for r in ledger if r["source"] == kind.source and
-            (r["uri"].endswith(kind.marker) if kind.at_end else kind.marker in r["uri"])]
+    return [
+        r
+        for r in ledger
+        if r["source"] == kind.source and (r["uri"].endswith(kind.marker) if kind.at_end else kind.marker in r["uri"])
+    ]
 
 
 def actual(kind, ledger) -> str:
@@ -48,8 +52,9 @@ def test_there_are_at_least_40_kinds(corpus):
 
 def test_every_kind_ends_as_its_expected_ledger_row(corpus):
     kinds, ledger, _, manifest, _ = corpus
-    table = [(k.name, "no row of its own" if k.expected is None else "/".join(k.expected), actual(k, ledger))
-             for k in kinds]
+    table = [
+        (k.name, "no row of its own" if k.expected is None else "/".join(k.expected), actual(k, ledger)) for k in kinds
+    ]
     if os.environ.get("LVM_DATA_BAD_INPUT_TABLE"):
         print("\n| kind | expected | actual |\n|---|---|---|")
         print("\n".join(f"| {name} | {want} | {got} |" for name, want, got in table))
@@ -68,12 +73,18 @@ def test_ok_rows_hold_the_expected_pixels(corpus):
         if kind.expected != ("ok", "ok") or kind.data is None:
             continue
         (row,) = rows_of(kind, ledger)
-        frame = decode_item(ItemRef(kind.source, row["key"], "u", {"image": Part(row["uri"], data=kind.data)}),
-                            DecodeSettings(SIZE)).frames[0].pixels
+        frame = (
+            decode_item(
+                ItemRef(kind.source, row["key"], "u", {"image": Part(row["uri"], data=kind.data)}), DecodeSettings(SIZE)
+            )
+            .frames[0]
+            .pixels
+        )
         reference = kind.reference()
         assert np.abs(frame.astype(int) - reference.astype(int)).mean() < 1.0, kind.name  # Pillow vs lvm-data
         (sid,) = row["sentence_ids"]
-        assert np.array_equal(np.asarray(sentences[sid]["tokens"]), tokenizer.encode(frame[None]).reshape(-1)), \
+        assert np.array_equal(np.asarray(sentences[sid]["tokens"]), tokenizer.encode(frame[None]).reshape(-1)), (
             kind.name
+        )
         checked += 1
     assert checked >= 18

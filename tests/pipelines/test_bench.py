@@ -30,13 +30,25 @@ def tiny(tmp_path_factory):
 
 
 def test_ceiling_compares_the_encoder_alone_with_the_pipeline_over_the_same_images(tmp_path, tiny):
-    cfg = CeilingBench(tokenizer=tiny, images=8, small=4, batch_size=4, shard_size=2, device="cpu", warmup=1,
-                       fp32_images=4, pipeline_warmup=False, workdir=str(tmp_path))
+    cfg = CeilingBench(
+        tokenizer=tiny,
+        images=8,
+        small=4,
+        batch_size=4,
+        shard_size=2,
+        device="cpu",
+        warmup=1,
+        fp32_images=4,
+        pipeline_warmup=False,
+        workdir=str(tmp_path),
+    )
     r = run_ceiling(cfg)
     assert (r["images"], r["small_images"], r["sentences"]) == (8, 4, 8)
     assert r["identical"] == 8  # the pipeline wrote exactly the codes of the encoder alone: same frames, same model
-    assert [(e["label"], e["images"]) for e in r["encoder"]] == [("eager float32 (the job's setting)", 8),
-                                                                ("eager float32", 4)]
+    assert [(e["label"], e["images"]) for e in r["encoder"]] == [
+        ("eager float32 (the job's setting)", 8),
+        ("eager float32", 4),
+    ]
     assert r["runner"] == "FnApiRunner(in_memory)" and r["manifest_device"] == "cpu"
     if r["steady_ips"] is not None:  # None only when the two runs' times are within noise of each other
         assert r["ratio"] == pytest.approx(r["steady_ips"] / r["encoder"][0]["ips"])
@@ -98,14 +110,20 @@ def test_command_line_presets():
     assert mine.beam_args == ("--direct_num_workers", "3") and not mine.jpeg and mine.compile is False
     cpu, _ = command.parse(["--vs-encoder", "--tokenizer", "fixture-small", "--device", "cpu", "--images", "64"])
     assert (cpu.tokenizer, cpu.device, cpu.images, cpu.batch_size, cpu.beam_args) == (
-        "fixture-small", "cpu", 64, 256, ())
+        "fixture-small",
+        "cpu",
+        64,
+        256,
+        (),
+    )
 
 
 def test_standin_bench_measures_capacity_then_the_pipeline_at_a_share_of_it(tmp_path):
     from benchmarks.standin import StandInBench, format_standin, run_standin
 
-    r = run_standin(StandInBench(images=24, small=8, share=0.5, batch_size=4, shard_size=8, workers=1,
-                                 workdir=str(tmp_path)))
+    r = run_standin(
+        StandInBench(images=24, small=8, share=0.5, batch_size=4, shard_size=8, workers=1, workdir=str(tmp_path))
+    )
     assert r["images"] == 24 and r["small"] == 8 and r["workers"] == 1
     assert r["rate"] == pytest.approx(0.5 * r["capacity_ips"]) and r["share"] == pytest.approx(0.5)
     assert r["ratio"] == pytest.approx(r["pipeline_ips"] / r["rate"]) and r["same_rows"]

@@ -62,9 +62,10 @@ def assert_invariant(manifest: dict) -> None:
 
 def planted_job(tmp_path, tiny, out_name: str = "out"):
     planted = write_planted(tmp_path / "corpus", photos("heldout"), copies=("exact", "jpeg", "resized", "crop1"))
-    sources = [{**images_source("photos", planted.photos), "filters": [*ITEM_FILTERS, "duplicates",
-                                                                       "near_duplicates"]},
-               {**images_source("reposts", planted.reposts), "filters": ["duplicates", "near_duplicates"]}]
+    sources = [
+        {**images_source("photos", planted.photos), "filters": [*ITEM_FILTERS, "duplicates", "near_duplicates"]},
+        {**images_source("reposts", planted.reposts), "filters": ["duplicates", "near_duplicates"]},
+    ]
     return planted, job_text("planted", tmp_path / out_name, tiny, sources, shard_size=4)
 
 
@@ -110,7 +111,7 @@ def test_the_index_is_built_once_and_reused_on_resume(tmp_path, tiny):
 
 
 def pan(photo: np.ndarray, count: int) -> list[np.ndarray]:
-    return [np.ascontiguousarray(photo[:96, 2 * i:2 * i + 96]) for i in range(count)]
+    return [np.ascontiguousarray(photo[:96, 2 * i : 2 * i + 96]) for i in range(count)]
 
 
 def write_frames(folder, frames: list[np.ndarray]) -> None:
@@ -128,14 +129,24 @@ def test_token_space_dedup_is_deterministic_and_resumes_to_the_same_output(tmp_p
     write_frames(tmp_path / "copies" / "c", shot)  # the same images as a, in another source
     filters = ["duplicate_sentences", "near_duplicate_sentences"]
     clip = {"frames": 16, "stride": 1, "offset": "start"}
-    sources = [{"name": name, "template": "video", "filters": filters,
-                "input": {"format": "frame_folders", "paths": [str(tmp_path / name)], "clip": clip}}
-               for name in ("clips", "copies")]
+    sources = [
+        {
+            "name": name,
+            "template": "video",
+            "filters": filters,
+            "input": {"format": "frame_folders", "paths": [str(tmp_path / name)], "clip": clip},
+        }
+        for name in ("clips", "copies")
+    ]
     texts = {name: job_text("tokens", tmp_path / name, tiny, sources, shard_size=1) for name in ("a", "mp", "local")}
     manifest = run(texts["a"])
     got = ledger(tmp_path / "a")
-    assert {n: r for n, (_, r, _) in got.items()} == {"a": "ok", "b": "near_duplicate_sentence",
-                                                     "c": "duplicate_sentence", "d": "ok"}
+    assert {n: r for n, (_, r, _) in got.items()} == {
+        "a": "ok",
+        "b": "near_duplicate_sentence",
+        "c": "duplicate_sentence",
+        "d": "ok",
+    }
     assert "/clips/a/frame0.png, source clips), which is kept" in got["c"][2]
     assert manifest["totals"]["curation"]["removed"] == {"duplicate_sentence": 1, "near_duplicate_sentence": 1}
     assert_invariant(manifest)
@@ -157,9 +168,16 @@ def test_a_run_stopped_before_the_dedup_decision_resumes_from_its_staged_units(t
     write_frames(tmp_path / "clips" / "a", pan(cat, 16))
     write_frames(tmp_path / "clips" / "b", pan(cat, 16))  # the same clip: removed by the decision
     write_frames(tmp_path / "clips" / "d", pan(coffee, 16))
-    source = {"name": "clips", "template": "video", "filters": ["duplicate_sentences"],
-              "input": {"format": "frame_folders", "paths": [str(tmp_path / "clips")],
-                        "clip": {"frames": 16, "stride": 1, "offset": "start"}}}
+    source = {
+        "name": "clips",
+        "template": "video",
+        "filters": ["duplicate_sentences"],
+        "input": {
+            "format": "frame_folders",
+            "paths": [str(tmp_path / "clips")],
+            "clip": {"frames": 16, "stride": 1, "offset": "start"},
+        },
+    }
     clean = job_text("staged", tmp_path / "clean", tiny, [source], shard_size=1)
     run(clean)
     text = job_text("staged", tmp_path / "out", tiny, [source], shard_size=1)
@@ -179,8 +197,11 @@ def test_a_run_stopped_before_the_dedup_decision_resumes_from_its_staged_units(t
     manifest = run(text)
     assert tokenizing == [], "staged units are not encoded again"
     assert ledger(tmp_path / "out") == ledger(tmp_path / "clean") and rows(tmp_path / "out") == rows(tmp_path / "clean")
-    assert {n: r for n, (_, r, _) in ledger(tmp_path / "out").items()} == {"a": "ok", "b": "duplicate_sentence",
-                                                                         "d": "ok"}
+    assert {n: r for n, (_, r, _) in ledger(tmp_path / "out").items()} == {
+        "a": "ok",
+        "b": "duplicate_sentence",
+        "d": "ok",
+    }
     assert manifest["totals"]["curation"]["removed"] == {"duplicate_sentence": 1}
     assert not list((tmp_path / "out" / "curation" / "staged").rglob("*.pkl"))  # committed units are unstaged
 
@@ -193,13 +214,21 @@ def test_video_clip_filters_in_the_job(tmp_path, tiny):
     write_video(str(folder / "cut.mp4"), pan(cat, 10) + pan(coffee, 22))  # a cut between frames 9 and 10
     write_video(str(folder / "moving.mp4"), pan(coffee, 32))
     clip = {"frames": 4, "stride": 4, "offset": "start"}
-    source = {"name": "clips", "template": "video", "input": {"format": "videos", "paths": [str(folder)], "clip": clip},
-              "filters": ["static_clips", {"scene_cuts": {"action": "split", "min_frames": 2}}]}
+    source = {
+        "name": "clips",
+        "template": "video",
+        "input": {"format": "videos", "paths": [str(folder)], "clip": clip},
+        "filters": ["static_clips", {"scene_cuts": {"action": "split", "min_frames": 2}}],
+    }
     manifest = run(job_text("video", tmp_path / "out", tiny, [source]))
     got = ledger(tmp_path / "out")
     assert {n: r for n, (_, r, _) in got.items()} == {"static.mp4": "static_clip", "cut.mp4": "ok", "moving.mp4": "ok"}
     table = read_sentences(str(tmp_path / "out"), columns=["frames"]).to_pylist()
     clips = sorted((r["frames"][0]["uri"].rsplit("/", 1)[-1], tuple(f["frame"] for f in r["frames"])) for r in table)
-    assert clips == [("cut.mp4", (0, 4, 8)), ("cut.mp4", (16, 20, 24, 28)), ("moving.mp4", (0, 4, 8, 12)),
-                     ("moving.mp4", (16, 20, 24, 28))]  # split at the cut; the 1-frame part is dropped
+    assert clips == [
+        ("cut.mp4", (0, 4, 8)),
+        ("cut.mp4", (16, 20, 24, 28)),
+        ("moving.mp4", (0, 4, 8, 12)),
+        ("moving.mp4", (16, 20, 24, 28)),
+    ]  # split at the cut; the 1-frame part is dropped
     assert manifest["totals"]["curation"]["removed"] == {"scene_cut": 1, "static_clip": 2}

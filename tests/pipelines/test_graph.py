@@ -17,8 +17,11 @@ from lvm_data.tokenizer import load
 from pipelines import tokenize
 from pipelines.tokenize import build, run_job
 
-GROUPING_URNS = ("beam:transform:group_by_key:v1", "beam:transform:combine_per_key:v1",
-                 "beam:transform:combine_grouped_values:v1")
+GROUPING_URNS = (
+    "beam:transform:group_by_key:v1",
+    "beam:transform:combine_per_key:v1",
+    "beam:transform:combine_grouped_values:v1",
+)
 
 
 def mixed_job(tmp_path) -> str:
@@ -26,20 +29,33 @@ def mixed_job(tmp_path) -> str:
     pics = photos("all")
     (tmp_path / "tars").mkdir()
     for t in range(2):
-        write_tar(tmp_path / "tars" / f"{t:05d}.tar",
-                  [(f"{i:03d}.png", p.read_bytes()) for i, p in enumerate(pics[4 * t:4 * t + 4])])
+        write_tar(
+            tmp_path / "tars" / f"{t:05d}.tar",
+            [(f"{i:03d}.png", p.read_bytes()) for i, p in enumerate(pics[4 * t : 4 * t + 4])],
+        )
     for folder, chosen in (("cats", pics[:3]), ("dogs", pics[3:6])):
         (tmp_path / "classes" / folder).mkdir(parents=True)
         for p in chosen:
             (tmp_path / "classes" / folder / p.name).write_bytes(p.read_bytes())
     import yaml
 
-    return yaml.safe_dump({"name": "g", "output": str(tmp_path / "out"), "tokenizer": "standin:1000",
-                           "shard_size": 2, "sources": [
-                               {"name": "web", "input": {"format": "webdataset", "paths": str(tmp_path / "tars")}},
-                               {"name": "files", "input": {"format": "images", "paths": [str(p) for p in pics[:3]]}},
-                               {"name": "classes", "input": {"format": "images", "paths": str(tmp_path / "classes")},
-                                "template": {"name": "category", "label": "folder", "shot_size": 2}}]})
+    return yaml.safe_dump(
+        {
+            "name": "g",
+            "output": str(tmp_path / "out"),
+            "tokenizer": "standin:1000",
+            "shard_size": 2,
+            "sources": [
+                {"name": "web", "input": {"format": "webdataset", "paths": str(tmp_path / "tars")}},
+                {"name": "files", "input": {"format": "images", "paths": [str(p) for p in pics[:3]]}},
+                {
+                    "name": "classes",
+                    "input": {"format": "images", "paths": str(tmp_path / "classes")},
+                    "template": {"name": "category", "label": "folder", "shot_size": 2},
+                },
+            ],
+        }
+    )
 
 
 def transforms_after(components, start: str) -> set[str]:
@@ -69,8 +85,11 @@ def test_nothing_groups_downstream_of_the_step_that_decodes(tmp_path):
     groupings = {tid for tid, t in components.transforms.items() if t.spec.urn in GROUPING_URNS}
     assert groupings, "the graph groups read-unit descriptors of the grouping source (GroupBuckets)"
     assert not groupings & transforms_after(components, process)
-    assert not [components.transforms[t].unique_name for t in transforms_after(components, process)
-                if components.transforms[t].spec.urn == "beam:transform:pardo:v1"], "ProcessUnits is the last step"
+    assert not [
+        components.transforms[t].unique_name
+        for t in transforms_after(components, process)
+        if components.transforms[t].spec.urn == "beam:transform:pardo:v1"
+    ], "ProcessUnits is the last step"
 
 
 def media_in(value, path="element") -> list[str]:

@@ -39,10 +39,15 @@ def corpus(tmp_path_factory) -> dict[str, bytes]:
     write_video(str(folder / "pan.mp4"), [uint8_image(rng, 64, 64) for _ in range(40)])
     video = (folder / "pan.mp4").read_bytes()
     write_tar(folder / "00000.tar", [("000.png", pics["chelsea.png"]), ("001.jpg", pics["grace_hopper.jpg"])])
-    return {"photos/chelsea.png": pics["chelsea.png"], "photos/coffee.png": pics["coffee.png"],
-            "photos/sub/grace_hopper.jpg": pics["grace_hopper.jpg"], "photos/sub/chelsea.png": pics["chelsea.png"],
-            "videos/pan.mp4": video, "videos/more/pan.mp4": video,
-            "tars/00000.tar": (folder / "00000.tar").read_bytes()}
+    return {
+        "photos/chelsea.png": pics["chelsea.png"],
+        "photos/coffee.png": pics["coffee.png"],
+        "photos/sub/grace_hopper.jpg": pics["grace_hopper.jpg"],
+        "photos/sub/chelsea.png": pics["chelsea.png"],
+        "videos/pan.mp4": video,
+        "videos/more/pan.mp4": video,
+        "tars/00000.tar": (folder / "00000.tar").read_bytes(),
+    }
 
 
 def place(corpus: dict[str, bytes], root: str) -> str:
@@ -52,10 +57,15 @@ def place(corpus: dict[str, bytes], root: str) -> str:
 
 
 def run(root: str, out, tiny) -> dict:
-    sources = [images_source("masks", f"{root}/photos", {"name": "derived", "task": "inpainting", "pairs": 2}),
-               {"name": "clips", "template": "video",
-                "input": {"format": "videos", "paths": [f"{root}/videos"], "clip": CLIP, "seed": CLIP_SEED}},
-               {"name": "web", "input": {"format": "webdataset", "paths": f"{root}/tars"}}]
+    sources = [
+        images_source("masks", f"{root}/photos", {"name": "derived", "task": "inpainting", "pairs": 2}),
+        {
+            "name": "clips",
+            "template": "video",
+            "input": {"format": "videos", "paths": [f"{root}/videos"], "clip": CLIP, "seed": CLIP_SEED},
+        },
+        {"name": "web", "input": {"format": "webdataset", "paths": f"{root}/tars"}},
+    ]
     text = job_text("where", out, tiny, sources, seed=SEED)
     return run_job(parse_job_text(text), text, [])
 
@@ -96,19 +106,30 @@ def masked_codes(out) -> dict[str, list[int]]:
         per = len(row["tokens"]) // row["n_images"]
         for i, frame in enumerate(row["frames"]):
             if frame["role"] == "masked":
-                out_[frame["uri"]] = row["tokens"][i * per:(i + 1) * per]
+                out_[frame["uri"]] = row["tokens"][i * per : (i + 1) * per]
     return out_
 
 
-EXPECTED_KEYS = {("masks", "chelsea.png"), ("masks", "coffee.png"), ("masks", "sub/chelsea.png"),
-                 ("masks", "sub/grace_hopper.jpg"), ("clips", "pan.mp4"), ("clips", "more/pan.mp4"),
-                 ("web", "00000.tar#000"), ("web", "00000.tar#001")}
+EXPECTED_KEYS = {
+    ("masks", "chelsea.png"),
+    ("masks", "coffee.png"),
+    ("masks", "sub/chelsea.png"),
+    ("masks", "sub/grace_hopper.jpg"),
+    ("clips", "pan.mp4"),
+    ("clips", "more/pan.mp4"),
+    ("web", "00000.tar#000"),
+    ("web", "00000.tar#001"),
+}
 
 
-def test_the_same_files_in_two_folders_and_on_gs_give_the_same_rows_keys_and_validation_split(tmp_path, tiny,
-                                                                                              corpus, gcs):
-    roots = [place(corpus, str(tmp_path / "here")), place(corpus, str(tmp_path / "else" / "where" / "deeper")),
-             place(corpus, f"{gcs}/bucket/copy")]
+def test_the_same_files_in_two_folders_and_on_gs_give_the_same_rows_keys_and_validation_split(
+    tmp_path, tiny, corpus, gcs
+):
+    roots = [
+        place(corpus, str(tmp_path / "here")),
+        place(corpus, str(tmp_path / "else" / "where" / "deeper")),
+        place(corpus, f"{gcs}/bucket/copy"),
+    ]
     outs = [tmp_path / "out-here", tmp_path / "out-elsewhere", tmp_path / "out-gs"]
     for root, out in zip(roots, outs, strict=True):
         manifest = run(root, out, tiny)
@@ -130,8 +151,11 @@ def test_the_same_files_in_two_folders_and_on_gs_give_the_same_rows_keys_and_val
     # the seeds depend on the key: the same bytes under two keys get other masks and another clip
     masks = masked_codes(outs[0])
     assert masks[f"{roots[0]}/photos/chelsea.png"] != masks[f"{roots[0]}/photos/sub/chelsea.png"]
-    clips = {r["frames"][0]["uri"]: [f["frame"] for f in r["frames"]]
-             for r in read_sentences(str(outs[0]), columns=["source", "frames"]).to_pylist() if r["source"] == "clips"}
+    clips = {
+        r["frames"][0]["uri"]: [f["frame"] for f in r["frames"]]
+        for r in read_sentences(str(outs[0]), columns=["source", "frames"]).to_pylist()
+        if r["source"] == "clips"
+    }
     assert clips[f"{roots[0]}/videos/pan.mp4"] != clips[f"{roots[0]}/videos/more/pan.mp4"]
 
 
@@ -158,7 +182,7 @@ def test_an_output_written_with_uri_keys_is_refused_as_another_job_configuration
 
 def _hash(config: dict, fingerprint: str) -> str:
     """lvm_data.job.config.config_hash of a stored config."""
-    text = json.dumps({**config, "tokenizer_fingerprint": fingerprint}, sort_keys=True, separators=(",", ":"),
-                      default=str)
+    text = json.dumps(
+        {**config, "tokenizer_fingerprint": fingerprint}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-

@@ -42,14 +42,21 @@ def photo_folder(root, pics: list[bytes], outside) -> None:
     write(os.fsencode(root) + b"/bad\xff.png", pics[1])
     write(str(root / "sub" / "c.png"), pics[2])
     write(str(outside / "o.png"), pics[0])
-    for target, link in ((".", "self"), ("..", "up"), ("..", "sub/up"), ("a.png", "alias.png"),
-                         (str(outside / "o.png"), "out.png"), ("gone.png", "dangling.png")):
+    for target, link in (
+        (".", "self"),
+        ("..", "up"),
+        ("..", "sub/up"),
+        ("a.png", "alias.png"),
+        (str(outside / "o.png"), "out.png"),
+        ("gone.png", "dangling.png"),
+    ):
         os.symlink(target, root / link)
     os.mkfifo(root / "pipe.png")
 
 
 def linked_tar(path, pics: list[bytes]) -> None:
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
+
         def member(name, data=None, kind=tarfile.REGTYPE, target=""):
             info = tarfile.TarInfo(name)
             info.type, info.linkname, info.size = kind, target, len(data) if data else 0
@@ -77,22 +84,43 @@ def test_bad_names_and_links_end_as_one_row_each_with_the_files_pixels(tmp_path,
     rows = ledger(tmp_path / "out")  # one row per key (asserted there)
     got = {key.removeprefix("links.tar#"): row for key, row in rows.items()}  # keys relative to each folder
     assert got == {
-        "a.png": ("ok", "ok"), "bad%FF.png": ("ok", "ok"), "sub/c.png": ("ok", "ok"),
-        "up": ("failed", "link_outside_root"), "out.png": ("failed", "link_outside_root"),
-        "dangling.png": ("failed", "broken_link"), "pipe.png": ("failed", "read_error"),
-        "000": ("ok", "ok"), "001": ("ok", "ok"), "002": ("ok", "ok"), "bad%FE": ("ok", "ok"),
-        "003": ("failed", "link_outside_root"), "004": ("failed", "broken_link"), "005": ("ok", "ok")}
+        "a.png": ("ok", "ok"),
+        "bad%FF.png": ("ok", "ok"),
+        "sub/c.png": ("ok", "ok"),
+        "up": ("failed", "link_outside_root"),
+        "out.png": ("failed", "link_outside_root"),
+        "dangling.png": ("failed", "broken_link"),
+        "pipe.png": ("failed", "read_error"),
+        "000": ("ok", "ok"),
+        "001": ("ok", "ok"),
+        "002": ("ok", "ok"),
+        "bad%FE": ("ok", "ok"),
+        "003": ("failed", "link_outside_root"),
+        "004": ("failed", "broken_link"),
+        "005": ("ok", "ok"),
+    }
     counts = {name: (s["inputs"], s["ok"], s["failed"]) for name, s in manifest["sources"].items()}
     assert counts == {"photos": (7, 3, 4), "web": (7, 5, 2)}
 
     tokenizer = load(tiny, device="cpu")
     settings = DecodeSettings(tokenizer.image_size)
-    direct = [tokenizer.encode(decode_item(ItemRef("s", "k", "u", {"image": Part("k", p)}), settings)
-                               .frames[0].pixels[None].copy())[0].tolist() for p in pics]
+    direct = [
+        tokenizer.encode(
+            decode_item(ItemRef("s", "k", "u", {"image": Part("k", p)}), settings).frames[0].pixels[None].copy()
+        )[0].tolist()
+        for p in pics
+    ]
     tokens = {r["frames"][0]["uri"]: r["tokens"] for r in read_sentences(str(tmp_path / "out")).to_pylist()}
-    expected = {f"{root}/a.png": 0, f"{root}/bad%FF.png": 1, f"{root}/sub/c.png": 2, f"{tars}/links.tar#000.png": 0,
-                f"{tars}/links.tar#001.png": 0, f"{tars}/links.tar#002.png": 0, f"{tars}/links.tar#bad%FE.png": 1,
-                f"{tars}/links.tar#005.png": 2}
+    expected = {
+        f"{root}/a.png": 0,
+        f"{root}/bad%FF.png": 1,
+        f"{root}/sub/c.png": 2,
+        f"{tars}/links.tar#000.png": 0,
+        f"{tars}/links.tar#001.png": 0,
+        f"{tars}/links.tar#002.png": 0,
+        f"{tars}/links.tar#bad%FE.png": 1,
+        f"{tars}/links.tar#005.png": 2,
+    }
     assert sorted(tokens) == sorted(expected)
     for uri, pic in expected.items():  # the escaped name read its own file; a link member its target's bytes
         assert tokens[uri] == direct[pic], uri

@@ -73,21 +73,39 @@ def tar_files(root) -> dict:
 
 
 def paired(root, kinds):
-    return {"format": "paired", "images": str(root / "rgb"),
-            "annotations": {k: str(root / ("seg" if k == "segmentation" else k)) for k in kinds}}
+    return {
+        "format": "paired",
+        "images": str(root / "rgb"),
+        "annotations": {k: str(root / ("seg" if k == "segmentation" else k)) for k in kinds},
+    }
 
 
 CASES = {  # name -> (input files, input, template)
-    "pairs": (lambda r: paired_files(r, ["depth"]), lambda r: paired(r, ["depth"]),
-              {"name": "pairs", "pairs": 2, "min_pairs": 2}),
-    "multi_annotation": (lambda r: paired_files(r, ["depth", "segmentation"]),
-                         lambda r: paired(r, ["depth", "segmentation"]), {"name": "multi_annotation"}),
-    "category": (class_files, lambda r: {"format": "images", "paths": str(r)},
-                 {"name": "category", "label": "folder", "shot_size": 2}),
-    "derived": (class_files, lambda r: {"format": "images", "paths": str(r)},
-                {"name": "derived", "task": "colorization", "pairs": 2, "min_pairs": 2}),
-    "category_webdataset": (tar_files, lambda r: {"format": "webdataset", "paths": str(r)},
-                            {"name": "category", "label": "json.label", "shot_size": 2}),
+    "pairs": (
+        lambda r: paired_files(r, ["depth"]),
+        lambda r: paired(r, ["depth"]),
+        {"name": "pairs", "pairs": 2, "min_pairs": 2},
+    ),
+    "multi_annotation": (
+        lambda r: paired_files(r, ["depth", "segmentation"]),
+        lambda r: paired(r, ["depth", "segmentation"]),
+        {"name": "multi_annotation"},
+    ),
+    "category": (
+        class_files,
+        lambda r: {"format": "images", "paths": str(r)},
+        {"name": "category", "label": "folder", "shot_size": 2},
+    ),
+    "derived": (
+        class_files,
+        lambda r: {"format": "images", "paths": str(r)},
+        {"name": "derived", "task": "colorization", "pairs": 2, "min_pairs": 2},
+    ),
+    "category_webdataset": (
+        tar_files,
+        lambda r: {"format": "webdataset", "paths": str(r)},
+        {"name": "category", "label": "json.label", "shot_size": 2},
+    ),
 }
 
 
@@ -96,6 +114,7 @@ def broken(files: dict) -> dict:
     chosen = [p for p in sorted(files) if p.suffix == ".tar"][:1] or sorted(files)[1:8:3]
     if not any(p.suffix == ".tar" for p in chosen):
         chosen += [p for p in sorted(files) if p.suffix == ".npy"][5:6]
+
     def cut(path):  # a tar is cut inside a member's data: cut inside a header, tarfile reads a shorter tar
         return files[path][: len(files[path]) // 2 + (600 if path.suffix == ".tar" else 0)]
 
@@ -159,8 +178,9 @@ def test_retry_failed_after_repairing_the_files_gives_what_a_clean_run_gives(tmp
 
 
 @pytest.mark.parametrize("case", ["pairs", "category"])
-def test_retry_failed_after_passing_failures_redoes_only_the_buckets_with_failed_items(tmp_path, tiny, case,
-                                                                                     monkeypatch):
+def test_retry_failed_after_passing_failures_redoes_only_the_buckets_with_failed_items(
+    tmp_path, tiny, case, monkeypatch
+):
     """Failures that pass without a file changing (a timeout): a bucket with a failed item is rebuilt whole and
     replaces its files; the other buckets keep theirs."""
     files, source, clean, retried = clean_run(tmp_path, tiny, case)
@@ -194,8 +214,12 @@ def test_retry_failed_with_token_space_dedup_decides_rebuilt_sentences_as_a_clea
     same = paired_files(root / "x", ["depth"])
     files = {p: same[root / "x" / p.parent.name / f"00{p.suffix}"] for p in paired_files(root, ["depth"])}
     write(files)  # every item the same image: one-pair sentences that are exact duplicates of each other
-    source = {"name": "s", "input": paired(root, ["depth"]), "template": {"name": "pairs", "pairs": 1},
-              "filters": ["duplicate_sentences"]}
+    source = {
+        "name": "s",
+        "input": paired(root, ["depth"]),
+        "template": {"name": "pairs", "pairs": 1},
+        "filters": ["duplicate_sentences"],
+    }
     clean, retried = tmp_path / "clean", tmp_path / "retried"
     run(clean, tiny, source)
     rows_ = read_ledger(str(clean)).to_pylist()

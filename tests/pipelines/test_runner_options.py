@@ -8,14 +8,17 @@ from lvm_data.job.executor import auto_workers, available_cpus
 from pipelines.tokenize import processes_per_machine
 
 
-@pytest.mark.parametrize(("flags", "processes"), [
-    ([], 1),
-    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
-    (["--direct_running_mode=multi_threading", "--direct_num_workers=4"], 1),  # threads share one executor
-    (["--runner=DataflowRunner"], 0),  # one SDK process per vCPU
-    (["--runner=DataflowRunner", "--experiments=use_runner_v2", "--experiments=no_use_multiple_sdk_containers"], 1),
-    (["--runner=PortableRunner", "--sdk_worker_parallelism=3"], 3),
-])
+@pytest.mark.parametrize(
+    ("flags", "processes"),
+    [
+        ([], 1),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
+        (["--direct_running_mode=multi_threading", "--direct_num_workers=4"], 1),  # threads share one executor
+        (["--runner=DataflowRunner"], 0),  # one SDK process per vCPU
+        (["--runner=DataflowRunner", "--experiments=use_runner_v2", "--experiments=no_use_multiple_sdk_containers"], 1),
+        (["--runner=PortableRunner", "--sdk_worker_parallelism=3"], 3),
+    ],
+)
 def test_processes_per_machine(flags, processes):
     assert processes_per_machine(PipelineOptions(flags)) == processes
 

@@ -50,8 +50,10 @@ def run(text: str, *beam_args: str, retry: bool = False):
 def direct_codes(tokenizer, uris: list[str], data: list[bytes] | None = None) -> np.ndarray:
     """Codes of each image decoded and encoded outside the pipeline: (len(uris), tokens_per_image)."""
     settings = DecodeSettings(tokenizer.image_size)
-    frames = [decode_item(ItemRef("s", uri, "u", {"image": Part(uri, blob)}), settings).frames[0].pixels
-              for uri, blob in zip(uris, data or [None] * len(uris), strict=True)]
+    frames = [
+        decode_item(ItemRef("s", uri, "u", {"image": Part(uri, blob)}), settings).frames[0].pixels
+        for uri, blob in zip(uris, data or [None] * len(uris), strict=True)
+    ]
     return tokenizer.encode(np.stack(frames))
 
 
@@ -85,8 +87,9 @@ def test_output_loads_with_pyarrow_dataset_and_hugging_face(tmp_path, tiny):
     run(job_text("j", out, tiny, [images_source("photos", tmp_path / "photos")], shard_size=2))
     table = pads.dataset(str(out / "sentences"), format="parquet").to_table()
     assert table.num_rows == 3 and pa.types.is_uint16(table.schema.field("tokens").type.value_type)
-    hf = datasets.load_dataset("parquet", data_dir=str(out / "sentences"), split="train",
-                               cache_dir=str(tmp_path / "hf"))
+    hf = datasets.load_dataset(
+        "parquet", data_dir=str(out / "sentences"), split="train", cache_dir=str(tmp_path / "hf")
+    )
     assert hf.num_rows == 3 and all(isinstance(t, int) for t in hf[0]["tokens"]) and len(hf[0]["tokens"]) == 64
 
 
@@ -95,8 +98,11 @@ def test_same_job_twice_and_with_multi_processing_gives_identical_rows(tmp_path,
     outs = [tmp_path / name for name in ("a", "b", "mp")]
     run(job_text("j", outs[0], tiny, [source], shard_size=5))
     run(job_text("j", outs[1], tiny, [source], shard_size=5))
-    run(job_text("j", outs[2], tiny, [source], shard_size=5), "--direct_num_workers=2",
-        "--direct_running_mode=multi_processing")
+    run(
+        job_text("j", outs[2], tiny, [source], shard_size=5),
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    )
     first = rows(outs[0])
     assert len(first) == 10
     assert rows(outs[1]) == first and rows(outs[2]) == first
@@ -115,8 +121,10 @@ class FolderPairs(Template):
 
     def build(self, items):
         items = sorted(items, key=lambda d: d.key)
-        sentences = [Sentence(a.ref.source, self.name, "pair", a.frames + b.frames, [a.key, b.key], a.ref.unit)
-                     for a, b in zip(items[::2], items[1::2], strict=False)]
+        sentences = [
+            Sentence(a.ref.source, self.name, "pair", a.frames + b.frames, [a.key, b.key], a.ref.unit)
+            for a, b in zip(items[::2], items[1::2], strict=False)
+        ]
         leftover = {items[-1].key: Outcome.filtered(Reason.LEFTOVER)} if len(items) % 2 else {}
         return BuildResult(sentences, leftover)
 
@@ -128,8 +136,9 @@ def test_grouping_template_writes_stable_buckets_and_resumes(tmp_path, tiny, mon
         write_corpus(tmp_path / "in" / folder, chosen, broken=False)
     (tmp_path / "in" / "b" / "zero.png").write_bytes(b"")
     out = tmp_path / "out"
-    text = job_text("g", out, tiny, [images_source("pairs", tmp_path / "in", "folder_pairs")], shard_size=4,
-                    decode_pool="threads")  # the test's template is registered in this process only
+    text = job_text(
+        "g", out, tiny, [images_source("pairs", tmp_path / "in", "folder_pairs")], shard_size=4, decode_pool="threads"
+    )  # the test's template is registered in this process only
     manifest = run(text)
     markers = list_markers(str(out))
     assert [m["unit"] for m in markers] == ["g000000", "g000001", "g000002"]  # ceil(10 items / 4)
@@ -151,17 +160,23 @@ def test_every_source_format(tmp_path, tiny):
     pics = [package_file("skimage", n).read_bytes() for n in ("chelsea.png", "coffee.png", "astronaut.png")]
     write_corpus(tmp_path / "files", photos("heldout")[:2], broken=False)
     (tmp_path / "tars").mkdir()
-    write_tar(tmp_path / "tars" / "00000.tar", [("000.png", pics[0]), ("000.txt", b"cat"), ("001.png", pics[1]),
-                                             ("002.json", b"{}")])
+    write_tar(
+        tmp_path / "tars" / "00000.tar",
+        [("000.png", pics[0]), ("000.txt", b"cat"), ("001.png", pics[1]), ("002.json", b"{}")],
+    )
     write_tar(tmp_path / "tars" / "00001.tar", [])
     pq.write_table(pa.table({"jpg": pa.array([pics[0], None, pics[2]], pa.binary())}), tmp_path / "p.parquet")
-    hf = datasets.Dataset.from_dict({"image": [{"bytes": p, "path": None} for p in pics[:2]]},
-                                    features=datasets.Features({"image": datasets.Image()}))
+    hf = datasets.Dataset.from_dict(
+        {"image": [{"bytes": p, "path": None} for p in pics[:2]]},
+        features=datasets.Features({"image": datasets.Image()}),
+    )
     hf.save_to_disk(str(tmp_path / "hf"))
-    sources = [images_source("files", tmp_path / "files"),
-               {"name": "web", "input": {"format": "webdataset", "paths": str(tmp_path / "tars")}},
-               {"name": "pq", "input": {"format": "parquet", "paths": str(tmp_path / "p.parquet"), "column": "jpg"}},
-               {"name": "hub", "input": {"format": "hf", "path": str(tmp_path / "hf")}}]
+    sources = [
+        images_source("files", tmp_path / "files"),
+        {"name": "web", "input": {"format": "webdataset", "paths": str(tmp_path / "tars")}},
+        {"name": "pq", "input": {"format": "parquet", "paths": str(tmp_path / "p.parquet"), "column": "jpg"}},
+        {"name": "hub", "input": {"format": "hf", "path": str(tmp_path / "hf")}},
+    ]
     out = tmp_path / "out"
     manifest = run(job_text("all", out, tiny, sources, shard_size=2))
     got = {name: (t["inputs"], t["ok"], t["failed"], t["units"]) for name, t in manifest["sources"].items()}
@@ -189,26 +204,43 @@ def test_img2dataset_parquet_output_with_no_options(tmp_path, tiny):
         jpgs.append(buf.getvalue())
     folder = tmp_path / "laion"
     folder.mkdir()
-    pq.write_table(pa.table({
-        "key": ["000000000", "000000001", "000000002", "000000003"],
-        "jpg": pa.array([jpgs[0], None, jpgs[1], None], pa.binary()), "caption": ["a cat", "x", "coffee", "y"],
-        "url": [f"http://example.com/{i}.jpg" for i in range(4)], "width": [256, None, 256, None],
-        "status": ["success", "failed_to_download", "success", "failed_to_resize"],
-        "error_message": [None, "<urlopen error timed out>", None, "image too small"]}), folder / "00000.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "key": ["000000000", "000000001", "000000002", "000000003"],
+                "jpg": pa.array([jpgs[0], None, jpgs[1], None], pa.binary()),
+                "caption": ["a cat", "x", "coffee", "y"],
+                "url": [f"http://example.com/{i}.jpg" for i in range(4)],
+                "width": [256, None, 256, None],
+                "status": ["success", "failed_to_download", "success", "failed_to_resize"],
+                "error_message": [None, "<urlopen error timed out>", None, "image too small"],
+            }
+        ),
+        folder / "00000.parquet",
+    )
     (folder / "00000_stats.json").write_text(json.dumps({"count": 4, "successes": 2}))
     out = tmp_path / "out"
-    manifest = run(job_text("i2d", out, tiny, [{"name": "laion", "input": {"format": "parquet", "paths": str(folder)}}],
-                            shard_size=10))
+    manifest = run(
+        job_text(
+            "i2d", out, tiny, [{"name": "laion", "input": {"format": "parquet", "paths": str(folder)}}], shard_size=10
+        )
+    )
     totals = manifest["sources"]["laion"]
     assert (totals["inputs"], totals["ok"], totals["failed"]) == (4, 2, 2)
     table = pq.read_table(out / list_markers(str(out))[0]["ledger_file"])
     got = {r["key"]: (r["status"], r["reason"], r["detail"]) for r in table.to_pylist()}
     where = f"{folder}/00000.parquet#row="
     assert got["000000000"][:2] == got["000000002"][:2] == ("ok", "ok")
-    assert got["000000001"] == ("failed", "download_failed",
-                                f"{where}1: img2dataset status 'failed_to_download': <urlopen error timed out>")
-    assert got["000000003"] == ("failed", "download_failed",
-                                f"{where}3: img2dataset status 'failed_to_resize': image too small")
+    assert got["000000001"] == (
+        "failed",
+        "download_failed",
+        f"{where}1: img2dataset status 'failed_to_download': <urlopen error timed out>",
+    )
+    assert got["000000003"] == (
+        "failed",
+        "download_failed",
+        f"{where}3: img2dataset status 'failed_to_resize': image too small",
+    )
     tokens = {r["frames"][0]["uri"]: r["tokens"] for r in read_sentences(str(out)).to_pylist()}
     assert tokens[f"{where}2"] == direct_codes(load(tiny, device="cpu"), ["k"], [jpgs[1]]).tolist()[0]
 
@@ -219,8 +251,9 @@ def test_killed_run_resumes_to_the_same_rows_as_a_clean_run(tmp_path):
     run(slow_job("k", clean, files, rate=1000))
     text = slow_job("k", killed, files)
     (tmp_path / "job.yaml").write_text(text)
-    committed = kill_after_first_commit([sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml")],
-                                        killed)
+    committed = kill_after_first_commit(
+        [sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml")], killed
+    )
     assert 1 <= committed < 5, "the kill must land after the first and before the last unit"
     before = {m["unit"]: m["committed"] for m in list_markers(str(killed))}
     time.sleep(1.1)  # marker timestamps have one-second resolution: a redone unit would show a later one

@@ -56,23 +56,42 @@ def test_memory_input_by_brace_alternatives_and_memory_output(tiny):
 
 def test_portable_runner_on_the_local_job_service_gives_the_embedded_rows(tmp_path, tiny, services):
     files = [str(p) for p in photos("heldout")]
-    port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                  "--port", str(port)], "jobservice")
+    port = services(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.portability.local_job_service_main",
+            "--port",
+            str(port),
+        ],
+        "jobservice",
+    )
     portable = job_text("p", tmp_path / "portable", tiny, [images_source("photos", files)], shard_size=2)
-    manifest = run_job(parse_job_text(portable), portable, ["--runner=PortableRunner",
-                                                            f"--job_endpoint=localhost:{port}",
-                                                            "--environment_type=LOOPBACK"])
+    manifest = run_job(
+        parse_job_text(portable),
+        portable,
+        ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK"],
+    )
     embedded = job_text("p", tmp_path / "embedded", tiny, [images_source("photos", files)], shard_size=2)
     run_job(parse_job_text(embedded), embedded, [])
     assert manifest["runner"] == "PortableRunner"
     columns = ["id", "tokens", "frames"]
     assert read_sentences(str(tmp_path / "portable"), columns=columns).equals(
-        read_sentences(str(tmp_path / "embedded"), columns=columns))
+        read_sentences(str(tmp_path / "embedded"), columns=columns)
+    )
 
 
 def test_killed_portable_run_keeps_its_committed_units_and_resumes(tmp_path, services):
-    port = services(lambda port: [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                  "--port", str(port)], "jobservice")
+    port = services(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "apache_beam.runners.portability.local_job_service_main",
+            "--port",
+            str(port),
+        ],
+        "jobservice",
+    )
     portable = ["--runner=PortableRunner", f"--job_endpoint=localhost:{port}", "--environment_type=LOOPBACK"]
     files = [str(p) for p in photos("all")[:10]]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
@@ -80,8 +99,9 @@ def test_killed_portable_run_keeps_its_committed_units_and_resumes(tmp_path, ser
     run_job(parse_job_text(clean_text), clean_text, [])  # the embedded runner: the same rows on every runner
     text = slow_job("k", killed, files)
     (tmp_path / "job.yaml").write_text(text)
-    committed = kill_after_first_commit([sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml"),
-                                         *portable], killed)
+    committed = kill_after_first_commit(
+        [sys.executable, "-m", "lvm_data.cli", "run", str(tmp_path / "job.yaml"), *portable], killed
+    )
     assert 1 <= committed < 5, "the kill must land after the first and before the last unit"
     before = {m["unit"]: m["committed"] for m in list_markers(str(killed))}
     time.sleep(1.1)  # marker timestamps have one-second resolution: a redone unit would show a later one

@@ -11,14 +11,23 @@ GRAY_PHOTOS = {"camera", "brick", "grass", "gravel", "coins", "moon", "page"}
 
 
 def digests(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_holds_every_kind_of_input(assembled):
     root = assembled.root
-    assert assembled.groups == {"photos": 18, "annotations": 36, "faces": 2 * FACES_PER_CLASS, "videos": 4,
-                                "stereo": 3, "sequences": 2 * SEQUENCE_FRAMES}
+    assert assembled.groups == {
+        "photos": 18,
+        "annotations": 36,
+        "faces": 2 * FACES_PER_CLASS,
+        "videos": 4,
+        "stereo": 3,
+        "sequences": 2 * SEQUENCE_FRAMES,
+    }
     assert {p.stem for p in (root / "photos" / "gray").iterdir()} == GRAY_PHOTOS
     assert len(list((root / "photos" / "color").iterdir())) == 11
     for package in samples.photos("all"):
@@ -62,8 +71,12 @@ def test_rerun_keeps_every_file_and_a_missing_one_comes_back_identical(assembled
     before = digests(root)
     again = assemble(root)
     assert (again.written, again.kept) == (0, len(before))
-    for rel in ("annotations/segmentation/color/astronaut.png", "sequences/frames/bikes/00006.png",
-                "sequences/segmentation/bikes/00006.png", "faces/not_face/0003.png"):
+    for rel in (
+        "annotations/segmentation/color/astronaut.png",
+        "sequences/frames/bikes/00006.png",
+        "sequences/segmentation/bikes/00006.png",
+        "faces/not_face/0003.png",
+    ):
         (root / rel).unlink()
     rebuilt = assemble(root)
     assert (rebuilt.written, rebuilt.kept) == (4, len(before) - 4)

@@ -6,8 +6,19 @@ from lvm_data.job.steps import make_runtime
 from lvm_data.samplecorpus.job import SOURCE_TEMPLATES, sample_job, tokenizer_location
 from lvm_data.sentences.registry import TEMPLATES
 
-ITEMS = {"photos": 18, "faces": 32, "videos": 4, "segmentation": 18, "edges": 18, "depth": 1,
-         "multi-annotation": 18, "colorization": 11, "inpainting": 18, "sequences": 1, "stereo-views": 1}
+ITEMS = {
+    "photos": 18,
+    "faces": 32,
+    "videos": 4,
+    "segmentation": 18,
+    "edges": 18,
+    "depth": 1,
+    "multi-annotation": 18,
+    "colorization": 11,
+    "inpainting": 18,
+    "sequences": 1,
+    "stereo-views": 1,
+}
 
 
 def test_the_job_names_every_template_and_writes_beside_the_inputs(tmp_path):

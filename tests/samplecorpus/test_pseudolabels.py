@@ -11,7 +11,7 @@ def halves(height: int = 64, width: int = 96) -> np.ndarray:
     """Left half dark red, right half light blue: one vertical boundary at width // 2."""
     image = np.zeros((height, width, 3), np.uint8)
     image[:, : width // 2] = (150, 20, 20)
-    image[:, width // 2:] = (40, 120, 230)
+    image[:, width // 2 :] = (40, 120, 230)
     return image
 
 

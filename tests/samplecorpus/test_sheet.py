@@ -20,8 +20,11 @@ def corpus(tmp_path_factory):
     (root / "bad").mkdir()
     (root / "bad" / "empty.png").write_bytes(b"")
     pairs = {"name": "derived", "task": "colorization", "pairs": 2, "min_pairs": 1}
-    sources = [images_source("single", root / "in"), images_source("pairs", root / "in", pairs),
-               images_source("broken", root / "bad")]
+    sources = [
+        images_source("single", root / "in"),
+        images_source("pairs", root / "in", pairs),
+        images_source("broken", root / "bad"),
+    ]
     (root / "job.yaml").write_text(job_text("sheet", root / "out", tiny, sources))
     result = CliRunner().invoke(main, ["run", str(root / "job.yaml"), "--no-progress"])
     assert result.exit_code == 0, result.output

@@ -12,16 +12,23 @@ def frame(uri: str, role: str = "image", index: int = 0, value: int = 0, size: i
     return Frame(pixels=np.full((size, size, 3), value % 256, np.uint8), uri=uri, index=index, role=role)
 
 
-def item(key: str, roles=("image",), unit: str = "g000000", source: str = "src", meta: dict | None = None,
-         uri: str | None = None) -> DecodedItem:
+def item(
+    key: str,
+    roles=("image",),
+    unit: str = "g000000",
+    source: str = "src",
+    meta: dict | None = None,
+    uri: str | None = None,
+) -> DecodedItem:
     uri = uri or f"/data/{key}.png"
     parts = {role: Part(uri if role == "image" else f"/data/{role}/{key}.png") for role in roles}
     frames = [frame(parts[role].uri, role) for role in roles]
     return DecodedItem(ItemRef(source, key, unit, parts, dict(meta or {})), frames)
 
 
-def clip_item(key: str, clips: list[tuple[int, int, int]], role: str = "video", per_frame_roles=("video",),
-              unit: str = "000000") -> DecodedItem:
+def clip_item(
+    key: str, clips: list[tuple[int, int, int]], role: str = "video", per_frame_roles=("video",), unit: str = "000000"
+) -> DecodedItem:
     """An item as the video/frames/sequence decoders return it: clips of (stride, start, length)."""
     frames = []
     for stride, start, length in clips:

@@ -29,7 +29,7 @@ def test_shots_of_one_class_and_round_robin_across_classes():
     assert [s.n_images for s in result.sentences] == [16, 4]
     for labels, frames in shots:
         for i, label in enumerate(labels):
-            assert {f.uri.split("/")[2] for f in frames[4 * i:4 * i + 4]} == {label}  # a shot is one class
+            assert {f.uri.split("/")[2] for f in frames[4 * i : 4 * i + 4]} == {label}  # a shot is one class
     first_labels = shots[0][0]
     assert len(set(first_labels[:3])) == 3  # neighbouring shots show different classes
 

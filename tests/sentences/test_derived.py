@@ -21,8 +21,10 @@ def real_items():
     return out
 
 
-@pytest.mark.parametrize("task, roles", [("colorization", ["gray", "image"]), ("inpainting", ["masked", "image"]),
-                                         ("edges", ["image", "edges"])])
+@pytest.mark.parametrize(
+    "task, roles",
+    [("colorization", ["gray", "image"]), ("inpainting", ["masked", "image"]), ("edges", ["image", "edges"])],
+)
 def test_derived_pairs_from_real_photos(real_items, task, roles):
     result = Derived({"task": task, "pairs": 2}).build(real_items)
     accounted(real_items, result)
@@ -62,11 +64,16 @@ def test_unknown_task_is_an_error():
 def test_masks_and_ids_follow_the_item_key_not_where_its_frames_were_read(real_items):
     """Items keyed by name (as sources key them, relative to their root) read from two locations: the same
     masks and the same sentence ids; only the frames' URIs differ."""
+
     def read_from(prefix: str) -> list[DecodedItem]:
         names = [item.key.rsplit("/", 1)[-1] for item in real_items]
-        return [DecodedItem(ItemRef("photos", name, "000000", {"image": Part(f"{prefix}/{name}")}),
-                            [Frame(item.frames[0].pixels, f"{prefix}/{name}")])
-                for name, item in zip(names, real_items, strict=True)]
+        return [
+            DecodedItem(
+                ItemRef("photos", name, "000000", {"image": Part(f"{prefix}/{name}")}),
+                [Frame(item.frames[0].pixels, f"{prefix}/{name}")],
+            )
+            for name, item in zip(names, real_items, strict=True)
+        ]
 
     template = Derived({"task": "inpainting", "pairs": 2}, TemplateContext(seed=3))
     here, there = (template.build(read_from(prefix)).sentences for prefix in ("/data/in", "gs://bucket/copy/in"))

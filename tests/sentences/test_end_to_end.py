@@ -23,7 +23,7 @@ def frames(n, height=48, width=64, seed=0):
     out = []
     for i in range(n):
         f = np.kron(base, np.ones((8, 8, 1), np.uint8))
-        f[(i * 2) % (height - 8):(i * 2) % (height - 8) + 8, 4:20] = 255
+        f[(i * 2) % (height - 8) : (i * 2) % (height - 8) + 8, 4:20] = 255
         out.append(f)
     return out
 
@@ -42,12 +42,18 @@ def make_videos(root):
     write_video(str(root / "long.avi"), frames(200))
     data = bytearray((root / "long.avi").read_bytes())
     (root / "long.avi").unlink()
-    data[len(data) // 2:len(data) // 2 + 3000] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()
+    data[len(data) // 2 : len(data) // 2 + 3000] = np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes()
     (root / "corrupt_middle.avi").write_bytes(bytes(data))
     (root / "notes.mp4").write_bytes(b"not a video" * 100)
     # fifteen.mkv: 8-frame clips at stride 4 need 29 frames; LVM's rule fits stride 2 (14 // 7) instead
-    return {"carphone.mp4": "ok", "walk.mp4": "ok", "one_frame.mp4": "too_short", "fifteen.mkv": "ok",
-            "corrupt_middle.avi": "decode_error", "notes.mp4": "not_media"}
+    return {
+        "carphone.mp4": "ok",
+        "walk.mp4": "ok",
+        "one_frame.mp4": "too_short",
+        "fifteen.mkv": "ok",
+        "corrupt_middle.avi": "decode_error",
+        "notes.mp4": "not_media",
+    }
 
 
 def make_frame_folders(root):
@@ -71,8 +77,14 @@ def make_depth_pairs(root):
     np.save(root / "depth" / "coffee.npy", np.full((40, 60), np.nan, np.float32))  # depth full of NaN
     shutil.copy(photos("train")[1], root / "rgb" / "rocket.jpg")  # no depth for it
     np.save(root / "depth" / "ghost.npy", np.ones((8, 8), np.float32))  # no image for it
-    return {"motorcycle": "ok", "chelsea": "ok", "grace_hopper": "ok", "coffee": "bad_annotation",
-            "rocket": "unpaired", "ghost": "unpaired"}
+    return {
+        "motorcycle": "ok",
+        "chelsea": "ok",
+        "grace_hopper": "ok",
+        "coffee": "bad_annotation",
+        "rocket": "unpaired",
+        "ghost": "unpaired",
+    }
 
 
 def make_multi(root):
@@ -83,7 +95,7 @@ def make_multi(root):
         shutil.copy(path, root / "rgb" / f"{i}{path.suffix}")
         h, w = np.asarray(Image.open(path)).shape[:2]
         mask = np.zeros((h, w), np.uint8)
-        mask[h // 4:h // 2, w // 4:w // 2] = i + 1
+        mask[h // 4 : h // 2, w // 4 : w // 2] = i + 1
         palette_png = Image.fromarray(mask, mode="P")
         palette_png.putpalette([0, 0, 0, 250, 0, 0, 0, 250, 0, 0, 0, 250] + [0] * 756)
         palette_png.save(root / "seg" / f"{i}.png")
@@ -120,30 +132,68 @@ def make_views(root):
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     root = tmp_path_factory.mktemp("uvd")
-    expected = {"videos": make_videos(root / "videos"), "frames": make_frame_folders(root / "frames"),
-                "depth": make_depth_pairs(root / "pairs"), "multi": make_multi(root / "multi"),
-                "davis": make_sequences(root / "seq"), "views": make_views(root / "views")}
+    expected = {
+        "videos": make_videos(root / "videos"),
+        "frames": make_frame_folders(root / "frames"),
+        "depth": make_depth_pairs(root / "pairs"),
+        "multi": make_multi(root / "multi"),
+        "davis": make_sequences(root / "seq"),
+        "views": make_views(root / "views"),
+    }
     n_category = make_categories(root / "cats")
     sources = [
-        {"name": "videos", "input": {"format": "videos", "paths": str(root / "videos"),
-                                     "clip": {"frames": 8, "stride": [4, 8], "clips": 2}}, "template": "video"},
-        {"name": "frames", "input": {"format": "frame_folders", "paths": str(root / "frames"),
-                                     "clip": {"frames": 8, "stride": 2}}, "template": "video"},
-        {"name": "depth", "input": {"format": "paired", "images": str(root / "pairs" / "rgb"),
-                                    "annotations": {"depth": str(root / "pairs" / "depth")}},
-         "template": {"name": "pairs", "pairs": 2, "min_pairs": 1}},
-        {"name": "multi", "input": {"format": "paired", "images": str(root / "multi" / "rgb"),
-                                    "annotations": {"segmentation": str(root / "multi" / "seg"),
-                                                    "pose": str(root / "multi" / "pose")}},
-         "template": "multi_annotation"},
-        {"name": "davis", "input": {"format": "sequences", "frames": str(root / "seq" / "JPEGImages"),
-                                    "annotations": {"segmentation": str(root / "seq" / "Annotations")},
-                                    "clip": {"frames": 4, "stride": 2}},
-         "template": {"name": "sequence", "order": "grouped"}},
-        {"name": "cats", "input": {"format": "images", "paths": str(root / "cats")},
-         "template": {"name": "category", "label": "folder", "shot_size": 2}},
-        {"name": "inpaint", "input": {"format": "images", "paths": str(root / "cats")},
-         "template": {"name": "derived", "task": "inpainting", "pairs": 2, "mask": "patches"}},
+        {
+            "name": "videos",
+            "input": {
+                "format": "videos",
+                "paths": str(root / "videos"),
+                "clip": {"frames": 8, "stride": [4, 8], "clips": 2},
+            },
+            "template": "video",
+        },
+        {
+            "name": "frames",
+            "input": {"format": "frame_folders", "paths": str(root / "frames"), "clip": {"frames": 8, "stride": 2}},
+            "template": "video",
+        },
+        {
+            "name": "depth",
+            "input": {
+                "format": "paired",
+                "images": str(root / "pairs" / "rgb"),
+                "annotations": {"depth": str(root / "pairs" / "depth")},
+            },
+            "template": {"name": "pairs", "pairs": 2, "min_pairs": 1},
+        },
+        {
+            "name": "multi",
+            "input": {
+                "format": "paired",
+                "images": str(root / "multi" / "rgb"),
+                "annotations": {"segmentation": str(root / "multi" / "seg"), "pose": str(root / "multi" / "pose")},
+            },
+            "template": "multi_annotation",
+        },
+        {
+            "name": "davis",
+            "input": {
+                "format": "sequences",
+                "frames": str(root / "seq" / "JPEGImages"),
+                "annotations": {"segmentation": str(root / "seq" / "Annotations")},
+                "clip": {"frames": 4, "stride": 2},
+            },
+            "template": {"name": "sequence", "order": "grouped"},
+        },
+        {
+            "name": "cats",
+            "input": {"format": "images", "paths": str(root / "cats")},
+            "template": {"name": "category", "label": "folder", "shot_size": 2},
+        },
+        {
+            "name": "inpaint",
+            "input": {"format": "images", "paths": str(root / "cats")},
+            "template": {"name": "derived", "task": "inpainting", "pairs": 2, "mask": "patches"},
+        },
         {"name": "views", "input": {"format": "multiview", "paths": str(root / "views")}, "template": "multiview"},
     ]
     text = job_text("uvd", root / "out", write_tiny_checkpoint(root / "tiny"), sources, shard_size=4)
@@ -155,8 +205,12 @@ def ledger_by_name(out, source):
     table = read_ledger(str(out), source)
     rows = table.to_pylist()
     assert len({r["key"] for r in rows}) == len(rows), "one ledger row per item"
-    return {r["key"].rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] if source != "videos"
-            else r["key"].rsplit("/", 1)[-1]: r for r in rows}
+    return {
+        r["key"].rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        if source != "videos"
+        else r["key"].rsplit("/", 1)[-1]: r
+        for r in rows
+    }
 
 
 def test_ledger_invariant_per_source(job):
@@ -224,11 +278,24 @@ def test_same_rows_with_multi_processing_workers(tmp_path):
     make_videos(tmp_path / "videos")
     make_depth_pairs(tmp_path / "pairs")
     sources = [
-        {"name": "videos", "input": {"format": "videos", "paths": str(tmp_path / "videos"),
-                                     "clip": {"frames": 4, "stride": [8], "clips": 1}}, "template": "video"},
-        {"name": "depth", "input": {"format": "paired", "images": str(tmp_path / "pairs" / "rgb"),
-                                    "annotations": {"depth": str(tmp_path / "pairs" / "depth")}},
-         "template": {"name": "pairs", "pairs": 2, "min_pairs": 1}},
+        {
+            "name": "videos",
+            "input": {
+                "format": "videos",
+                "paths": str(tmp_path / "videos"),
+                "clip": {"frames": 4, "stride": [8], "clips": 1},
+            },
+            "template": "video",
+        },
+        {
+            "name": "depth",
+            "input": {
+                "format": "paired",
+                "images": str(tmp_path / "pairs" / "rgb"),
+                "annotations": {"depth": str(tmp_path / "pairs" / "depth")},
+            },
+            "template": {"name": "pairs", "pairs": 2, "min_pairs": 1},
+        },
     ]
     tiny = write_tiny_checkpoint(tmp_path / "tiny")
     results = []
@@ -237,6 +304,10 @@ def test_same_rows_with_multi_processing_workers(tmp_path):
         run_job(parse_job_text(text), text, args)
         table = read_sentences(str(tmp_path / name), columns=["id", "tokens"]).to_pylist()
         ledger = read_ledger(str(tmp_path / name)).to_pylist()
-        results.append((sorted((r["id"], tuple(r["tokens"])) for r in table),
-                        sorted((r["key"], r["reason"], tuple(sorted(r["sentence_ids"]))) for r in ledger)))
+        results.append(
+            (
+                sorted((r["id"], tuple(r["tokens"])) for r in table),
+                sorted((r["key"], r["reason"], tuple(sorted(r["sentence_ids"]))) for r in ledger),
+            )
+        )
     assert results[0] == results[1] and results[0][0]

@@ -14,7 +14,7 @@ def test_lvm_order_one_slot_order_shared_by_every_shot_of_a_sentence():
     accounted(items, result)
     orders = []
     for sentence in result.sentences:
-        shots = [tuple(f.role for f in sentence.frames[i:i + 4]) for i in range(0, sentence.n_images, 4)]
+        shots = [tuple(f.role for f in sentence.frames[i : i + 4]) for i in range(0, sentence.n_images, 4)]
         assert len(set(shots)) == 1 and sorted(shots[0]) == sorted(KINDS)  # every shot in the same order
         assert list(shots[0]) == sentence.params["slots"]
         orders.append(shots[0])
@@ -25,7 +25,7 @@ def test_lvm_order_one_slot_order_shared_by_every_shot_of_a_sentence():
     (sentence,) = MultiAnnotation().build(mixed).sentences
     slots, roles, start = sentence.params["slots"], [f.role for f in sentence.frames], 0
     for length in sentence.params["shots"]:  # a shot lacking a slot skips it; the order holds for the rest
-        shot, start = roles[start:start + length], start + length
+        shot, start = roles[start : start + length], start + length
         assert shot == [r for r in slots if r in shot]
 
 
@@ -36,7 +36,7 @@ def test_shots_are_image_then_annotations_and_never_split():
     assert [s.n_images for s in result.sentences] == [16, 16, 4]  # 4 shots of 4 images per sentence
     for sentence in result.sentences:
         for start in range(0, sentence.n_images, 4):
-            shot = sentence.frames[start:start + 4]
+            shot = sentence.frames[start : start + 4]
             assert shot[0].role == "image" and sorted(f.role for f in shot[1:]) == ["depth", "normals", "segmentation"]
 
 
@@ -49,8 +49,12 @@ def test_annotation_order_is_seeded_per_item():
 
 
 def test_shots_of_different_lengths_pack_up_to_the_limit():
-    items = [item("a", roles=KINDS), item("b", roles=("image", "depth")), item("c", roles=KINDS),
-             item("d", roles=("image", "depth", "normals"))]
+    items = [
+        item("a", roles=KINDS),
+        item("b", roles=("image", "depth")),
+        item("c", roles=KINDS),
+        item("d", roles=("image", "depth", "normals")),
+    ]
     result = MultiAnnotation({"order": "fixed"}, TemplateContext(max_images=6)).build(items)
     accounted(items, result)
     assert all(s.n_images <= 6 for s in result.sentences)

@@ -21,8 +21,10 @@ def test_template_is_registered_and_its_schema_defaults_build(name):
     options = {k: v for k, v in defaults(f"template_{name}").items()}
     built = make_template(name, options)
     assert built.context.max_images == options["max_images"] == 16  # LVM: 16 images = 4096 tokens
-    text = f"name: j\noutput: /o\nsources:\n  - name: s\n    input: {{format: images, paths: /x}}\n" \
-           f"    template: {{name: {name}, not_an_option: 1}}"
+    text = (
+        f"name: j\noutput: /o\nsources:\n  - name: s\n    input: {{format: images, paths: /x}}\n"
+        f"    template: {{name: {name}, not_an_option: 1}}"
+    )
     with pytest.raises(ValueError, match="template"):
         parse_job_text(text)
 
@@ -34,6 +36,9 @@ def test_lvm_defaults():
     assert (category.shot_size, category.shots) == (defaults("template_category")["shot_size"], 4)
     clip = defaults("clip")
     spec = ClipSpec()
-    assert (spec.frames, list(spec.strides), spec.offset, spec.max_clips) == (
-        clip["frames"], clip["stride"], clip["offset"], clip["max_clips"]) == (16, [8, 12, 24], "random", 64)
+    assert (
+        (spec.frames, list(spec.strides), spec.offset, spec.max_clips)
+        == (clip["frames"], clip["stride"], clip["offset"], clip["max_clips"])
+        == (16, [8, 12, 24], "random", 64)
+    )
     assert clip["clips"] == "all" and spec.clips is None

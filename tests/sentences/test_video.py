@@ -37,10 +37,22 @@ def test_sequence_orders():
     seq = clip_item("s", [(1, 0, 3)], role="sequence", per_frame_roles=("image", "depth"))
     interleaved = Sequence().build([seq]).sentences[0]
     assert [(f.role, f.index) for f in interleaved.frames] == [
-        ("image", 0), ("depth", 0), ("image", 1), ("depth", 1), ("image", 2), ("depth", 2)]
+        ("image", 0),
+        ("depth", 0),
+        ("image", 1),
+        ("depth", 1),
+        ("image", 2),
+        ("depth", 2),
+    ]
     grouped = Sequence({"order": "grouped"}).build([seq]).sentences[0]
     assert [(f.role, f.index) for f in grouped.frames] == [
-        ("image", 0), ("image", 1), ("image", 2), ("depth", 0), ("depth", 1), ("depth", 2)]
+        ("image", 0),
+        ("image", 1),
+        ("image", 2),
+        ("depth", 0),
+        ("depth", 1),
+        ("depth", 2),
+    ]
 
 
 def test_sequence_windows_keep_frames_with_their_annotations():

@@ -25,9 +25,14 @@ from pipelines.tokenize import run_job
 def output(tmp_path_factory):
     root = tmp_path_factory.mktemp("preview")
     tiny = write_tiny_checkpoint(root / "tiny")
-    sources = [images_source("photos", [str(p) for p in photos("heldout")]),
-               images_source("gray", [str(p) for p in photos("train")[:4]],
-                             template={"name": "derived", "task": "colorization", "pairs": 2})]
+    sources = [
+        images_source("photos", [str(p) for p in photos("heldout")]),
+        images_source(
+            "gray",
+            [str(p) for p in photos("train")[:4]],
+            template={"name": "derived", "task": "colorization", "pairs": 2},
+        ),
+    ]
     text = job_text("preview", root / "out", tiny, sources, shard_size=8)
     run_job(parse_job_text(text), text, [])
     return root / "out", load(str(tiny), device="cpu")
@@ -40,22 +45,29 @@ def test_one_row_per_sentence_with_the_decoded_inputs(output):
     assert len(sheet.rows) == 4 and sheet.pixels.shape == (4 * (LABEL_HEIGHT + size), 4 * size, 3)
     table = read_sentences(str(out)).to_pylist()[:4]
     for r, (row, sentence) in enumerate(zip(sheet.rows, table, strict=True)):
-        assert (row.id, row.source, row.template, row.task) == (sentence["id"], sentence["source"],
-                                                                 sentence["template"], sentence["task"])
+        assert (row.id, row.source, row.template, row.task) == (
+            sentence["id"],
+            sentence["source"],
+            sentence["template"],
+            sentence["task"],
+        )
         codes = np.asarray(sentence["tokens"]).reshape(sentence["n_images"], -1)
         for c, frame in enumerate(sentence["frames"]):
             top, left, bottom, right = sheet.cell_box(r, c)
             cell = sheet.pixels[top:bottom, left:right]
             if frame["role"] == "image":  # what the input looks like through this tokenizer
-                pixels = decode_item(ItemRef("s", "k", "u", {"image": Part(frame["uri"])}),
-                                     DecodeSettings(size)).frames[0].pixels
+                pixels = (
+                    decode_item(ItemRef("s", "k", "u", {"image": Part(frame["uri"])}), DecodeSettings(size))
+                    .frames[0]
+                    .pixels
+                )
                 direct_codes = tokenizer.encode(np.array(pixels[None]))
                 assert np.array_equal(direct_codes[0], codes[c])
                 direct = tokenizer.decode(direct_codes)[0]
                 assert np.abs(cell.astype(int) - direct).max() <= 1  # same codes; batched decoding rounds +-1
-        band = sheet.pixels[r * (LABEL_HEIGHT + size):r * (LABEL_HEIGHT + size) + LABEL_HEIGHT]
+        band = sheet.pixels[r * (LABEL_HEIGHT + size) : r * (LABEL_HEIGHT + size) + LABEL_HEIGHT]
         assert (band != np.array(BACKGROUND, np.uint8)).any()  # the label is written
-    empty = sheet.pixels[LABEL_HEIGHT:LABEL_HEIGHT + size, 3 * size:]  # a 1-image sentence leaves the row empty
+    empty = sheet.pixels[LABEL_HEIGHT : LABEL_HEIGHT + size, 3 * size :]  # a 1-image sentence leaves the row empty
     if sheet.rows[0].n_images == 1:
         assert (empty == np.array(BACKGROUND, np.uint8)).all()
 
@@ -73,8 +85,9 @@ def test_source_filter_and_a_wrong_tokenizer(output, tmp_path):
 
 def test_preview_command_uses_the_manifest_tokenizer(output, tmp_path):
     out, tokenizer = output
-    result = CliRunner().invoke(main, ["preview", str(out), "--n", "3", "--out", str(tmp_path / "sheet.png"),
-                                       "--cell", "48"])
+    result = CliRunner().invoke(
+        main, ["preview", str(out), "--n", "3", "--out", str(tmp_path / "sheet.png"), "--cell", "48"]
+    )
     assert result.exit_code == 0, result.output
     assert "3 sentence(s)" in result.output
     assert Image.open(tmp_path / "sheet.png").size[1] == 3 * (LABEL_HEIGHT + 48)
@@ -82,7 +95,7 @@ def test_preview_command_uses_the_manifest_tokenizer(output, tmp_path):
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,19 +111,38 @@ def test_decoded_frames_resemble_the_inputs_with_the_builtin_tokenizer(tmp_path)
     (tmp_path / "depth").mkdir()
     shutil.copy(left, tmp_path / "rgb" / "moto.png")
     shutil.copy(disparity, tmp_path / "depth" / "moto.npz")
-    sources = [{"name": "stereo", "input": {"format": "paired", "images": str(tmp_path / "rgb"),
-                                            "annotations": {"depth": {"paths": str(tmp_path / "depth"),
-                                                                      "encoding": "disparity"}}},
-                "template": {"name": "pairs", "min_pairs": 1}}]
+    sources = [
+        {
+            "name": "stereo",
+            "input": {
+                "format": "paired",
+                "images": str(tmp_path / "rgb"),
+                "annotations": {"depth": {"paths": str(tmp_path / "depth"), "encoding": "disparity"}},
+            },
+            "template": {"name": "pairs", "min_pairs": 1},
+        }
+    ]
     text = job_text("resemble", tmp_path / "out", "builtin:tiny", sources)
     run_job(parse_job_text(text), text, [])
     sheet = preview(str(tmp_path / "out"), 1)
     assert len(sheet.rows) == 1 and sheet.rows[0].n_images == 2
     settings = DecodeSettings(256)
-    inputs = decode_item(ItemRef("s", "k", "u", {"image": Part(str(left)), "depth": AnnotationPart(
-        str(disparity), options=options_tuple({"encoding": "disparity"}))}), settings).frames
-    cells = [sheet.pixels[top:bottom, left_:right] for top, left_, bottom, right in (sheet.cell_box(0, 0),
-                                                                                     sheet.cell_box(0, 1))]
+    inputs = decode_item(
+        ItemRef(
+            "s",
+            "k",
+            "u",
+            {
+                "image": Part(str(left)),
+                "depth": AnnotationPart(str(disparity), options=options_tuple({"encoding": "disparity"})),
+            },
+        ),
+        settings,
+    ).frames
+    cells = [
+        sheet.pixels[top:bottom, left_:right]
+        for top, left_, bottom, right in (sheet.cell_box(0, 0), sheet.cell_box(0, 1))
+    ]
     for own, other, cell in ((inputs[0], inputs[1], cells[0]), (inputs[1], inputs[0], cells[1])):
         assert correlation(cell, own.pixels) > 0.5
         assert correlation(cell, own.pixels) > correlation(cell, other.pixels) + 0.3

@@ -8,8 +8,9 @@ INFO = ShardInfo("fp", 64, 2, "h")
 
 
 def commit(out, unit, ids):
-    rows = [SentenceRow(i * 32, "s", "single", "image", 1, np.array([1, 2], np.uint16), [("f", 0, "image")])
-            for i in ids]
+    rows = [
+        SentenceRow(i * 32, "s", "single", "image", 1, np.array([1, 2], np.uint16), [("f", 0, "image")]) for i in ids
+    ]
     ledger = [LedgerRow(f"k{i}", "s", unit, "f", "ok", "ok", "", (i * 32,)) for i in ids]
     return commit_unit(UnitCommit(out, "s", unit, "d", INFO), rows, ledger)
 
@@ -21,7 +22,9 @@ def test_readers_skip_temporary_names_and_concatenate(tmp_path):
     (tmp_path / "sentences/source=s/.tmp-123-part-u3.parquet").write_bytes(b"partial")
     (tmp_path / "sentences/source=s/_SUCCESS.parquet").write_bytes(b"")
     assert [f.rsplit("/", 1)[-1] for f in visible_files(str(tmp_path / "sentences"), ".parquet")] == [
-        "part-u1.parquet", "part-u2.parquet"]
+        "part-u1.parquet",
+        "part-u2.parquet",
+    ]
     assert read_sentences(out)["id"].to_pylist() == ["a" * 32, "b" * 32, "c" * 32]
     assert read_ledger(out, "s")["key"].to_pylist() == ["ka", "kb", "kc"]
     assert [m["unit"] for m in list_markers(out)] == ["u1", "u2"]

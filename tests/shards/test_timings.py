@@ -24,23 +24,52 @@ def test_the_encoder_clock_partitions_time_between_commits_and_never_reports_mor
 
 
 def test_totals_sum_the_markers_with_the_busy_share_and_name_the_largest_step():
-    markers = [{"timings": {"read_s": 1, "decode_s": 8, "encode_s": 3, "write_s": 1, "wall_s": 9,
-                            "encoder_busy_s": 3, "encoder_span_s": 10}},
-               {"timings": {"read_s": 1, "decode_s": 8, "encode_s": 3, "write_s": 1, "wall_s": 9,
-                            "encoder_busy_s": 3, "encoder_span_s": 10}},
-               {"counts": {}}]  # a unit committed before timings existed
+    markers = [
+        {
+            "timings": {
+                "read_s": 1,
+                "decode_s": 8,
+                "encode_s": 3,
+                "write_s": 1,
+                "wall_s": 9,
+                "encoder_busy_s": 3,
+                "encoder_span_s": 10,
+            }
+        },
+        {
+            "timings": {
+                "read_s": 1,
+                "decode_s": 8,
+                "encode_s": 3,
+                "write_s": 1,
+                "wall_s": 9,
+                "encoder_busy_s": 3,
+                "encoder_span_s": 10,
+            }
+        },
+        {"counts": {}},
+    ]  # a unit committed before timings existed
     total = timings_total(markers)
     assert total["units"] == 2 and total["decode_s"] == 16 and total["encoder_busy_share"] == 0.3
     lines = timing_lines(total)
-    assert lines[0] == ("time per step over 2 units: read 2.0s (8%), decode 16.0s (62%), encode 6.0s (23%), "
-                        "write 2.0s (8%); largest: decode")
+    assert lines[0] == (
+        "time per step over 2 units: read 2.0s (8%), decode 16.0s (62%), encode 6.0s (23%), "
+        "write 2.0s (8%); largest: decode"
+    )
     assert lines[1] == "encoder busy 30% of its time (6.0 of 20.0 device-seconds)"
     assert timings_total([{"counts": {}}]) is None and "not recorded" in timing_lines(None)[0]
 
 
 def test_a_staged_unit_adds_the_decision_pass_commit_to_its_writes():
-    staged = {"read_s": 1.0, "decode_s": 2.0, "encode_s": 3.0, "write_s": 0.5, "wall_s": 7.0,
-              "encoder_busy_s": 3.0, "encoder_span_s": 4.0}
+    staged = {
+        "read_s": 1.0,
+        "decode_s": 2.0,
+        "encode_s": 3.0,
+        "write_s": 0.5,
+        "wall_s": 7.0,
+        "encoder_busy_s": 3.0,
+        "encoder_span_s": 4.0,
+    }
     timings = staged_timings(staged, time.perf_counter() - 0.2)()
     assert timings["write_s"] >= 0.7 and timings["encode_s"] == 3.0
     assert staged_timings(None, 0.0) is None

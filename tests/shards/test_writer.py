@@ -40,8 +40,9 @@ def test_check_catches_bad_lengths_and_codes():
     assert any("not n_images x 4" in p for p in check_sentence_table(sentence_table([bad], INFO, "s", "u"), 8192, 4))
     high = row("b")
     high.tokens = np.array([1, 2, 3, 9000], np.uint16)
-    assert any("outside the codebook" in p for p in check_sentence_table(sentence_table([high], INFO, "s", "u"),
-                                                                        8192, 4))
+    assert any(
+        "outside the codebook" in p for p in check_sentence_table(sentence_table([high], INFO, "s", "u"), 8192, 4)
+    )
     nonhex = row("z")
     assert any("lowercase hex" in p for p in check_sentence_table(sentence_table([nonhex], INFO, "s", "u"), 8192, 4))
 
@@ -53,8 +54,15 @@ def test_atomic_write_leaves_no_temporary_and_keeps_metadata(tmp_path):
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["part-u1.parquet"]
     assert nbytes == (tmp_path / "d" / "part-u1.parquet").stat().st_size
     meta = file_metadata(uri)
-    assert meta == {"schema_version": "1.1", "tokenizer_fingerprint": "fp", "codebook_size": "8192",
-                    "tokens_per_image": "4", "job_config_hash": "hash", "source": "src", "unit": "u1"}
+    assert meta == {
+        "schema_version": "1.1",
+        "tokenizer_fingerprint": "fp",
+        "codebook_size": "8192",
+        "tokens_per_image": "4",
+        "job_config_hash": "hash",
+        "source": "src",
+        "unit": "u1",
+    }
     column = pq.ParquetFile(uri).metadata.row_group(0).column(5)
     assert column.compression == "ZSTD" and any("DICTIONARY" in e for e in column.encodings)
     assert read_parquet(uri)["tokens"].to_pylist() == table["tokens"].to_pylist()
@@ -68,13 +76,23 @@ def test_empty_table_gets_a_file_without_row_groups(tmp_path):
 
 def test_commit_writes_files_then_a_valid_marker(tmp_path):
     out = str(tmp_path / "out")
-    ledger = [LedgerRow("k1", "src", "u1", "f0", "ok", "ok", "", ("a" * 32,)),
-              LedgerRow("k2", "src", "u1", "f9", "failed", "decode_error", "boom", ())]
+    ledger = [
+        LedgerRow("k1", "src", "u1", "f0", "ok", "ok", "", ("a" * 32,)),
+        LedgerRow("k2", "src", "u1", "f9", "failed", "decode_error", "boom", ()),
+    ]
     marker = commit_unit(UnitCommit(out, "src", "u1", "digest", INFO), [row("a", 2)], ledger)
     on_disk = json.loads((tmp_path / "out/units/source=src/u1.json").read_text())
     assert on_disk == marker and validation_errors("unit", marker) == []
-    assert marker["counts"] == {"inputs": 2, "ok": 1, "filtered": 0, "failed": 1, "sentences": 1, "images": 2,
-                                "tokens": 8, "reasons": {"decode_error": 1, "ok": 1}}
+    assert marker["counts"] == {
+        "inputs": 2,
+        "ok": 1,
+        "filtered": 0,
+        "failed": 1,
+        "sentences": 1,
+        "images": 2,
+        "tokens": 8,
+        "reasons": {"decode_error": 1, "ok": 1},
+    }
     assert (marker["spec_digest"], marker["config_hash"]) == ("digest", "hash")
     assert read_parquet(str(tmp_path / "out" / marker["ledger_file"]))["key"].to_pylist() == ["k1", "k2"]
     assert marker["sentences_bytes"] == (tmp_path / "out" / marker["sentences_file"]).stat().st_size
@@ -92,8 +110,18 @@ def test_bytes_per_token_on_realistic_codes(tmp_path):
     """Dictionary + zstd keeps uniform 13-bit codes near 1.625 bytes/token (LVM's JSONL: 5.3) once the
     dictionary page (8192 x 4 bytes) is amortised over a million tokens."""
     rng = np.random.default_rng(0)
-    rows = [SentenceRow(f"{i:032x}", "s", "single", "image", 1, rng.integers(0, 8192, 256).astype(np.uint16),
-                        [(f"f{i}", 0, "image")]) for i in range(4000)]
+    rows = [
+        SentenceRow(
+            f"{i:032x}",
+            "s",
+            "single",
+            "image",
+            1,
+            rng.integers(0, 8192, 256).astype(np.uint16),
+            [(f"f{i}", 0, "image")],
+        )
+        for i in range(4000)
+    ]
     info = ShardInfo("fp", 8192, 256, "h")
     nbytes = write_parquet_atomic(str(tmp_path / "p.parquet"), sentence_table(rows, info, "s", "u"))
     assert nbytes / (4000 * 256) < 1.7

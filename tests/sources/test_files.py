@@ -28,7 +28,7 @@ def source(paths, **options):
 
 def test_folders_keep_image_extensions_recursively_sorted(tree):
     files = expand_paths("s", [str(tree)], ("jpg", "png", "webp", "gif", "tif"))
-    assert [f[len(str(tree)) + 1:] for f in files] == ["a/1.jpg", "a/2.PNG", "b/3.webp", "b/c/4.gif", "b/c/5.tif"]
+    assert [f[len(str(tree)) + 1 :] for f in files] == ["a/1.jpg", "a/2.PNG", "b/3.webp", "b/c/4.gif", "b/c/5.tif"]
 
 
 def test_globs_keep_every_match_so_non_images_become_rows(tree):
@@ -84,11 +84,20 @@ def test_bad_names_and_links_each_end_as_one_item_and_ok_ones_have_the_files_pix
     root, outside = tmp_path / "in", tmp_path / "outside"
     (root / "sub").mkdir(parents=True)
     outside.mkdir()
-    expected = {"a.png": _png(str(root / "a.png"), 1), "bad%FF.png": _png(os.fsencode(root) + b"/bad\xff.png", 2),
-                "sub/b.png": _png(str(root / "sub" / "b.png"), 3)}
+    expected = {
+        "a.png": _png(str(root / "a.png"), 1),
+        "bad%FF.png": _png(os.fsencode(root) + b"/bad\xff.png", 2),
+        "sub/b.png": _png(str(root / "sub" / "b.png"), 3),
+    }
     _png(str(outside / "o.png"), 4)
-    for target, link in ((".", "self"), ("..", "sub/up"), ("..", "up"), ("a.png", "alias.png"),
-                         ("../outside/o.png", "out.png"), ("gone.png", "dangling.png")):
+    for target, link in (
+        (".", "self"),
+        ("..", "sub/up"),
+        ("..", "up"),
+        ("a.png", "alias.png"),
+        ("../outside/o.png", "out.png"),
+        ("gone.png", "dangling.png"),
+    ):
         os.symlink(target, root / link)
     src = source(str(root), shard_size=100)
     refs = list(src.read(src.plan()[0]))
@@ -96,8 +105,13 @@ def test_bad_names_and_links_each_end_as_one_item_and_ok_ones_have_the_files_pix
     got = {r.key: _outcome(r, settings) for r in refs}  # keys relative to the folder, URIs where the files are
     assert all(r.uri == f"{root}/{r.key}" for r in refs)
     assert {k: v[0] for k, v in got.items()} == {
-        "a.png": "ok", "bad%FF.png": "ok", "sub/b.png": "ok", "dangling.png": "broken_link",
-        "out.png": "link_outside_root", "up": "link_outside_root"}  # the link to '..' at the root leaves it
+        "a.png": "ok",
+        "bad%FF.png": "ok",
+        "sub/b.png": "ok",
+        "dangling.png": "broken_link",
+        "out.png": "link_outside_root",
+        "up": "link_outside_root",
+    }  # the link to '..' at the root leaves it
     for key, pixels in expected.items():  # the escaped key read the file with that name: its own pixels
         want = resize(pixels, 16, "squash")
         assert np.array_equal(got[key][1].frames[0].pixels, want), key

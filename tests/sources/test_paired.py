@@ -38,8 +38,10 @@ def dataset(tmp_path):
 
 
 def test_pairs_match_by_relative_path_and_unmatched_files_are_items(dataset):
-    source = Paired("ade", {"images": str(dataset / "rgb"), "annotations": {"segmentation": str(dataset / "seg")},
-                            "shard_size": 100})
+    source = Paired(
+        "ade",
+        {"images": str(dataset / "rgb"), "annotations": {"segmentation": str(dataset / "seg")}, "shard_size": 100},
+    )
     _, items = refs(source)
     by_key = {r.key: r for r in items}
     assert sorted(by_key) == ["a/0000", "a/0001", "a/0002", "b/0000", "b/0001", "b/0002", "b/0099", "c/0000"]
@@ -63,15 +65,17 @@ def test_never_by_sorted_position(tmp_path):
         touch_image(tmp_path / "x" / f"{i}.jpg")
     for i in (2, 3):
         touch_mask(tmp_path / "y" / f"{i}.png", value=i)
-    source = Paired("p", {"images": str(tmp_path / "x"), "annotations": {"segmentation": str(tmp_path / "y")},
-                          "shard_size": 10})
+    source = Paired(
+        "p", {"images": str(tmp_path / "x"), "annotations": {"segmentation": str(tmp_path / "y")}, "shard_size": 10}
+    )
     by_key = {r.key: r for r in refs(source)[1]}
     assert by_key["2"].parts["segmentation"].uri.endswith("y/2.png") and ERROR_META in by_key["1"].meta
 
 
 def test_units_are_hash_buckets_covering_every_file_once(dataset):
-    source = Paired("ade", {"images": str(dataset / "rgb"), "annotations": {"segmentation": str(dataset / "seg")},
-                            "shard_size": 3})
+    source = Paired(
+        "ade", {"images": str(dataset / "rgb"), "annotations": {"segmentation": str(dataset / "seg")}, "shard_size": 3}
+    )
     units, items = refs(source)
     assert len(units) >= 2 and all(u.id.startswith("h") for u in units)
     assert sum(u.n_items for u in units) == len(items) == 8 and len({r.key for r in items}) == 8
@@ -85,8 +89,15 @@ def test_match_pattern_and_duplicate_keys(tmp_path):
     (tmp_path / "d").mkdir()
     np.save(tmp_path / "d" / "depth_001.npy", np.ones((12, 16), np.float32))
     np.save(tmp_path / "d" / "depth_002.npy", np.ones((12, 16), np.float32))
-    source = Paired("nyu", {"images": str(tmp_path / "x"), "annotations": {"depth": str(tmp_path / "d")},
-                            "match": r"_(\d+)\.", "shard_size": 10})
+    source = Paired(
+        "nyu",
+        {
+            "images": str(tmp_path / "x"),
+            "annotations": {"depth": str(tmp_path / "d")},
+            "match": r"_(\d+)\.",
+            "shard_size": 10,
+        },
+    )
     items = refs(source)[1]
     good = [r for r in items if ERROR_META not in r.meta]
     dupes = [r for r in items if ERROR_META in r.meta]
@@ -103,8 +114,9 @@ def test_items_of_their_own_are_keyed_by_relative_path_made_unique(tmp_path):
     for side in ("x", "s"):
         (tmp_path / side / "gone.png").symlink_to("missing.png")
     touch_mask(tmp_path / "s" / "sub" / "2.png")
-    source = Paired("p", {"images": str(tmp_path / "x"), "annotations": {"segmentation": str(tmp_path / "s")},
-                          "shard_size": 10})
+    source = Paired(
+        "p", {"images": str(tmp_path / "x"), "annotations": {"segmentation": str(tmp_path / "s")}, "shard_size": 10}
+    )
     items = {r.key: r for r in refs(source)[1]}
     assert sorted(items) == ["1", "gone.png", "gone.png@1", "sub/2"]
     assert {items[k].meta[ERROR_META]["reason"] for k in ("gone.png", "gone.png@1")} == {"broken_link"}
@@ -117,9 +129,15 @@ def test_require_any_and_render_options(tmp_path):
     touch_mask(tmp_path / "s" / "1.png")
     (tmp_path / "d").mkdir()
     np.save(tmp_path / "d" / "2.npy", np.ones((12, 16), np.float32))
-    options = {"images": str(tmp_path / "x"), "shard_size": 10, "require": "any",
-               "annotations": {"segmentation": str(tmp_path / "s"),
-                               "depth": {"paths": str(tmp_path / "d"), "encoding": "disparity"}}}
+    options = {
+        "images": str(tmp_path / "x"),
+        "shard_size": 10,
+        "require": "any",
+        "annotations": {
+            "segmentation": str(tmp_path / "s"),
+            "depth": {"paths": str(tmp_path / "d"), "encoding": "disparity"},
+        },
+    }
     items = {r.key: r for r in refs(Paired("multi", options))[1]}
     assert not any(ERROR_META in r.meta for r in items.values())
     assert items["2"].parts["depth"].option("encoding") == "disparity" and "segmentation" not in items["2"].parts
@@ -132,5 +150,6 @@ def test_configuration_errors_name_the_field(tmp_path):
         Paired("p", {"images": str(tmp_path), "annotations": {"colour": str(tmp_path)}})
     touch_image(tmp_path / "x" / "1.jpg")
     with pytest.raises(SourceError, match="annotations.depth"):
-        Paired("p", {"images": str(tmp_path / "x"), "annotations": {"depth": str(tmp_path / "nope")},
-                     "shard_size": 5}).plan()
+        Paired(
+            "p", {"images": str(tmp_path / "x"), "annotations": {"depth": str(tmp_path / "nope")}, "shard_size": 5}
+        ).plan()

@@ -20,13 +20,17 @@ def source(paths, **options):
 
 def test_binary_column_units_are_row_ranges_over_row_groups(tmp_path):
     path = tmp_path / "images.parquet"
-    table = pa.table({"image": [f"img{i}".encode() for i in range(7)], "label": list(range(7)),
-                      "id": [f"k{i}" for i in range(7)]})
+    table = pa.table(
+        {"image": [f"img{i}".encode() for i in range(7)], "label": list(range(7)), "id": [f"k{i}" for i in range(7)]}
+    )
     pq.write_table(table, path, row_group_size=2)
     src = source(str(path), key_column="id", meta_columns=["label"])
     units = src.plan()
-    assert [(u.spec[1:], u.n_items) for u in units] == [((0, 3, "images.parquet"), 3), ((3, 6, "images.parquet"), 3),
-                                                        ((6, 7, "images.parquet"), 1)]  # the file's key last
+    assert [(u.spec[1:], u.n_items) for u in units] == [
+        ((0, 3, "images.parquet"), 3),
+        ((3, 6, "images.parquet"), 3),
+        ((6, 7, "images.parquet"), 1),
+    ]  # the file's key last
     refs = [r for u in units for r in src.read(u)]
     assert [r.key for r in refs] == [f"k{i}" for i in range(7)]
     assert [r.parts["image"].data for r in refs] == [f"img{i}".encode() for i in range(7)]
@@ -79,15 +83,31 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
 def write_img2dataset_shard(path, encode_format: str = "jpg") -> list[bytes]:
     """A shard as img2dataset's parquet writer leaves it: two images, a failed download, a failed resize."""
     pics = [jpeg((200, 30, 30)), jpeg((30, 200, 30))]
-    rows = [("000000000", pics[0], "success", None), ("000000001", None, "failed_to_download", "HTTP 404"),
-            ("000000002", pics[1], "success", None), ("000000003", None, "failed_to_resize", "image too small")]
-    pq.write_table(pa.table({
-        "key": [r[0] for r in rows], encode_format: pa.array([r[1] for r in rows], pa.binary()),
-        "url": [f"http://example.com/{i}.jpg" for i in range(4)], "caption": ["red", "gone", "green", None],
-        "width": [24, None, 24, None], "height": [16, None, 16, None],
-        "original_width": [24, None, 24, 2], "original_height": [16, None, 16, 2],
-        "exif": [None] * 4, "sha256": [None] * 4,
-        "status": [r[2] for r in rows], "error_message": [r[3] for r in rows]}), path)
+    rows = [
+        ("000000000", pics[0], "success", None),
+        ("000000001", None, "failed_to_download", "HTTP 404"),
+        ("000000002", pics[1], "success", None),
+        ("000000003", None, "failed_to_resize", "image too small"),
+    ]
+    pq.write_table(
+        pa.table(
+            {
+                "key": [r[0] for r in rows],
+                encode_format: pa.array([r[1] for r in rows], pa.binary()),
+                "url": [f"http://example.com/{i}.jpg" for i in range(4)],
+                "caption": ["red", "gone", "green", None],
+                "width": [24, None, 24, None],
+                "height": [16, None, 16, None],
+                "original_width": [24, None, 24, 2],
+                "original_height": [16, None, 16, 2],
+                "exif": [None] * 4,
+                "sha256": [None] * 4,
+                "status": [r[2] for r in rows],
+                "error_message": [r[3] for r in rows],
+            }
+        ),
+        path,
+    )
     (path.parent / path.name.replace(".parquet", "_stats.json")).write_text(json.dumps({"count": 4}))
     return pics
 
@@ -103,8 +123,11 @@ def test_img2dataset_output_folder_reads_with_no_options(tmp_path):
     assert [refs[0].parts["image"].data, refs[2].parts["image"].data] == pics
     assert refs[0].meta == {"caption": "red", "url": "http://example.com/0.jpg"}
     where = f"{tmp_path / '00000.parquet'}#row=1"
-    assert refs[1].meta[ERROR_META] == {"reason": "download_failed", "uri": where,
-                                       "detail": f"{where}: img2dataset status 'failed_to_download': HTTP 404"}
+    assert refs[1].meta[ERROR_META] == {
+        "reason": "download_failed",
+        "uri": where,
+        "detail": f"{where}: img2dataset status 'failed_to_download': HTTP 404",
+    }
     assert refs[3].meta[ERROR_META]["reason"] == "download_failed"
     assert "'failed_to_resize': image too small" in refs[3].meta[ERROR_META]["detail"]
     frames = [decode_item(r, DecodeSettings(16)).frames[0].pixels for r in (refs[0], refs[2])]
@@ -135,7 +158,9 @@ def test_layout_plain_turns_detection_off_and_a_bad_layout_is_named(tmp_path):
 
 
 def test_img2dataset_metadata_beside_tars_says_to_read_the_tars(tmp_path):
-    pq.write_table(pa.table({"key": ["000000000"], "url": ["u"], "status": ["success"], "error_message": [None]}),
-                   tmp_path / "00000.parquet")
+    pq.write_table(
+        pa.table({"key": ["000000000"], "url": ["u"], "status": ["success"], "error_message": [None]}),
+        tmp_path / "00000.parquet",
+    )
     with pytest.raises(SourceError, match=r"has no column 'image'.*read the .tar files with format: webdataset"):
         source(str(tmp_path)).plan()

@@ -21,9 +21,15 @@ def test_sequences_find_their_annotation_folders(tmp_path):
             image(tmp_path / "JPEGImages" / seq / f"{i:05d}.jpg", i)
             if seq == "bear":
                 image(tmp_path / "Annotations" / seq / f"{i:05d}.png", 1, mode="L")
-    source = Sequences("davis", {"frames": str(tmp_path / "JPEGImages"), "shard_size": 10,
-                                 "annotations": {"segmentation": str(tmp_path / "Annotations")},
-                                 "clip": {"frames": 4, "stride": 1}})
+    source = Sequences(
+        "davis",
+        {
+            "frames": str(tmp_path / "JPEGImages"),
+            "shard_size": 10,
+            "annotations": {"segmentation": str(tmp_path / "Annotations")},
+            "clip": {"frames": 4, "stride": 1},
+        },
+    )
     refs = {r.key.rsplit("/", 1)[-1]: r for u in source.plan() for r in source.read(u)}
     assert ERROR_META not in refs["bear"].meta and refs["car"].meta[ERROR_META]["reason"] == "unpaired"
     item = decode_item(refs["bear"], DecodeSettings(image_size=8))
@@ -49,11 +55,15 @@ def test_multiview_folders_in_natural_order(tmp_path):
 def test_multiview_pattern_groups_by_object_and_orders_by_view(tmp_path):
     for name in ("mug_v3.png", "mug_v1.png", "mug_v12.png", "cup_v0.png", "readme.png"):
         image(tmp_path / name)
-    source = MultiViews("co3d", {"paths": str(tmp_path), "shard_size": 10,
-                                 "pattern": r"(?P<object>[a-z]+)_v(?P<view>\d+)\.png"})
+    source = MultiViews(
+        "co3d", {"paths": str(tmp_path), "shard_size": 10, "pattern": r"(?P<object>[a-z]+)_v(?P<view>\d+)\.png"}
+    )
     refs = {r.key: r for u in source.plan() for r in source.read(u)}
-    assert [v.rsplit("/", 1)[-1] for v in refs["mug"].parts["views"].views] == ["mug_v1.png", "mug_v3.png",
-                                                                                 "mug_v12.png"]
+    assert [v.rsplit("/", 1)[-1] for v in refs["mug"].parts["views"].views] == [
+        "mug_v1.png",
+        "mug_v3.png",
+        "mug_v12.png",
+    ]
     stray = [r for r in refs.values() if ERROR_META in r.meta]
     assert len(stray) == 1 and stray[0].parts["views"].uri.endswith("readme.png")
     with pytest.raises(SourceError, match="named groups"):

@@ -53,15 +53,24 @@ def frames(tmp_path):
 def test_rooted_inputs_keep_relative_paths_and_return_what_was_refused(frames):
     files, refused = rooted_inputs("s", "paths", str(frames), ["png"])
     assert [rel for _, rel in files] == ["a/0.png", "a/1.png", "a/2.png", "clip%FF/0.png", "clip%FF/1.png"]
-    assert [(r.uri[len(str(frames)) + 1:], r.reason.value, r.folder) for r in refused] == [
-        ("a/9.png", "link_outside_root", False), ("ext", "link_outside_root", True)]  # a/up: the root itself
+    assert [(r.uri[len(str(frames)) + 1 :], r.reason.value, r.folder) for r in refused] == [
+        ("a/9.png", "link_outside_root", False),
+        ("ext", "link_outside_root", True),
+    ]  # a/up: the root itself
     # a refused frame inside an item folder adds nothing there; the others are items of their own
-    assert [e.uri[len(str(frames)) + 1:] for e in unheld(refused, [f"{frames}/a"])] == ["ext"]
+    assert [e.uri[len(str(frames)) + 1 :] for e in unheld(refused, [f"{frames}/a"])] == ["ext"]
     assert all(isinstance(e, RefusedEntry) for e in unheld(refused))
     files, refused = rooted_inputs("s", "paths", str(frames), ["png"], links="outside")
     # elsewhere/clip/0.png once, under the first link path that reaches it (a/9.png before ext/0.png)
-    assert [rel for _, rel in files] == ["a/0.png", "a/1.png", "a/2.png", "a/9.png", "clip%FF/0.png",
-                                         "clip%FF/1.png", "ext/1.png"]
+    assert [rel for _, rel in files] == [
+        "a/0.png",
+        "a/1.png",
+        "a/2.png",
+        "a/9.png",
+        "clip%FF/0.png",
+        "clip%FF/1.png",
+        "ext/1.png",
+    ]
 
 
 def test_frame_folders_give_each_refused_folder_its_own_row(frames):
@@ -78,8 +87,9 @@ def test_paired_and_multiview_refused_files_are_failed_items(tmp_path):
     image(tmp_path / "other" / "1.png")
     os.symlink(tmp_path / "other" / "1.png", tmp_path / "rgb" / "1.png")
     os.symlink("missing.png", tmp_path / "seg" / "2.png")
-    paired = Paired("p", {"images": str(tmp_path / "rgb"), "annotations": {"segmentation": str(tmp_path / "seg")},
-                          "shard_size": 10})
+    paired = Paired(
+        "p", {"images": str(tmp_path / "rgb"), "annotations": {"segmentation": str(tmp_path / "seg")}, "shard_size": 10}
+    )
     assert reasons(paired) == {"0": None, "1.png": "link_outside_root", "2.png": "broken_link"}
     assert uris(paired)["1.png"] == f"{tmp_path}/rgb/1.png" and uris(paired)["2.png"] == f"{tmp_path}/seg/2.png"
     views = MultiViews("m", {"paths": str(tmp_path / "rgb"), "shard_size": 10})

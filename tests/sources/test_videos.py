@@ -10,8 +10,13 @@ from lvm_data.sources.videos import FrameFolders, VideoFiles
 
 
 def test_video_files_carry_their_sampling(tmp_path):
-    options = {"paths": [str(v) for v in videos()[:2]], "shard_size": 1, "seed": 7,
-               "clip": {"frames": 8, "stride": [4, 6], "clips": 2}, "timeout_s": 30}
+    options = {
+        "paths": [str(v) for v in videos()[:2]],
+        "shard_size": 1,
+        "seed": 7,
+        "clip": {"frames": 8, "stride": [4, 6], "clips": 2},
+        "timeout_s": 30,
+    }
     source = VideoFiles("kinetics", options)
     units = source.plan()
     assert [u.n_items for u in units] == [1, 1]
@@ -44,6 +49,9 @@ def test_frame_folders_are_leaf_folders_of_images(tmp_path):
     units = source.plan()
     keys = [r.key for u in units for r in source.read(u)]
     assert [k.rsplit("/", 2)[-2] + "/" + k.rsplit("/", 1)[-1] for k in keys] == [
-        "run/seq10", "walk/seq01", "walk/seq02"]
+        "run/seq10",
+        "walk/seq01",
+        "walk/seq02",
+    ]
     part = next(iter(source.read(units[0]))).parts["frames"]
     assert part.fps == 25 and part.spec.frames == 2

@@ -30,11 +30,18 @@ def test_split_member_follows_the_webdataset_convention():
 
 
 def test_img2dataset_layout(tmp_path):
-    tar = write_tar(tmp_path / "00000.tar", [
-        ("000.jpg", b"JPEG0"), ("000.json", json.dumps({"url": "u0", "label": 3}).encode()), ("000.txt", b"a cat"),
-        ("001.png", b"PNG1"), ("001.txt", b"a dog"),
-        ("002.json", b"{}"), ("002.txt", b"failed download"),
-    ])
+    tar = write_tar(
+        tmp_path / "00000.tar",
+        [
+            ("000.jpg", b"JPEG0"),
+            ("000.json", json.dumps({"url": "u0", "label": 3}).encode()),
+            ("000.txt", b"a cat"),
+            ("001.png", b"PNG1"),
+            ("001.txt", b"a dog"),
+            ("002.json", b"{}"),
+            ("002.txt", b"failed download"),
+        ],
+    )
     src = source(str(tmp_path))
     (unit,) = src.plan()
     assert unit.id == "00000" and unit.n_items is None and unit.spec[1] == tar.stat().st_size
@@ -48,8 +55,10 @@ def test_img2dataset_layout(tmp_path):
 
 
 def test_repeated_key_and_truncated_tar_become_failed_refs(tmp_path):
-    tar = write_tar(tmp_path / "a.tar", [("000.jpg", b"x" * 3000), ("001.jpg", b"y"), ("000.txt", b"again"),
-                                         ("002.jpg", b"z" * 3000)])
+    tar = write_tar(
+        tmp_path / "a.tar",
+        [("000.jpg", b"x" * 3000), ("001.jpg", b"y"), ("000.txt", b"again"), ("002.jpg", b"z" * 3000)],
+    )
     refs = list(source(str(tar)).read(source(str(tar)).plan()[0]))
     assert [r.meta.get(ERROR_META, {}).get("reason") for r in refs] == [None, None, "read_error", None]
     assert len({r.key for r in refs}) == len(refs)
@@ -83,6 +92,7 @@ def png_bytes(value: int) -> bytes:
 def write_linked_tar(path, mode: str = "w"):
     """A tar with regular members, hard and symbolic links (good and bad), a FIFO and a non-UTF-8 name."""
     with tarfile.open(path, mode, format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
+
         def member(name, data=None, kind=tarfile.REGTYPE, target=""):
             info = tarfile.TarInfo(name)
             info.type, info.linkname = kind, target
@@ -111,9 +121,23 @@ def write_linked_tar(path, mode: str = "w"):
     return path
 
 
-EXPECTED = {"000": None, "001": None, "002": None, "d/003": None, "004": "link_outside_root",
-            "005": "link_outside_root", "006": "broken_link", "007": "broken_link", "008": "broken_link",
-            "009": "broken_link", "010": None, "011": "read_error", "012": "broken_link", "bad%FF": None, "013": None}
+EXPECTED = {
+    "000": None,
+    "001": None,
+    "002": None,
+    "d/003": None,
+    "004": "link_outside_root",
+    "005": "link_outside_root",
+    "006": "broken_link",
+    "007": "broken_link",
+    "008": "broken_link",
+    "009": "broken_link",
+    "010": None,
+    "011": "read_error",
+    "012": "broken_link",
+    "bad%FF": None,
+    "013": None,
+}
 PIXELS = {"000": 0, "001": 0, "002": 0, "d/003": 0, "010": 10, "bad%FF": 99, "013": 13}
 
 
@@ -149,8 +173,9 @@ def test_a_tar_linked_from_outside_its_folder_is_one_failed_item(tmp_path):
     (ref,) = src.read(b)
     assert ref.key == "b.tar" and ref.meta[ERROR_META]["reason"] == "link_outside_root"
     assert ref.uri == f"{tmp_path}/in/b.tar"
-    allowed = WebDataset("web", {"format": "webdataset", "paths": str(tmp_path / "in"), "shard_size": 100,
-                                 "follow_links": "outside"})
+    allowed = WebDataset(
+        "web", {"format": "webdataset", "paths": str(tmp_path / "in"), "shard_size": 100, "follow_links": "outside"}
+    )
     assert [r.key for u in allowed.plan() for r in allowed.read(u)] == ["a.tar#000", "b.tar#000"]
 
 
@@ -188,8 +213,17 @@ def test_a_bad_header_after_the_first_is_a_row_not_a_silent_end(tmp_path):
 
 def test_a_key_repeated_twice_gives_rows_with_unique_keys(tmp_path):
     """Found by benchmarks/fuzz.py: the second repeat of a key had the first repeat's key."""
-    tar = write_tar(tmp_path / "a.tar", [("000.jpg", b"J"), ("001.jpg", b"K"), ("000.txt", b"a"),
-                                         ("001.txt", b"b"), ("000.json", b"{}"), ("000@2.jpg", b"M")])
+    tar = write_tar(
+        tmp_path / "a.tar",
+        [
+            ("000.jpg", b"J"),
+            ("001.jpg", b"K"),
+            ("000.txt", b"a"),
+            ("001.txt", b"b"),
+            ("000.json", b"{}"),
+            ("000@2.jpg", b"M"),
+        ],
+    )
     got = keys_and_reasons(tar)
     assert [reason for _, reason in got] == [None, None, "read_error", "read_error", "read_error", "read_error"]
     assert len({key for key, _ in got}) == len(got)
@@ -213,8 +247,11 @@ def test_a_header_that_puts_the_next_one_past_the_end_is_a_truncated_row_not_a_h
     """Found by benchmarks/fuzz.py: tarfile's stream seek to a next header petabytes away read 10 KiB at a time
     past the end of the data, for hours."""
     pax_tar(tmp_path / "a.tar", [{}, {"size": "0", "GNU.sparse.size": str(10**15)}, {}])
-    assert keys_and_reasons(tmp_path / "a.tar") == [("000", None), ("001", "file_too_large"),
-                                                    ("<unreadable>", "truncated")]
+    assert keys_and_reasons(tmp_path / "a.tar") == [
+        ("000", None),
+        ("001", "file_too_large"),
+        ("<unreadable>", "truncated"),
+    ]
 
 
 @pytest.mark.parametrize("member", [b"1" * 5000, b"[" * 100_000])
@@ -225,7 +262,9 @@ def test_a_json_member_python_cannot_parse_is_a_json_error_not_the_end_of_the_ta
     src = source(str(tar))
     refs = list(src.read(src.plan()[0]))
     assert [(r.key.split("#", 1)[1], r.meta.get("json_error")) for r in refs] == [
-        ("000", "unparseable .json member"), ("001", None)]
+        ("000", "unparseable .json member"),
+        ("001", None),
+    ]
 
 
 def test_gzip_shards_are_units_and_a_named_file_is_read_whatever_its_name(tmp_path):

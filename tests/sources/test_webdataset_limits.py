@@ -33,9 +33,17 @@ def read(path, limit: int) -> dict:
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_an_oversized_member_fails_its_sample_and_is_never_read_whole(tmp_path, monkeypatch, compressed):
-    write_shard(tmp_path / "s.tar", [("000.jpg", b"JPEG0"), ("000.txt", b"a cat"),
-                                     ("001.png", 16 * 2**20), ("001.txt", b"zeros"),
-                                     ("002.jpg", b"JPEG2")], compressed)
+    write_shard(
+        tmp_path / "s.tar",
+        [
+            ("000.jpg", b"JPEG0"),
+            ("000.txt", b"a cat"),
+            ("001.png", 16 * 2**20),
+            ("001.txt", b"zeros"),
+            ("002.jpg", b"JPEG2"),
+        ],
+        compressed,
+    )
     reads = []
     real = tarfile.ExFileObject.read
 
@@ -55,8 +63,11 @@ def test_an_oversized_member_fails_its_sample_and_is_never_read_whole(tmp_path, 
 
 
 def test_an_oversized_caption_fails_the_sample_and_an_unused_member_is_only_skipped(tmp_path):
-    write_shard(tmp_path / "s.tar", [("000.jpg", b"JPEG0"), ("000.txt", 2000),
-                                     ("001.jpg", b"JPEG1"), ("001.npy", 5000)], compressed=True)
+    write_shard(
+        tmp_path / "s.tar",
+        [("000.jpg", b"JPEG0"), ("000.txt", 2000), ("001.jpg", b"JPEG1"), ("001.npy", 5000)],
+        compressed=True,
+    )
     refs = read(tmp_path / "s.tar", limit=1000)
     assert refs["000"].meta[ERROR_META]["reason"] == "file_too_large"
     assert "member 000.txt has 2000 bytes" in refs["000"].meta[ERROR_META]["detail"]

@@ -21,8 +21,14 @@ def rows(path) -> list[tuple[str, str | None, str]]:
     """(member key, failure reason or None, failure detail) of each row the tar gives."""
     src = WebDataset("web", {"format": "webdataset", "paths": str(path), "shard_size": 100})
     (unit,) = src.plan()
-    return [(r.key.rsplit("#", 1)[1], r.meta.get(ERROR_META, {}).get("reason"),
-             r.meta.get(ERROR_META, {}).get("detail", "")) for r in src.read(unit)]
+    return [
+        (
+            r.key.rsplit("#", 1)[1],
+            r.meta.get(ERROR_META, {}).get("reason"),
+            r.meta.get(ERROR_META, {}).get("detail", ""),
+        )
+        for r in src.read(unit)
+    ]
 
 
 @pytest.fixture
@@ -30,14 +36,17 @@ def whole(tmp_path) -> bytes:
     return write_tar(tmp_path / "whole.tar", MEMBERS).read_bytes()
 
 
-@pytest.mark.parametrize(("cut", "ok", "at"), [
-    (2560, ["000"], "at byte 2560: the tar is cut short at a member header"),  # at a header boundary
-    (2660, ["000"], "at byte 2660: the tar is cut short at the member header at byte 2560"),  # inside a header
-    (3584, ["000", "001"], "at byte 3584"),
-    (5120, ["000", "001", "002"], "at byte 5120"),  # every member whole, the end-of-archive blocks gone
-    (4396, ["000", "001"], "unexpected end of data"),  # inside member data (reported before too)
-    (2100, ["000"], "unexpected end of data"),  # inside a member's padding
-])
+@pytest.mark.parametrize(
+    ("cut", "ok", "at"),
+    [
+        (2560, ["000"], "at byte 2560: the tar is cut short at a member header"),  # at a header boundary
+        (2660, ["000"], "at byte 2660: the tar is cut short at the member header at byte 2560"),  # inside a header
+        (3584, ["000", "001"], "at byte 3584"),
+        (5120, ["000", "001", "002"], "at byte 5120"),  # every member whole, the end-of-archive blocks gone
+        (4396, ["000", "001"], "unexpected end of data"),  # inside member data (reported before too)
+        (2100, ["000"], "unexpected end of data"),  # inside a member's padding
+    ],
+)
 def test_a_tar_cut_anywhere_ends_with_one_truncated_row(tmp_path, whole, cut, ok, at):
     cut_tar = tmp_path / "cut.tar"
     cut_tar.write_bytes(whole[:cut])
@@ -50,7 +59,7 @@ def test_a_tar_cut_anywhere_ends_with_one_truncated_row(tmp_path, whole, cut, ok
 def test_a_whole_tar_and_one_with_a_single_end_block_give_no_failed_row(tmp_path, whole):
     assert rows(write_tar(tmp_path / "a.tar", MEMBERS)) == [(k, None, "") for k in ("000", "001", "002")]
     one_block = tmp_path / "one_block.tar"
-    one_block.write_bytes(whole[:5120 + 512])  # the end block is whole: nothing can be missing
+    one_block.write_bytes(whole[: 5120 + 512])  # the end block is whole: nothing can be missing
     assert [reason for _, reason, _ in rows(one_block)] == [None, None, None]
 
 

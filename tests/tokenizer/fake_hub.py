@@ -74,8 +74,15 @@ class FakeHub:
                 if kind in ([], ["revision"]):  # model_info, with or without a revision
                     body = {"id": repo, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
                 else:  # tree
-                    body = [{"type": "file", "path": f, "size": (hub.root / repo / f).stat().st_size,
-                             "oid": hashlib.sha1((hub.root / repo / f).read_bytes()).hexdigest()} for f in files]
+                    body = [
+                        {
+                            "type": "file",
+                            "path": f,
+                            "size": (hub.root / repo / f).stat().st_size,
+                            "oid": hashlib.sha1((hub.root / repo / f).read_bytes()).hexdigest(),
+                        }
+                        for f in files
+                    ]
                 return self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
             def _file(self, repo, name, head):

@@ -22,12 +22,27 @@ FIXTURE_MODEL = FIXTURES / "muse-lvm-small"
 
 # 256 x 256 like LVM (diffusers folders do not record another size), 5 levels -> 16 x 16 tokens, attention in
 # the lowest level and the mid block so every renamed module kind is exercised; narrow and 64 codes to stay fast.
-TINY = VQGANConfig(resolution=256, hidden_channels=32, channel_mult=(1, 1, 1, 1, 1), num_res_blocks=1,
-                   attn_resolutions=(16,), no_attn_mid_block=False, z_channels=8, quantized_embed_dim=8,
-                   num_embeddings=64)
+TINY = VQGANConfig(
+    resolution=256,
+    hidden_channels=32,
+    channel_mult=(1, 1, 1, 1, 1),
+    num_res_blocks=1,
+    attn_resolutions=(16,),
+    no_attn_mid_block=False,
+    z_channels=8,
+    quantized_embed_dim=8,
+    num_embeddings=64,
+)
 # For tests where only the files matter: 16 x 16 input, 8 x 8 tokens.
-MICRO = VQGANConfig(resolution=16, hidden_channels=32, channel_mult=(1, 2), num_res_blocks=1, z_channels=4,
-                    quantized_embed_dim=4, num_embeddings=16)
+MICRO = VQGANConfig(
+    resolution=16,
+    hidden_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    z_channels=4,
+    quantized_embed_dim=4,
+    num_embeddings=16,
+)
 
 
 def fixture_images(count: int = 7) -> np.ndarray:
@@ -90,8 +105,9 @@ def write_muse(folder: Path, config: VQGANConfig, state: dict[str, torch.Tensor]
     raw = {"_class_name": "VQGANModel", "_version": "0.0.1", **config.to_dict()}
     (folder / "config.json").write_text(json.dumps(raw, indent=2, sort_keys=True))
     if weights == "safetensors":
-        save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"), metadata={"format": "pt"}
+        )
     else:
         torch.save(collections.OrderedDict(state), folder / "pytorch_model.bin")
     return folder
@@ -113,16 +129,40 @@ def fold_signed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def taming_yaml(config: VQGANConfig) -> dict:
     """A config.yaml as taming-transformers writes it (configs/*-project.yaml)."""
-    ddconfig = {"double_z": False, "z_channels": config.z_channels, "resolution": config.resolution,
-                "in_channels": config.num_channels, "out_ch": config.num_channels, "ch": config.hidden_channels,
-                "ch_mult": list(config.channel_mult), "num_res_blocks": config.num_res_blocks,
-                "attn_resolutions": list(config.attn_resolutions), "dropout": 0.0}
-    loss = {"target": "taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator",
-            "params": {"disc_conditional": False, "disc_in_channels": 3, "disc_start": 10000, "disc_weight": 0.8,
-                       "codebook_weight": 1.0}}
-    return {"model": {"base_learning_rate": 4.5e-6, "target": "taming.models.vqgan.VQModel",
-                      "params": {"embed_dim": config.quantized_embed_dim, "n_embed": config.num_embeddings,
-                                 "ddconfig": ddconfig, "lossconfig": loss}}}
+    ddconfig = {
+        "double_z": False,
+        "z_channels": config.z_channels,
+        "resolution": config.resolution,
+        "in_channels": config.num_channels,
+        "out_ch": config.num_channels,
+        "ch": config.hidden_channels,
+        "ch_mult": list(config.channel_mult),
+        "num_res_blocks": config.num_res_blocks,
+        "attn_resolutions": list(config.attn_resolutions),
+        "dropout": 0.0,
+    }
+    loss = {
+        "target": "taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator",
+        "params": {
+            "disc_conditional": False,
+            "disc_in_channels": 3,
+            "disc_start": 10000,
+            "disc_weight": 0.8,
+            "codebook_weight": 1.0,
+        },
+    }
+    return {
+        "model": {
+            "base_learning_rate": 4.5e-6,
+            "target": "taming.models.vqgan.VQModel",
+            "params": {
+                "embed_dim": config.quantized_embed_dim,
+                "n_embed": config.num_embeddings,
+                "ddconfig": ddconfig,
+                "lossconfig": loss,
+            },
+        }
+    }
 
 
 def lightning_classes() -> tuple[dict[str, types.ModuleType], type, type]:
@@ -133,8 +173,10 @@ def lightning_classes() -> tuple[dict[str, types.ModuleType], type, type]:
     model_checkpoint = type("ModelCheckpoint", (), {"__module__": callbacks.__name__})
     attribute_dict = type("AttributeDict", (dict,), {"__module__": parsing.__name__})
     callbacks.ModelCheckpoint, parsing.AttributeDict = model_checkpoint, attribute_dict
-    modules = {name: types.ModuleType(name) for name in
-               ("pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.utilities")}
+    modules = {
+        name: types.ModuleType(name)
+        for name in ("pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.utilities")
+    }
     modules[callbacks.__name__], modules[parsing.__name__] = callbacks, parsing
     return modules, model_checkpoint, attribute_dict
 
@@ -148,11 +190,19 @@ def write_lightning_ckpt(path: Path, state: dict[str, torch.Tensor], monkeypatch
     weights["loss.discriminator.main.1.num_batches_tracked"] = torch.tensor(7)
     first = next(iter(state.values()))
     ckpt = {
-        "epoch": 3, "global_step": 1200, "pytorch-lightning_version": "1.0.8", "state_dict": weights,
+        "epoch": 3,
+        "global_step": 1200,
+        "pytorch-lightning_version": "1.0.8",
+        "state_dict": weights,
         "callbacks": {model_checkpoint: {"best_model_score": torch.tensor(0.25), "best_model_path": "last.ckpt"}},
-        "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros_like(first), "step": 1200}},
-                              "param_groups": [{"lr": 4.5e-6, "betas": (0.5, 0.9), "params": [0]}]}],
-        "lr_schedulers": [], "hparams_name": "kwargs",
+        "optimizer_states": [
+            {
+                "state": {0: {"exp_avg": torch.zeros_like(first), "step": 1200}},
+                "param_groups": [{"lr": 4.5e-6, "betas": (0.5, 0.9), "params": [0]}],
+            }
+        ],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
         "hyper_parameters": attribute_dict(embed_dim=8, lr=np.float64(4.5e-6), tags={"vq", "lvm"}, blob=b"\x00\x01"),
         **(extra or {}),
     }
@@ -178,16 +228,27 @@ def diffusers_config(config: VQGANConfig, lookup_from_codebook: bool = True) -> 
     levels = len(config.channel_mult)
     attn = {i for i in range(levels) if config.resolution // 2**i in config.attn_resolutions}
     return {
-        "_class_name": "VQModel", "_diffusers_version": "0.42.1", "act_fn": "silu",
+        "_class_name": "VQModel",
+        "_diffusers_version": "0.42.1",
+        "act_fn": "silu",
         "block_out_channels": [config.hidden_channels * m for m in config.channel_mult],
         "down_block_types": [("AttnDownEncoderBlock2D" if i in attn else "DownEncoderBlock2D") for i in range(levels)],
-        "up_block_types": [("AttnUpDecoderBlock2D" if levels - 1 - j in attn else "UpDecoderBlock2D")
-                           for j in range(levels)],
-        "force_upcast": False, "in_channels": config.num_channels, "latent_channels": config.z_channels,
-        "layers_per_block": config.num_res_blocks, "lookup_from_codebook": lookup_from_codebook,
-        "mid_block_add_attention": not config.no_attn_mid_block, "norm_num_groups": 32, "norm_type": "group",
-        "num_vq_embeddings": config.num_embeddings, "out_channels": config.num_channels, "sample_size": 32,
-        "scaling_factor": 0.18215, "vq_embed_dim": config.quantized_embed_dim,
+        "up_block_types": [
+            ("AttnUpDecoderBlock2D" if levels - 1 - j in attn else "UpDecoderBlock2D") for j in range(levels)
+        ],
+        "force_upcast": False,
+        "in_channels": config.num_channels,
+        "latent_channels": config.z_channels,
+        "layers_per_block": config.num_res_blocks,
+        "lookup_from_codebook": lookup_from_codebook,
+        "mid_block_add_attention": not config.no_attn_mid_block,
+        "norm_num_groups": 32,
+        "norm_type": "group",
+        "num_vq_embeddings": config.num_embeddings,
+        "out_channels": config.num_channels,
+        "sample_size": 32,
+        "scaling_factor": 0.18215,
+        "vq_embed_dim": config.quantized_embed_dim,
     }
 
 
@@ -205,8 +266,16 @@ def diffusers_keys(config: VQGANConfig) -> dict[str, str]:
 def _diffusers_candidates(levels: int, blocks: int) -> list[str]:
     resnet = ["norm1", "conv1", "norm2", "conv2", "conv_shortcut"]
     attn = ["group_norm", "to_q", "to_k", "to_v", "to_out.0"]
-    names = ["encoder.conv_in", "encoder.conv_out", "encoder.conv_norm_out", "decoder.conv_in", "decoder.conv_out",
-             "decoder.conv_norm_out", "quant_conv", "post_quant_conv"]
+    names = [
+        "encoder.conv_in",
+        "encoder.conv_out",
+        "encoder.conv_norm_out",
+        "decoder.conv_in",
+        "decoder.conv_out",
+        "decoder.conv_norm_out",
+        "quant_conv",
+        "post_quant_conv",
+    ]
     for side in ("encoder", "decoder"):
         names += [f"{side}.mid_block.resnets.{i}.{p}" for i in range(2) for p in resnet]
         names += [f"{side}.mid_block.attentions.0.{p}" for p in attn]
@@ -220,8 +289,9 @@ def _diffusers_candidates(levels: int, blocks: int) -> list[str]:
     return [f"{n}.{p}" for n in names for p in ("weight", "bias")] + ["quantize.embedding.weight"]
 
 
-def write_diffusers(folder: Path, config: VQGANConfig, state: dict[str, torch.Tensor],
-                    lookup_from_codebook: bool = True) -> Path:
+def write_diffusers(
+    folder: Path, config: VQGANConfig, state: dict[str, torch.Tensor], lookup_from_codebook: bool = True
+) -> Path:
     """A diffusers VQModel folder holding `state`: renamed keys, attention 1x1 convs as Linear weights."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(diffusers_config(config, lookup_from_codebook), indent=2))

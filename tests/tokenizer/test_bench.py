@@ -3,14 +3,7 @@ import itertools
 import torch
 from click.testing import CliRunner
 
-from benchmarks.tokenizer import (
-    NAMED_CONFIGS,
-    BenchSettings,
-    format_result,
-    random_checkpoint,
-    run_bench,
-    time_encode,
-)
+from benchmarks.tokenizer import NAMED_CONFIGS, BenchSettings, format_result, random_checkpoint, run_bench, time_encode
 from lvm_data.cli import main
 from lvm_data.tokenizer.model import VQGANConfig
 from lvm_data.tokenizer.tokenizer import Tokenizer, fingerprint

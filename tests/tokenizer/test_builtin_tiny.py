@@ -59,8 +59,9 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
 
 
-@pytest.mark.parametrize("wrong", ["red_blue_swapped", "transposed", "signed_range_read_as_unit",
-                                   "unit_range_read_as_signed"])
+@pytest.mark.parametrize(
+    "wrong", ["red_blue_swapped", "transposed", "signed_range_read_as_unit", "unit_range_read_as_signed"]
+)
 def test_round_trip_is_far_closer_to_the_image_than_to_its_convention_mistakes(heldout, wrong):
     """A channel flip, an H/W transposition or a [0, 1] vs [-1, 1] mix-up anywhere in the round trip
     would make the reconstruction look like one of these instead of the input. "Far closer": at most half

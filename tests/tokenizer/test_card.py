@@ -32,8 +32,17 @@ def test_command_reproduces_the_config():
 
 
 def test_build_writes_a_loadable_folder_whose_card_matches_its_weights(tmp_path):
-    cfg = TrainConfig(steps=4, batch_size=2, crop=32, warmup_steps=1, kmeans_batches=1, kmeans_iters=1,
-                      log_every=2, eval_every=4, model=SMALL)
+    cfg = TrainConfig(
+        steps=4,
+        batch_size=2,
+        crop=32,
+        warmup_steps=1,
+        kmeans_batches=1,
+        kmeans_iters=1,
+        log_every=2,
+        eval_every=4,
+        model=SMALL,
+    )
     rows = []
     report = build_builtin(cfg, tmp_path / "tiny", log=rows.append)
     files = sorted(p.name for p in (tmp_path / "tiny").iterdir())

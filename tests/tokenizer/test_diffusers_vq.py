@@ -16,10 +16,16 @@ with warnings.catch_warnings():
 
 # Attention in the lowest level and the mid block; 4 levels keep it small (16 x 16 tokens need 5 at 256 px,
 # so these codes are 32 x 32 per image).
-CONFIG = dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1, latent_channels=8, num_vq_embeddings=64,
-              vq_embed_dim=4, mid_block_add_attention=True,
-              down_block_types=("DownEncoderBlock2D",) * 3 + ("AttnDownEncoderBlock2D",),
-              up_block_types=("AttnUpDecoderBlock2D",) + ("UpDecoderBlock2D",) * 3)
+CONFIG = dict(
+    block_out_channels=(32, 32, 64, 64),
+    layers_per_block=1,
+    latent_channels=8,
+    num_vq_embeddings=64,
+    vq_embed_dim=4,
+    mid_block_add_attention=True,
+    down_block_types=("DownEncoderBlock2D",) * 3 + ("AttnDownEncoderBlock2D",),
+    up_block_types=("AttnUpDecoderBlock2D",) + ("UpDecoderBlock2D",) * 3,
+)
 
 
 def diffusers_model(lookup_from_codebook: bool) -> VQModel:
@@ -41,8 +47,11 @@ def test_codes_and_decoding_match_diffusers_itself(tmp_path, tiny_images, lookup
         x = torch.from_numpy(image).permute(0, 3, 1, 2).float().contiguous() / 255 * (hi - lo) + lo
         latents = model.encode(x).latents  # (1, 4, 32, 32)
         expected = model.quantize(latents)[2][2].reshape(1, -1)  # the codes aMUSEd's pipelines use
-        decoded = model.decode(torch.from_numpy(codes.astype(np.int64)), force_not_quantize=True,
-                               shape=(1, 32, 32, 4)).sample if lookup_from_codebook else None
+        decoded = (
+            model.decode(torch.from_numpy(codes.astype(np.int64)), force_not_quantize=True, shape=(1, 32, 32, 4)).sample
+            if lookup_from_codebook
+            else None
+        )
     assert torch.allclose(tok.model.latents(x), latents, atol=1e-5)
     np.testing.assert_array_equal(codes, expected.numpy())
     if decoded is not None:
@@ -65,15 +74,20 @@ def diffusers_config_kwargs() -> dict:
     return {k: v for k, v in raw.items() if not k.startswith("_")}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"norm_type": "spatial"}, "norm_type 'spatial'"),
-    ({"act_fn": "relu"}, "act_fn 'relu'"),
-    ({"norm_num_groups": 16}, "norm_num_groups 16"),
-    ({"block_out_channels": [32, 48, 32, 32, 32]}, "not multiples of the first"),
-    ({"down_block_types": ["DownEncoderBlock2D"] * 5, "up_block_types": ["AttnUpDecoderBlock2D"] * 5},
-     r"attention at encoder levels \[\] but decoder levels \[0, 1, 2, 3, 4\]"),
-    ({"up_block_types": ["UpDecoderBlock2D"] * 4 + ["SimpleCrossAttnUpBlock2D"]}, "block types"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"norm_type": "spatial"}, "norm_type 'spatial'"),
+        ({"act_fn": "relu"}, "act_fn 'relu'"),
+        ({"norm_num_groups": 16}, "norm_num_groups 16"),
+        ({"block_out_channels": [32, 48, 32, 32, 32]}, "not multiples of the first"),
+        (
+            {"down_block_types": ["DownEncoderBlock2D"] * 5, "up_block_types": ["AttnUpDecoderBlock2D"] * 5},
+            r"attention at encoder levels \[\] but decoder levels \[0, 1, 2, 3, 4\]",
+        ),
+        ({"up_block_types": ["UpDecoderBlock2D"] * 4 + ["SimpleCrossAttnUpBlock2D"]}, "block types"),
+    ],
+)
 def test_variants_we_cannot_reproduce_are_refused(tmp_path, tiny_weights, change, message):
     folder = write_diffusers(tmp_path / "vqvae", TINY, tiny_weights)
     raw = {**json.loads((folder / "config.json").read_text()), **change}
@@ -90,8 +104,11 @@ def test_unknown_keys_and_weight_files(tmp_path, tiny_weights):
     state = load_file(str(weights))
     state["encoder.down_blocks.0.resnets.0.time_emb_proj.weight"] = torch.ones(2, 2)
     save_file(state, str(weights))
-    with pytest.raises(CheckpointError, match=r"diffusion_pytorch_model.safetensors: 1 keys are not part of a "
-                       r"diffusers VQModel \(first: encoder.down_blocks.0.resnets.0.time_emb_proj.weight\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"diffusion_pytorch_model.safetensors: 1 keys are not part of a "
+        r"diffusers VQModel \(first: encoder.down_blocks.0.resnets.0.time_emb_proj.weight\)",
+    ):
         load(str(folder), device="cpu")
     del state["encoder.down_blocks.0.resnets.0.time_emb_proj.weight"]
     weights.unlink()

@@ -21,7 +21,8 @@ def layouts(tmp_path_factory, tiny_weights):
             "muse-bin": write_muse(root / "muse-bin", TINY, tiny_weights, weights="bin"),
             "taming": write_taming(root / "taming", TINY, fold_signed(tiny_weights), monkeypatch),
             "taming-file": write_taming(root / "taming2", TINY, fold_signed(tiny_weights), monkeypatch)
-            / "checkpoints" / "last.ckpt",
+            / "checkpoints"
+            / "last.ckpt",
             "diffusers": write_diffusers(root / "diffusers", TINY, tiny_weights),
         }
 
@@ -45,9 +46,13 @@ def test_every_layout_decodes_alike(layouts, tiny_images):
 
 
 def test_formats_and_conventions_are_detected(layouts):
-    expected = {"muse-safetensors": ("open-muse", (0.0, 1.0)), "muse-bin": ("open-muse", (0.0, 1.0)),
-                "taming": ("taming", (-1.0, 1.0)), "taming-file": ("taming", (-1.0, 1.0)),
-                "diffusers": ("diffusers", (0.0, 1.0))}
+    expected = {
+        "muse-safetensors": ("open-muse", (0.0, 1.0)),
+        "muse-bin": ("open-muse", (0.0, 1.0)),
+        "taming": ("taming", (-1.0, 1.0)),
+        "taming-file": ("taming", (-1.0, 1.0)),
+        "diffusers": ("diffusers", (0.0, 1.0)),
+    }
     for name, (fmt, input_range) in expected.items():
         checkpoint = load_checkpoint(layouts[name])
         assert (checkpoint.format, checkpoint.input_range, checkpoint.config) == (fmt, input_range, TINY), name
@@ -67,8 +72,11 @@ def test_wrong_keys_name_the_file_and_the_keys(tmp_path, micro_weights):
     state["encoder.extra.weight"] = torch.ones(1)
     del state["decoder.conv_out.bias"]
     folder = write_muse(tmp_path / "ckpt", MICRO, state)
-    with pytest.raises(CheckpointError, match=r"ckpt/model.safetensors: weights do not match the config: "
-                       r"1 missing keys \(first: decoder.conv_out.bias\); 1 unexpected keys \(first: encoder.extra"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"ckpt/model.safetensors: weights do not match the config: "
+        r"1 missing keys \(first: decoder.conv_out.bias\); 1 unexpected keys \(first: encoder.extra",
+    ):
         load(str(folder), device="cpu")
 
 
@@ -77,8 +85,11 @@ def test_wrong_shapes_name_the_key_and_both_shapes(tmp_path, micro_weights):
     raw = json.loads((folder / "config.json").read_text())
     raw["num_embeddings"] = 32
     (folder / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(CheckpointError, match=r"config.json, .*model.safetensors: .*1 shape mismatches \(first: "
-                       r"quantize.embedding.weight: checkpoint \(16, 4\) vs config \(32, 4\)\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"config.json, .*model.safetensors: .*1 shape mismatches \(first: "
+        r"quantize.embedding.weight: checkpoint \(16, 4\) vs config \(32, 4\)\)",
+    ):
         load(str(folder), device="cpu")
 
 

@@ -30,12 +30,28 @@ def test_unknown_schemes_and_builtins_are_explained():
 
 
 def test_select_files_keeps_what_the_loaders_read():
-    names = ["config.json", "model.safetensors", "pytorch_model.bin", "README.md", "samples/0.png",
-             "vqvae/config.json", "checkpoints/last.ckpt", "configs/run-project.yaml", "configs/run-lightning.yaml",
-             "images/train/x.jpg", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors"]
+    names = [
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "README.md",
+        "samples/0.png",
+        "vqvae/config.json",
+        "checkpoints/last.ckpt",
+        "configs/run-project.yaml",
+        "configs/run-lightning.yaml",
+        "images/train/x.jpg",
+        "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.safetensors",
+    ]
     assert select_files(names) == [
-        "checkpoints/last.ckpt", "config.json", "configs/run-lightning.yaml", "configs/run-project.yaml",
-        "diffusion_pytorch_model.safetensors", "model.safetensors"]
+        "checkpoints/last.ckpt",
+        "config.json",
+        "configs/run-lightning.yaml",
+        "configs/run-project.yaml",
+        "diffusion_pytorch_model.safetensors",
+        "model.safetensors",
+    ]
     assert select_files(["config.json", "pytorch_model.bin"]) == ["config.json", "pytorch_model.bin"]
     assert select_files(["model.fp16.safetensors"]) == ["model.fp16.safetensors"]  # no full-precision file beside
 

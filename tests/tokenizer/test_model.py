@@ -55,8 +55,15 @@ def test_config_round_trips_through_dict_and_keeps_unknown_keys_apart():
 
 
 def test_attention_blocks_appear_where_the_config_asks():
-    config = VQGANConfig(resolution=32, hidden_channels=32, channel_mult=(1, 2), num_res_blocks=2,
-                         attn_resolutions=(16,), no_attn_mid_block=False, num_embeddings=16)
+    config = VQGANConfig(
+        resolution=32,
+        hidden_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=2,
+        attn_resolutions=(16,),
+        no_attn_mid_block=False,
+        num_embeddings=16,
+    )
     keys = set(meta_model(config).state_dict())
     assert "encoder.down.1.attn.1.q.weight" in keys and "encoder.down.0.attn.0.q.weight" not in keys
     assert "decoder.up.1.attn.2.proj_out.weight" in keys and "decoder.up.0.attn.0.q.weight" not in keys

@@ -89,6 +89,7 @@ def test_gs_locations_that_hold_no_checkpoint(gcs, tmp_path, micro_weights):
 
 # ---- hf:// ----
 
+
 @pytest.fixture
 def hub(tmp_path, tiny_weights, micro_weights):
     root = tmp_path / "hub"
@@ -107,8 +108,10 @@ def test_hf_subfolder_downloads_only_the_checkpoint_files(hub, tmp_path, monkeyp
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     tok = load("hf://org/amused@main/vqvae", device="cpu", cache_dir=tmp_path / "cache")
     assert tok.format == "diffusers" and tok.input_range == (0.0, 1.0)
-    assert sorted(p.rsplit("/", 1)[1] for p in hub.downloads()) == ["config.json",
-                                                                    "diffusion_pytorch_model.safetensors"]
+    assert sorted(p.rsplit("/", 1)[1] for p in hub.downloads()) == [
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]
     assert tok.files[0].is_relative_to(tmp_path / "cache" / "tokenizers" / "hf")
 
 
@@ -125,8 +128,11 @@ def test_hf_prefers_safetensors_and_works_offline_afterwards(hub, tmp_path, monk
 def test_hf_offline_without_a_cached_copy_says_what_to_do(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     hub.stop()
-    with pytest.raises(CheckpointError, match=r"hf://org/vqgan@v1: cannot reach the Hugging Face Hub .* "
-                       r"`hf download org/vqgan --revision v1 --local-dir DIR`"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"hf://org/vqgan@v1: cannot reach the Hugging Face Hub .* "
+        r"`hf download org/vqgan --revision v1 --local-dir DIR`",
+    ):
         load("hf://org/vqgan@v1", cache_dir=tmp_path / "cache")
 
 

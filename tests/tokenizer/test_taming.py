@@ -19,11 +19,27 @@ def test_config_maps_ddconfig_n_embed_and_embed_dim(tmp_path):
 
 
 def test_the_released_imagenet_f16_1024_config():
-    raw = {"model": {"target": "taming.models.vqgan.VQModel", "params": {
-        "embed_dim": 256, "n_embed": 1024,
-        "ddconfig": {"double_z": False, "z_channels": 256, "resolution": 256, "in_channels": 3, "out_ch": 3,
-                     "ch": 128, "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16],
-                     "dropout": 0.0}}}}
+    raw = {
+        "model": {
+            "target": "taming.models.vqgan.VQModel",
+            "params": {
+                "embed_dim": 256,
+                "n_embed": 1024,
+                "ddconfig": {
+                    "double_z": False,
+                    "z_channels": 256,
+                    "resolution": 256,
+                    "in_channels": 3,
+                    "out_ch": 3,
+                    "ch": 128,
+                    "ch_mult": [1, 1, 2, 2, 4],
+                    "num_res_blocks": 2,
+                    "attn_resolutions": [16],
+                    "dropout": 0.0,
+                },
+            },
+        }
+    }
     import tempfile
     from pathlib import Path
 
@@ -34,14 +50,23 @@ def test_the_released_imagenet_f16_1024_config():
     assert config.tokens_per_image == 256
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: m.__setitem__("target", "taming.models.vqgan.GumbelVQ"), "model.target taming.models.vqgan.GumbelVQ"),
-    (lambda m: m["params"]["ddconfig"].__setitem__("double_z", True), "ddconfig.double_z is true"),
-    (lambda m: m["params"]["ddconfig"].__setitem__("out_ch", 1), "in_channels differs from out_ch"),
-    (lambda m: m["params"]["ddconfig"].__setitem__("use_linear_attn", True), r"unknown ddconfig keys \['use_linear"),
-    (lambda m: m["params"].__setitem__("remap", "used.npy"), "params.remap is set"),
-    (lambda m: m["params"].pop("n_embed"), "model.params is missing 'n_embed'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda m: m.__setitem__("target", "taming.models.vqgan.GumbelVQ"),
+            "model.target taming.models.vqgan.GumbelVQ",
+        ),
+        (lambda m: m["params"]["ddconfig"].__setitem__("double_z", True), "ddconfig.double_z is true"),
+        (lambda m: m["params"]["ddconfig"].__setitem__("out_ch", 1), "in_channels differs from out_ch"),
+        (
+            lambda m: m["params"]["ddconfig"].__setitem__("use_linear_attn", True),
+            r"unknown ddconfig keys \['use_linear",
+        ),
+        (lambda m: m["params"].__setitem__("remap", "used.npy"), "params.remap is set"),
+        (lambda m: m["params"].pop("n_embed"), "model.params is missing 'n_embed'"),
+    ],
+)
 def test_configs_this_loader_cannot_reproduce_are_refused(tmp_path, change, message):
     raw = taming_yaml(MICRO)
     change(raw["model"])
@@ -51,8 +76,7 @@ def test_configs_this_loader_cannot_reproduce_are_refused(tmp_path, change, mess
 
 def test_layouts_find_the_checkpoint_and_its_config(tmp_path, micro_weights, monkeypatch):
     run = write_taming(tmp_path / "run", MICRO, micro_weights, monkeypatch)
-    assert find_files(run) == (run / "checkpoints" / "last.ckpt",
-                               run / "configs" / "2021-01-01T00-00-00-project.yaml")
+    assert find_files(run) == (run / "checkpoints" / "last.ckpt", run / "configs" / "2021-01-01T00-00-00-project.yaml")
     assert find_files(run / "checkpoints" / "last.ckpt")[1].name.endswith("-project.yaml")
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -82,6 +106,9 @@ def test_taming_weights_that_do_not_fit_the_config_are_refused(tmp_path, micro_w
     raw = taming_yaml(MICRO)
     raw["model"]["params"]["ddconfig"]["attn_resolutions"] = []  # but mid-block attention is still expected
     write_yaml(run / "configs" / "2021-01-01T00-00-00-project.yaml", raw)
-    with pytest.raises(CheckpointError, match=r"last.ckpt, .*project.yaml: weights do not match the config: "
-                       r"\d+ missing keys \(first: decoder.mid.attn_1"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"last.ckpt, .*project.yaml: weights do not match the config: "
+        r"\d+ missing keys \(first: decoder.mid.attn_1",
+    ):
         load(str(run), device="cpu")

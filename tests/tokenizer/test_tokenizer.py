@@ -146,8 +146,10 @@ def test_torch_compile_eager_backend_runs(micro_weights, micro_images):
 
 def test_channels_last_gives_the_same_codes(micro_weights, micro_images):
     assert margins(micro_weights, MICRO, micro_images).min() > 1e-2  # far above channels-last GroupNorm's error
-    np.testing.assert_array_equal(micro_tokenizer(micro_weights, channels_last=True).encode(micro_images),
-                                  micro_tokenizer(micro_weights).encode(micro_images))
+    np.testing.assert_array_equal(
+        micro_tokenizer(micro_weights, channels_last=True).encode(micro_images),
+        micro_tokenizer(micro_weights).encode(micro_images),
+    )
 
 
 def test_missing_cuda_is_an_error_not_a_fallback(monkeypatch):

@@ -27,21 +27,44 @@ from lvm_data.tokenizer.training_data import CANVAS, TrainingData, sample_batch
 from .layouts import fixture_images
 
 # f = 4, 8 x 8 codes per 32 x 32 crop: trains in seconds on one thread.
-SMALL = VQGANConfig(resolution=32, hidden_channels=32, channel_mult=(1, 1, 1), num_res_blocks=1, z_channels=4,
-                    quantized_embed_dim=4, num_embeddings=32)
+SMALL = VQGANConfig(
+    resolution=32,
+    hidden_channels=32,
+    channel_mult=(1, 1, 1),
+    num_res_blocks=1,
+    z_channels=4,
+    quantized_embed_dim=4,
+    num_embeddings=32,
+)
 
 
 def small_config(**overrides) -> TrainConfig:
-    values = dict(steps=40, batch_size=4, crop=32, lr=2e-3, warmup_steps=5, kmeans_batches=4, kmeans_iters=3,
-                  restart_every=10, log_every=10, eval_every=40, model=SMALL)
+    values = dict(
+        steps=40,
+        batch_size=4,
+        crop=32,
+        lr=2e-3,
+        warmup_steps=5,
+        kmeans_batches=4,
+        kmeans_iters=3,
+        restart_every=10,
+        log_every=10,
+        eval_every=40,
+        model=SMALL,
+    )
     return TrainConfig(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
     photos = fixture_images(3)  # real photos, 256 x 256
-    return TrainingData([resize(p, CANVAS) for p in photos], ["a", "b", "c"], np.full(3, 1 / 3),
-                        heldout=[resize(p, 32) for p in photos], heldout_names=["a", "b", "c"])
+    return TrainingData(
+        [resize(p, CANVAS) for p in photos],
+        ["a", "b", "c"],
+        np.full(3, 1 / 3),
+        heldout=[resize(p, 32) for p in photos],
+        heldout_names=["a", "b", "c"],
+    )
 
 
 def test_a_few_steps_make_the_round_trip_much_better(data):
@@ -119,8 +142,11 @@ def test_whitening_keeps_the_continuous_autoencoder_and_whitens_the_latents(data
 def test_phases_train_the_right_parts(data):
     cfg = small_config()
     x = to_tensor(sample_batch(data, rng_for(0, "p"), 2, 32))
-    for phase, encoder_trains, codebook_moves in (("autoencoder", True, False), ("vq", True, True),
-                                                  ("decoder", False, False)):
+    for phase, encoder_trains, codebook_moves in (
+        ("autoencoder", True, False),
+        ("vq", True, True),
+        ("decoder", False, False),
+    ):
         model = new_model(SMALL, 0)
         model.quantize.embedding.weight.requires_grad_(False)
         book = EmaCodebook(model.quantize.embedding.weight, 0.9)

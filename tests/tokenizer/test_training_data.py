@@ -47,8 +47,12 @@ def test_zoom_one_keeps_the_scale_of_a_256_squash():
     canvas = gradient_canvas()
     crop = augment_crop(canvas, rng_for(0, "t"), 64, STILL)  # 64 output pixels = 128 canvas pixels
     full = resize(canvas, 256)
-    matches = [(t, left) for t in range(0, 193, 2) for left in range(0, 193, 2)
-               if np.abs(full[t:t + 64, left:left + 64].astype(int) - crop.astype(int)).mean() < 3]
+    matches = [
+        (t, left)
+        for t in range(0, 193, 2)
+        for left in range(0, 193, 2)
+        if np.abs(full[t : t + 64, left : left + 64].astype(int) - crop.astype(int)).mean() < 3
+    ]
     assert matches, "the crop is not a 64x64 window of the 256x256 squash"
 
 
@@ -92,7 +96,7 @@ def test_video_frames_are_rgb_and_the_held_out_tail_never_trains(tmp_path):
     assert data.names == ["photo.png", "clip.mp4#0", "clip.mp4#4", "clip.mp4#8", "clip.mp4#12", "clip.mp4#16"]
     assert data.heldout_names == ["clip.mp4#17", "clip.mp4#19"]
     assert data.weights[0] == pytest.approx(0.5) and data.weights.sum() == pytest.approx(1.0)
-    train_levels = {round(float(img[:, CANVAS - 100:].mean())) for img in data.images[1:]}
+    train_levels = {round(float(img[:, CANVAS - 100 :].mean())) for img in data.images[1:]}
     held_levels = {round(float(img[:, 200:].mean())) for img in data.heldout}
     assert all(abs(h - t) > 5 for h in held_levels for t in train_levels)
 

@@ -22,19 +22,41 @@ def sentence_id(source: str, i: int) -> str:
     return hashlib.blake2b(f"{source}/{i}".encode(), digest_size=16).hexdigest()
 
 
-def write_shard(path: Path, source: str, sentences: list[np.ndarray], *, codebook: int, tpi: int,
-                row_group_size: int = 4, fingerprint: str = FINGERPRINT, first: int = 0) -> list[str]:
+def write_shard(
+    path: Path,
+    source: str,
+    sentences: list[np.ndarray],
+    *,
+    codebook: int,
+    tpi: int,
+    row_group_size: int = 4,
+    fingerprint: str = FINGERPRINT,
+    first: int = 0,
+) -> list[str]:
     """One sentence file; sentence k gets the id of (source, first + k). Returns the ids."""
     ids = [sentence_id(source, first + k) for k in range(len(sentences))]
     n_images = [len(s) // tpi for s in sentences]
-    table = pa.table({
-        "id": ids, "source": [source] * len(ids), "template": ["video"] * len(ids), "task": ["video"] * len(ids),
-        "n_images": pa.array(n_images, pa.int32()),
-        "tokens": pa.array([s.astype(np.uint16) for s in sentences], pa.list_(pa.uint16())),
-        "frames": [[{"uri": f"{source}.mp4", "frame": f, "role": "frame"} for f in range(n)] for n in n_images],
-    }, schema=arrow_schema("sentence"))
-    meta = file_metadata(schema_version=schema_version(), tokenizer_fingerprint=fingerprint, codebook_size=codebook,
-                         tokens_per_image=tpi, job_config_hash="0" * 16, source=source, unit=path.stem)
+    table = pa.table(
+        {
+            "id": ids,
+            "source": [source] * len(ids),
+            "template": ["video"] * len(ids),
+            "task": ["video"] * len(ids),
+            "n_images": pa.array(n_images, pa.int32()),
+            "tokens": pa.array([s.astype(np.uint16) for s in sentences], pa.list_(pa.uint16())),
+            "frames": [[{"uri": f"{source}.mp4", "frame": f, "role": "frame"} for f in range(n)] for n in n_images],
+        },
+        schema=arrow_schema("sentence"),
+    )
+    meta = file_metadata(
+        schema_version=schema_version(),
+        tokenizer_fingerprint=fingerprint,
+        codebook_size=codebook,
+        tokens_per_image=tpi,
+        job_config_hash="0" * 16,
+        source=source,
+        unit=path.stem,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(meta), path, row_group_size=row_group_size)
     return ids
@@ -44,8 +66,18 @@ def random_sentences(rng: np.random.Generator, n: int, codebook: int, tpi: int, 
     return [rng.integers(0, codebook, size=int(rng.integers(images[0], images[1] + 1)) * tpi) for _ in range(n)]
 
 
-def random_corpus(out: Path, *, sources=("alpha", "beta"), files=2, per_file=10, codebook=64, tpi=8,
-                  row_group_size=4, seed=0, fingerprint=FINGERPRINT) -> dict[str, list[str]]:
+def random_corpus(
+    out: Path,
+    *,
+    sources=("alpha", "beta"),
+    files=2,
+    per_file=10,
+    codebook=64,
+    tpi=8,
+    row_group_size=4,
+    seed=0,
+    fingerprint=FINGERPRINT,
+) -> dict[str, list[str]]:
     """OUT/sentences/source=NAME/part-NNNNN.parquet with random codes; returns the ids per source."""
     rng = np.random.default_rng(seed)
     ids: dict[str, list[str]] = {}
@@ -53,8 +85,17 @@ def random_corpus(out: Path, *, sources=("alpha", "beta"), files=2, per_file=10,
         for f in range(files):
             path = out / layout.sentences_file(source, f"{f:05d}")
             ids.setdefault(source, []).extend(
-                write_shard(path, source, random_sentences(rng, per_file, codebook, tpi), codebook=codebook, tpi=tpi,
-                            row_group_size=row_group_size, fingerprint=fingerprint, first=f * per_file))
+                write_shard(
+                    path,
+                    source,
+                    random_sentences(rng, per_file, codebook, tpi),
+                    codebook=codebook,
+                    tpi=tpi,
+                    row_group_size=row_group_size,
+                    fingerprint=fingerprint,
+                    first=f * per_file,
+                )
+            )
     return ids
 
 
@@ -71,8 +112,15 @@ def structured_corpus(out: Path, *, sentences=200, codebook=64, tpi=16, images=4
         rows.append(np.tile(np.asarray(first), images))
     half = sentences // 2
     for k, (source, part) in enumerate((("still", rows[:half]), ("still2", rows[half:]))):
-        write_shard(out / layout.sentences_file(source, "00000"), source, part, codebook=codebook, tpi=tpi,
-                    row_group_size=16, first=k * half)
+        write_shard(
+            out / layout.sentences_file(source, "00000"),
+            source,
+            part,
+            codebook=codebook,
+            tpi=tpi,
+            row_group_size=16,
+            first=k * half,
+        )
     return out
 
 
@@ -80,8 +128,15 @@ def tiny_tokenizer(folder: Path, codebook: int = 64) -> Path:
     """A random open-muse-format VQGAN: 32x32 images, 8x8 = 64 codes per image."""
     from lvm_data.tokenizer.model import VQGAN, VQGANConfig
 
-    cfg = VQGANConfig(resolution=32, hidden_channels=32, channel_mult=(1, 1, 1), num_res_blocks=1, z_channels=8,
-                      quantized_embed_dim=8, num_embeddings=codebook)
+    cfg = VQGANConfig(
+        resolution=32,
+        hidden_channels=32,
+        channel_mult=(1, 1, 1),
+        num_res_blocks=1,
+        z_channels=8,
+        quantized_embed_dim=8,
+        num_embeddings=codebook,
+    )
     torch.manual_seed(0)
     model = VQGAN(cfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,9 +168,16 @@ def small_mix(root: Path, *, shard_bytes: int = 120, validation: float = 0.2, se
 
     alpha = fake_output(root / "alpha", "alpha", 40, n_images=2, seed=1)
     beta = fake_output(root / "beta", "beta", 30, n_images=1, seed=2)
-    config = parse_mix({"name": "small", "output": str(root / "mix"), "seed": seed, "validation": validation,
-                        "shard_bytes": shard_bytes, "parts": [{"name": "a", "inputs": [alpha], "weight": 0.6},
-                                                              {"name": "b", "inputs": [beta], "weight": 0.4}]})
+    config = parse_mix(
+        {
+            "name": "small",
+            "output": str(root / "mix"),
+            "seed": seed,
+            "validation": validation,
+            "shard_bytes": shard_bytes,
+            "parts": [{"name": "a", "inputs": [alpha], "weight": 0.6}, {"name": "b", "inputs": [beta], "weight": 0.4}],
+        }
+    )
     run_mix(config, None, [])
     return root / "mix"
 
@@ -125,7 +187,8 @@ def mix_rows(mix: Path, split: str = "train") -> list[tuple[int, int, str, np.nd
     rows = []
     for shard, path in enumerate(sorted((mix / split).glob("part-*.parquet"))):
         table = pq.read_table(path, columns=["sentence_id", "tokens"])
-        for row, (sid, tokens) in enumerate(zip(table.column("sentence_id").to_pylist(),
-                                                table.column("tokens").to_pylist(), strict=True)):
+        for row, (sid, tokens) in enumerate(
+            zip(table.column("sentence_id").to_pylist(), table.column("tokens").to_pylist(), strict=True)
+        ):
             rows.append((shard, row, sid, np.asarray(tokens, dtype=np.int64)))
     return rows

@@ -10,7 +10,10 @@ def test_saves_point_latest_at_the_newest_and_keep_the_last_ones(tmp_path):
     for step in (5, 10, 15):
         checkpoint.save(out, step, {"weights": torch.full((2,), float(step))}, keep=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "latest.json", "step-00000010.pt", "step-00000015.pt"]
+        "latest.json",
+        "step-00000010.pt",
+        "step-00000015.pt",
+    ]
     assert checkpoint.resolve(out).endswith("step-00000015.pt")
     payload = checkpoint.load(out)
     assert payload["step"] == 15 and torch.equal(payload["weights"], torch.full((2,), 15.0))

@@ -16,16 +16,48 @@ def test_train_generate_export_from_the_command_line(tmp_path):
     (job / "manifest.json").write_text(json.dumps({"tokenizer": {"uri": str(tok_dir)}}))
     runner = CliRunner()
     run = tmp_path / "run"
-    result = runner.invoke(main, ["train", str(job), "--model", "tiny", "--steps", "3", "--out", str(run),
-                                  "--batch-size", "2", "--context", "128", "--eval-every", "3",
-                                  "--val-fraction", "0.3"])
+    result = runner.invoke(
+        main,
+        [
+            "train",
+            str(job),
+            "--model",
+            "tiny",
+            "--steps",
+            "3",
+            "--out",
+            str(run),
+            "--batch-size",
+            "2",
+            "--context",
+            "128",
+            "--eval-every",
+            "3",
+            "--val-fraction",
+            "0.3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "validation loss" in result.output and "vs unigram" in result.output and "tokens/s" in result.output
     assert (run / "log.jsonl").exists() and (run / "loss.png").exists()
 
     sheet = tmp_path / "sheet.png"
-    result = runner.invoke(main, ["generate", str(run), "--data", str(job), "--prompt-images", "1", "--generate", "2",
-                                  "--out", str(sheet), "--greedy"])
+    result = runner.invoke(
+        main,
+        [
+            "generate",
+            str(run),
+            "--data",
+            str(job),
+            "--prompt-images",
+            "1",
+            "--generate",
+            "2",
+            "--out",
+            str(sheet),
+            "--greedy",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sheet.read_bytes()[:4] == b"\x89PNG"
 
@@ -45,8 +77,22 @@ def test_tie_embeddings_reaches_the_model(tmp_path):
 
     random_corpus(tmp_path / "job", files=1, per_file=6, codebook=64, tpi=8)
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", str(tmp_path / "job"), "--steps", "1", "--out", str(run),
-                                       "--batch-size", "1", "--context", "32", "--tie-embeddings"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(tmp_path / "job"),
+            "--steps",
+            "1",
+            "--out",
+            str(run),
+            "--batch-size",
+            "1",
+            "--context",
+            "32",
+            "--tie-embeddings",
+        ],
+    )
     assert result.exit_code == 0, result.output
     model, _ = checkpoint.load_model(str(run))
     assert model.config.tie_embeddings and model.lm_head.weight is model.embed_tokens.weight

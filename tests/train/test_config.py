@@ -7,8 +7,14 @@ from lvm_data.train.model import LLaMA
 
 def test_lvm_shapes_are_easylm_configs():
     # LVM's EasyLM LLAMA_STANDARD_CONFIGS: (hidden, intermediate, layers, heads), context 4096
-    lvm = {"vqlm_100m": (640, 1664, 22, 10), "vqlm_300m": (1024, 2688, 22, 8), "vqlm_600m": (1536, 4096, 22, 16),
-           "vqlm_1b": (2048, 5504, 22, 16), "vqlm_3b": (3200, 8640, 26, 32), "vqlm_7b": (4096, 11008, 32, 32)}
+    lvm = {
+        "vqlm_100m": (640, 1664, 22, 10),
+        "vqlm_300m": (1024, 2688, 22, 8),
+        "vqlm_600m": (1536, 4096, 22, 16),
+        "vqlm_1b": (2048, 5504, 22, 16),
+        "vqlm_3b": (3200, 8640, 26, 32),
+        "vqlm_7b": (4096, 11008, 32, 32),
+    }
     for name, shape in lvm.items():
         assert MODEL_SHAPES[name] == (*shape, 4096)
     assert Vocab(8192).size == 8292  # LVM's vocab_size
@@ -27,8 +33,10 @@ def test_parameter_count_matches_the_model_on_meta_device(name):
 
 
 def test_parameter_counts_grow_with_the_named_sizes():
-    counts = [parameter_count(model_config(n, Vocab(8192))) for n in
-              ("tiny", "vqlm_100m", "vqlm_300m", "vqlm_600m", "vqlm_1b", "vqlm_3b", "vqlm_7b")]
+    counts = [
+        parameter_count(model_config(n, Vocab(8192)))
+        for n in ("tiny", "vqlm_100m", "vqlm_300m", "vqlm_600m", "vqlm_1b", "vqlm_3b", "vqlm_7b")
+    ]
     assert counts == sorted(counts)
     billions = [c / 1e9 for c in counts[1:]]
     # the names are nominal sizes: each count lies within a factor 1.5 of its name

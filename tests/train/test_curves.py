@@ -18,16 +18,39 @@ def test_a_resumed_log_drops_what_came_after_the_checkpoint(tmp_path):
 
 
 def val_records(sources, steps=(0, 10, 19), seen=0):
-    return [{"kind": "val", "step": s, "source": src, "loss": 4.0 / (s + 1), "unigram_loss": 3.0,
-             "source_unigram_loss": 3.2, "images": 4, "seen_images": seen, "unseen_loss": 4.5 / (s + 1)}
-            for s in steps for src in sources]
+    return [
+        {
+            "kind": "val",
+            "step": s,
+            "source": src,
+            "loss": 4.0 / (s + 1),
+            "unigram_loss": 3.0,
+            "source_unigram_loss": 3.2,
+            "images": 4,
+            "seen_images": seen,
+            "unseen_loss": 4.5 / (s + 1),
+        }
+        for s in steps
+        for src in sources
+    ]
 
 
 def test_plot_draws_train_val_unseen_and_unigram(tmp_path):
     records = [{"kind": "train", "step": s, "loss": 5.0 / s} for s in range(1, 20)]
-    records += [{"kind": "val", "step": s, "source": src, "loss": 4.0 / s, "unigram_loss": 3.0, "images": 4,
-                 "seen_images": seen, "unseen_loss": 4.5 / s if seen < 4 else None}
-                for s in (1, 10, 19) for src, seen in (("a", 0), ("b", 2), ("c", 4))]
+    records += [
+        {
+            "kind": "val",
+            "step": s,
+            "source": src,
+            "loss": 4.0 / s,
+            "unigram_loss": 3.0,
+            "images": 4,
+            "seen_images": seen,
+            "unseen_loss": 4.5 / s if seen < 4 else None,
+        }
+        for s in (1, 10, 19)
+        for src, seen in (("a", 0), ("b", 2), ("c", 4))
+    ]
     plot(records, str(tmp_path / "loss.png"), "tiny")
     image = Image.open(tmp_path / "loss.png")
     assert image.format == "PNG" and image.size[0] >= 800
@@ -44,8 +67,13 @@ def test_the_legend_explains_line_styles_once_whatever_the_number_of_sources(n):
     fig = figure(records, "tiny")
     [legend] = fig.legends
     labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == ["train loss (all sources)", "held-out loss", "held-out, unseen images only",
-                      "same-source unigram", "global unigram"]
+    assert labels == [
+        "train loss (all sources)",
+        "held-out loss",
+        "held-out, unseen images only",
+        "same-source unigram",
+        "global unigram",
+    ]
     assert len(labels) <= n + 4
     panels = fig.get_axes()
     assert [ax.get_title().split(":")[0] for ax in panels] == sources  # one panel per source, named
@@ -56,8 +84,12 @@ def test_the_legend_explains_line_styles_once_whatever_the_number_of_sources(n):
 def test_the_legend_names_only_the_lines_drawn():
     fig = figure(val_records(["a", "b"]))  # no train records yet (the evaluation at step 0), no seen images
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "held-out loss", "same-source unigram", "global unigram"]
+        "held-out loss",
+        "same-source unigram",
+        "global unigram",
+    ]
     fig = figure([{"kind": "train", "step": 1, "loss": 5.0}])  # no validation sets: one panel, train only
     assert len(fig.get_axes()) == 1 and [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "train loss (all sources)"]
+        "train loss (all sources)"
+    ]
     assert figure([]).legends == []

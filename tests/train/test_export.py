@@ -18,8 +18,11 @@ transformers = pytest.importorskip("transformers")  # a dev dependency (setup.cf
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     random_corpus(root / "data", files=1, per_file=10, codebook=64, tpi=8)
-    train(TrainConfig(data=str(root / "data"), out=str(root / "run"), steps=3, batch_size=2, context=64, lr=1e-2,
-                      val_fraction=0.0))
+    train(
+        TrainConfig(
+            data=str(root / "data"), out=str(root / "run"), steps=3, batch_size=2, context=64, lr=1e-2, val_fraction=0.0
+        )
+    )
     return root
 
 
@@ -59,8 +62,18 @@ def test_bfloat16_export_halves_the_weights(run):
 
 def test_a_tied_model_exports_one_matrix_and_transformers_ties_it(tmp_path):
     random_corpus(tmp_path / "data", files=1, per_file=10, codebook=64, tpi=8)
-    train(TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=2, batch_size=2, context=64,
-                      lr=1e-2, val_fraction=0.0, tie_embeddings=True))
+    train(
+        TrainConfig(
+            data=str(tmp_path / "data"),
+            out=str(tmp_path / "run"),
+            steps=2,
+            batch_size=2,
+            context=64,
+            lr=1e-2,
+            val_fraction=0.0,
+            tie_embeddings=True,
+        )
+    )
     export(str(tmp_path / "run"), str(tmp_path / "hf"))
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is True
     assert "lm_head.weight" not in load_file(str(tmp_path / "hf" / "model.safetensors"))

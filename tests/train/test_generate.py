@@ -22,8 +22,15 @@ def trained(tmp_path_factory):
     tok_dir = tiny_tokenizer(root / "tokenizer")
     tok = vq.load(str(tok_dir), device="cpu")
     job = root / "job"
-    random_corpus(job, files=1, per_file=12, codebook=tok.codebook_size, tpi=tok.tokens_per_image,
-                  fingerprint=tok.fingerprint, row_group_size=6)
+    random_corpus(
+        job,
+        files=1,
+        per_file=12,
+        codebook=tok.codebook_size,
+        tpi=tok.tokens_per_image,
+        fingerprint=tok.fingerprint,
+        row_group_size=6,
+    )
     (job / "manifest.json").write_text(json.dumps({"tokenizer": {"uri": str(tok_dir)}}))
     train(TrainConfig(data=str(job), out=str(root / "run"), steps=2, batch_size=2, context=128, val_fraction=0.3))
     return root, tok
@@ -31,8 +38,9 @@ def trained(tmp_path_factory):
 
 def test_generate_writes_prompt_generated_and_true_images(trained):
     root, tok = trained
-    cfg = GenerateConfig(checkpoint=str(root / "run"), out=str(root / "sheet.png"), prompt_images=2, generate=1,
-                         top_k=20)
+    cfg = GenerateConfig(
+        checkpoint=str(root / "run"), out=str(root / "sheet.png"), prompt_images=2, generate=1, top_k=20
+    )
     result = generate(cfg)
     assert result.prompt.shape == (2, 64) and result.generated.shape == (1, 64)
     assert result.generated.max() < tok.codebook_size  # codes only, never specials

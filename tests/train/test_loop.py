@@ -31,14 +31,26 @@ class Interrupted(Exception):
 
 
 def records(out):
-    return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
-            for line in (out / "log.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "tokens_per_s"}
+        for line in (out / "log.jsonl").read_text().splitlines()
+    ]
 
 
 def test_resume_after_an_interruption_continues_the_same_loss_curve(tmp_path):
     random_corpus(tmp_path / "data", files=2, per_file=12, row_group_size=3, tpi=8)
-    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "whole"), steps=8, batch_size=2, context=32,
-                      lr=1e-3, eval_every=4, save_every=4, log_every=1, val_fraction=0.2)
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "whole"),
+        steps=8,
+        batch_size=2,
+        context=32,
+        lr=1e-3,
+        eval_every=4,
+        save_every=4,
+        log_every=1,
+        val_fraction=0.2,
+    )
     whole = train(cfg)
 
     def stop_after_first_save(message):
@@ -63,8 +75,17 @@ def test_resume_after_an_interruption_continues_the_same_loss_curve(tmp_path):
 
 def test_loss_png_is_rewritten_at_every_evaluation_not_only_at_the_end(tmp_path, monkeypatch):
     random_corpus(tmp_path / "data", files=1, per_file=12, tpi=8)
-    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=4, batch_size=2, context=16,
-                      eval_every=2, save_every=4, log_every=1, val_fraction=0.2)
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        steps=4,
+        batch_size=2,
+        context=16,
+        eval_every=2,
+        save_every=4,
+        log_every=1,
+        val_fraction=0.2,
+    )
     png = tmp_path / "run" / "loss.png"
 
     def stop_at_the_first_step(message):
@@ -116,6 +137,7 @@ def _torch_bytes(payload) -> bytes:
     import io
 
     import torch
+
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return buffer.getvalue()
@@ -123,8 +145,18 @@ def _torch_bytes(payload) -> bytes:
 
 def test_training_on_structured_codes_beats_the_unigram_baseline(tmp_path):
     structured_corpus(tmp_path / "data", sentences=200, codebook=64, tpi=16, images=4)
-    cfg = TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "run"), steps=120, batch_size=4, context=128,
-                      lr=3e-3, min_lr=3e-4, eval_every=60, save_every=120, val_fraction=0.1)
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        steps=120,
+        batch_size=4,
+        context=128,
+        lr=3e-3,
+        min_lr=3e-4,
+        eval_every=60,
+        save_every=120,
+        val_fraction=0.1,
+    )
     result = train(cfg)
     assert set(result.val_loss) == {"still", "still2"}
     for source, loss in result.val_loss.items():
@@ -141,12 +173,17 @@ def test_data_and_output_on_gcs(tmp_path, gcs):
     random_corpus(tmp_path / "data", files=1, per_file=10, row_group_size=5, tpi=8)
     for path in sorted((tmp_path / "data").rglob("*.parquet")):
         storage.write_bytes(f"{gcs}/job/{path.relative_to(tmp_path / 'data')}", path.read_bytes())
-    cfg = TrainConfig(data=f"{gcs}/job", out=f"{gcs}/run", steps=2, batch_size=2, context=32,
-                      keep_checkpoints=1, val_fraction=0.2)
+    cfg = TrainConfig(
+        data=f"{gcs}/job", out=f"{gcs}/run", steps=2, batch_size=2, context=32, keep_checkpoints=1, val_fraction=0.2
+    )
     first = train(cfg)
     assert first.checkpoint == f"{gcs}/run/checkpoints/step-00000002.pt"
     assert [u.rsplit("/", 1)[1] for u in storage.list_files(f"{gcs}/run")] == [
-        "latest.json", "step-00000002.pt", "log.jsonl", "loss.png"]
+        "latest.json",
+        "step-00000002.pt",
+        "log.jsonl",
+        "loss.png",
+    ]
     again = train(cfg.with_(steps=3))
     assert again.step == 3 and checkpoint.latest(cfg.out).endswith("step-00000003.pt")
 
@@ -165,8 +202,17 @@ def recording_loader(consumed):
 
 def test_training_on_a_mix_reads_it_in_order_and_resumes_at_the_next_row(small_mix, tmp_path, monkeypatch):
     consumed = {"whole": [], "broken": []}
-    cfg = TrainConfig(data=str(small_mix), out=str(tmp_path / "whole"), steps=8, batch_size=2, context=12,
-                      lr=1e-3, eval_every=4, save_every=4, log_every=1)
+    cfg = TrainConfig(
+        data=str(small_mix),
+        out=str(tmp_path / "whole"),
+        steps=8,
+        batch_size=2,
+        context=12,
+        lr=1e-3,
+        eval_every=4,
+        save_every=4,
+        log_every=1,
+    )
     monkeypatch.setattr(loop, "StreamLoader", recording_loader(consumed["whole"]))
     whole = train(cfg)
     packer, rows = Packer(Vocab(64), 12), []  # the mix's rows in its order, packed as the stream packs them
@@ -174,8 +220,11 @@ def test_training_on_a_mix_reads_it_in_order_and_resumes_at_the_next_row(small_m
         packer.add(codes)
         rows.extend(r.tolist() for r in packer.rows())
     assert [r for batch in consumed["whole"] for r in batch] == rows[:16]
-    assert set(whole.val_loss) == {s for s in pq.read_table(small_mix / "validation", columns=["source"])
-                                   .column("source").to_pylist()} == {"alpha", "beta"}
+    assert (
+        set(whole.val_loss)
+        == {s for s in pq.read_table(small_mix / "validation", columns=["source"]).column("source").to_pylist()}
+        == {"alpha", "beta"}
+    )
 
     monkeypatch.setattr(loop, "StreamLoader", recording_loader(consumed["broken"]))
     broken = cfg.with_(out=str(tmp_path / "broken"))
@@ -208,17 +257,47 @@ def test_training_on_a_mix_reads_it_in_order_and_resumes_at_the_next_row(small_m
 def test_a_mix_checkpoint_of_two_ranks_resumes_on_one_at_the_next_row(small_mix, tmp_path):
     """Two CPU ranks (torchrun, gloo) train 4 steps; one rank resumes to 6: its data position is where one rank
     alone stands after 8 and then 10 steps of the same batch size (2 ranks x 4 steps = 8 global batches)."""
-    flags = ["--steps", "4", "--batch-size", "2", "--context", "12", "--save-every", "4", "--eval-every", "100",
-             "--device", "cpu"]
+    flags = [
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--context",
+        "12",
+        "--save-every",
+        "4",
+        "--eval-every",
+        "100",
+        "--device",
+        "cpu",
+    ]
     lvm_data = str(Path(sys.executable).with_name("lvm-data"))
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          lvm_data, "train", str(small_mix), "--out", str(tmp_path / "two"), *flags],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            lvm_data,
+            "train",
+            str(small_mix),
+            "--out",
+            str(tmp_path / "two"),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     saved = checkpoint.load(checkpoint.latest(str(tmp_path / "two")))["data"]
     assert len(saved) == 2 and saved[0]["position"] == saved[1]["position"]
-    cfg = TrainConfig(data=str(small_mix), out=str(tmp_path / "one"), steps=8, batch_size=2, context=12,
-                      save_every=4, eval_every=100)
+    cfg = TrainConfig(
+        data=str(small_mix), out=str(tmp_path / "one"), steps=8, batch_size=2, context=12, save_every=4, eval_every=100
+    )
     train(cfg)
     assert saved[0]["position"] == checkpoint.load(checkpoint.latest(cfg.out))["data"][0]["position"]
     train(cfg.with_(out=str(tmp_path / "two"), steps=6))  # one rank now: from the two ranks' position

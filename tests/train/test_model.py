@@ -34,15 +34,17 @@ def test_kv_cache_gives_the_full_forward_logits():
     with torch.no_grad():
         full = model(x)
         cache = model.new_cache(2, 32)
-        parts = [model(x[:, :9], cache)] + [model(x[:, t:t + 1], cache) for t in range(9, 17)]
+        parts = [model(x[:, :9], cache)] + [model(x[:, t : t + 1], cache) for t in range(9, 17)]
         parts.append(model(x[:, 17:], cache))
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
     assert cache.pos == 20
 
 
 def test_init_is_seeded_by_hashing():
-    a, b, c = (LLaMA(ModelConfig(vocab_size=80, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2))
-               for _ in range(3))
+    a, b, c = (
+        LLaMA(ModelConfig(vocab_size=80, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2))
+        for _ in range(3)
+    )
     init_weights(a, 1)
     init_weights(b, 1)
     init_weights(c, 2)
@@ -64,5 +66,9 @@ def test_tied_embeddings_share_one_matrix_with_the_head():
     x = torch.randint(0, 164, (1, 12))
     with torch.no_grad():
         torch.testing.assert_close(restored(x), model(x))
-    assert ModelConfig.from_dict({k: v for k, v in model_config("tiny", Vocab(64)).to_dict().items()
-                                  if k != "tie_embeddings"}).tie_embeddings is False  # checkpoints from before
+    assert (
+        ModelConfig.from_dict(
+            {k: v for k, v in model_config("tiny", Vocab(64)).to_dict().items() if k != "tie_embeddings"}
+        ).tie_embeddings
+        is False
+    )  # checkpoints from before

@@ -82,7 +82,8 @@ def test_a_mix_output_is_its_train_shards_in_order_and_its_validation_split(smal
     assert [i for g in corpus.groups for i in read_group(corpus, g).ids] == [r[2] for r in mix_rows(small_mix)]
     held_out = open_mix_validation(corpus)
     assert held_out.mix and [f.rsplit("/", 1)[1] for f in held_out.files] == sorted(
-        p.name for p in (small_mix / "validation").glob("*.parquet"))
+        p.name for p in (small_mix / "validation").glob("*.parquet")
+    )
     assert {s for g in held_out.groups for s in read_group(held_out, g).sources} == {"alpha", "beta"}
     with pytest.raises(DataError, match="a shard of a mix; point DATA at the mix output folder"):
         open_corpus(str(small_mix / "train"))

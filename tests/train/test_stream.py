@@ -44,8 +44,15 @@ def test_ranks_and_workers_read_every_row_exactly_once_per_epoch(tmp_path, world
     for fraction in (0.0, 0.3):
         seen = []
         for rank, worker in itertools.product(range(world), range(workers)):
-            spec = StreamSpec(context=16, batch_size=2, seed=5, val_fraction=fraction, rank=rank, world_size=world,
-                              num_workers=workers)
+            spec = StreamSpec(
+                context=16,
+                batch_size=2,
+                seed=5,
+                val_fraction=fraction,
+                rank=rank,
+                world_size=world,
+                num_workers=workers,
+            )
             consumer = rank * spec.workers + worker
             for sid, _codes, pos in iter_sentences(corpus, spec, consumer):
                 if pos.epoch > 0:
@@ -113,14 +120,19 @@ def test_extra_held_out_sentences_never_enter_the_stream(tmp_path):
     corpus = open_corpus(str(tmp_path))
     extra_ids = (ids["alpha"][3], ids["beta"][0])
     spec = StreamSpec(context=16, batch_size=2, val_fraction=0.01, val_extra=tuple(keys[i] for i in extra_ids))
-    seen = [sid for sid, _codes, position in itertools.takewhile(
-        lambda item: item[2].epoch == 0, iter_sentences(corpus, spec, 0))]
+    seen = [
+        sid
+        for sid, _codes, position in itertools.takewhile(
+            lambda item: item[2].epoch == 0, iter_sentences(corpus, spec, 0)
+        )
+    ]
     every = ids["alpha"] + ids["beta"]
     hashed = {i for i, held in zip(every, is_validation([keys[i] for i in every], 0.01), strict=True) if held}
     assert sorted(seen) == sorted(set(every) - set(extra_ids) - hashed)
 
 
 # --- a mix: read in its order ----------------------------------------------------------------------------------
+
 
 def rewrite_row_groups(mix, out, row_group_size):
     """A copy of the mix whose shards hold row groups of `row_group_size` rows (same rows, same metadata)."""
@@ -147,10 +159,13 @@ def test_a_mix_is_read_in_its_order_and_resumes_at_any_row(small_mix, tmp_path):
     rows = mix_rows(mix)
     stream = iter_mix_sentences(corpus)
     order = [next(stream) for _ in range(len(rows) + 3)]
-    assert [(p.shard, p.row - 1, sid) for sid, _codes, p in order[:len(rows)]] == [(s, r, i) for s, r, i, _ in rows]
+    assert [(p.shard, p.row - 1, sid) for sid, _codes, p in order[: len(rows)]] == [(s, r, i) for s, r, i, _ in rows]
     assert all(np.array_equal(codes, row[3]) for (_sid, codes, _p), row in zip(order, rows, strict=False))
-    assert [p for _sid, _codes, p in order[len(rows):]] == [MixPosition(1, 0, 1), MixPosition(1, 0, 2),
-                                                           MixPosition(1, 0, 3)]  # the next pass, same order
+    assert [p for _sid, _codes, p in order[len(rows) :]] == [
+        MixPosition(1, 0, 1),
+        MixPosition(1, 0, 2),
+        MixPosition(1, 0, 3),
+    ]  # the next pass, same order
     for k in range(len(rows) + 1):  # from the position after any row: exactly the rows after it
         start = order[k - 1][2] if k else MixPosition()
         tail = [sid for sid, _codes, _p in itertools.islice(iter_mix_sentences(corpus, start), len(rows) - k)]
@@ -167,11 +182,11 @@ def test_mix_batches_go_to_ranks_and_workers_in_turn(small_mix, world, workers):
         stream = iter(PackedStream(corpus, V, spec, rotation=worker))
         consumer = rank * spec.workers + worker
         mine = [n for n in range(40) if mix_owner(n, spec) == consumer]
-        for n in mine[:40 // (world * workers)]:
+        for n in mine[: 40 // (world * workers)]:
             item = next(stream)
             assert item["consumer"] == consumer
             batches[n] = (item["tokens"].tolist(), item["state"])
-    assert [row for n in sorted(batches) for row in batches[n][0]] == rows[:2 * len(batches)]
+    assert [row for n in sorted(batches) for row in batches[n][0]] == rows[: 2 * len(batches)]
     for n in batches:  # the state at the end of each round of ranks: the same on every rank of that round
         assert batches[n][1] == batches[n - n % world + world - 1][1]
 
@@ -190,7 +205,7 @@ def test_a_mix_position_resumes_with_other_ranks_workers_and_batch_size(small_mi
         if spec.world_size == 1:
             assert got == rows[20:32]  # the very next rows, 3 to a batch
         else:  # rank 2 of 3 takes global batches 2, 5, 8, 11 after the position
-            assert got == [r for n in (2, 5, 8, 11) for r in rows[20 + 2 * n:22 + 2 * n]]
+            assert got == [r for n in (2, 5, 8, 11) for r in rows[20 + 2 * n : 22 + 2 * n]]
     with pytest.raises(DataError, match="same context"):
         StreamLoader(corpus, V, StreamSpec(context=16, batch_size=2), state=state)
 

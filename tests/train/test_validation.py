@@ -23,8 +23,9 @@ def reused_image_corpus(out, tpi=8, codebook=64):
     shared = [rng.integers(0, codebook, tpi) for _ in range(12)]
     derived = [np.concatenate([img, rng.integers(0, codebook, tpi)]) for img in shared]
     ids = write_shard(out / layout.sentences_file("derived", "00000"), "derived", derived, codebook=codebook, tpi=tpi)
-    photo_ids = write_shard(out / layout.sentences_file("photos", "00000"), "photos", shared, codebook=codebook,
-                            tpi=tpi, first=100)
+    photo_ids = write_shard(
+        out / layout.sentences_file("photos", "00000"), "photos", shared, codebook=codebook, tpi=tpi, first=100
+    )
     return ids, photo_ids
 
 
@@ -36,8 +37,9 @@ def test_unigram_baseline_is_the_held_out_cross_entropy_under_training_frequenci
     held: dict[str, list] = {}
     for path in sorted(tmp_path.rglob("*.parquet")):
         table = pq.read_table(path)
-        for _sid, source, tokens in zip(*(table.column(c).to_pylist() for c in ("id", "source", "tokens")),
-                                        strict=True):
+        for _sid, source, tokens in zip(
+            *(table.column(c).to_pylist() for c in ("id", "source", "tokens")), strict=True
+        ):
             if is_validation([content_key(np.asarray(tokens))], 0.2)[0]:
                 held.setdefault(source, []).extend(tokens)
             else:
@@ -79,8 +81,9 @@ def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp
     init_weights(model, 1)
     score = validation.evaluate(model, [derived], batch_size=1)["derived"]
     with torch.no_grad():
-        per_token = torch.nn.functional.cross_entropy(model(derived.inputs).flatten(0, 1), derived.targets.flatten(),
-                                                      ignore_index=IGNORE_INDEX, reduction="none")
+        per_token = torch.nn.functional.cross_entropy(
+            model(derived.inputs).flatten(0, 1), derived.targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+        )
     unseen = derived.unseen.flatten() & scored.flatten()
     assert score.loss == pytest.approx(float(per_token.sum()) / derived.codes, rel=1e-5)
     assert score.unseen_loss == pytest.approx(float(per_token[unseen].mean()), rel=1e-5)
@@ -89,8 +92,12 @@ def test_held_out_images_that_occur_in_training_are_counted_and_scored_apart(tmp
 
 def test_no_unseen_loss_when_every_held_out_image_was_trained_on(tmp_path):
     derived_ids, photo_ids = reused_image_corpus(tmp_path)
-    sets = {s.source: s for s in validation.build(open_corpus(str(tmp_path)), V, 16, 0.0001, 10**6,
-                                                  (split_keys(tmp_path)[photo_ids[0]],))}
+    sets = {
+        s.source: s
+        for s in validation.build(
+            open_corpus(str(tmp_path)), V, 16, 0.0001, 10**6, (split_keys(tmp_path)[photo_ids[0]],)
+        )
+    }
     photos = sets["photos"]
     assert photos.images == photos.seen_images == 1  # the derived sentences still hold that image
     model = LLaMA(model_config("tiny", V, 16))
@@ -189,8 +196,9 @@ def test_the_split_follows_the_codes_not_the_ids(tmp_path):
     rng = np.random.default_rng(5)
     sentences = [rng.integers(0, 64, size=16) for _ in range(60)]
     for folder, first in (("here", 0), ("there", 1000)):  # other ids, the same codes
-        write_shard(tmp_path / folder / layout.sentences_file("s", "00000"), "s", sentences, codebook=64, tpi=8,
-                    first=first)
+        write_shard(
+            tmp_path / folder / layout.sentences_file("s", "00000"), "s", sentences, codebook=64, tpi=8, first=first
+        )
     held = {}
     for folder in ("here", "there"):
         (vset,) = validation.build(open_corpus(str(tmp_path / folder)), V, 32, 0.2, 10**6)
