@@ -51,7 +51,7 @@ class Reason(StrEnum):
     LEFTOVER = "leftover"  # too few items left to fill a grouped sentence
 
 
-FILTER_REASONS = frozenset(
+ITEM_FILTER_REASONS = frozenset(
     {
         Reason.TOO_SMALL,
         Reason.BAD_ASPECT,
@@ -61,11 +61,10 @@ FILTER_REASONS = frozenset(
         Reason.BLOCKLISTED,
         Reason.STATIC_CLIP,
         Reason.SCENE_CUT,
-        Reason.DUPLICATE_SENTENCE,
-        Reason.NEAR_DUPLICATE_SENTENCE,
-        Reason.LEFTOVER,
     }
-)
+)  # what the filters remove item by item (lvm_data.curation.stage)
+SENTENCE_FILTER_REASONS = frozenset({Reason.DUPLICATE_SENTENCE, Reason.NEAR_DUPLICATE_SENTENCE})  # token space
+FILTER_REASONS = ITEM_FILTER_REASONS | SENTENCE_FILTER_REASONS | {Reason.LEFTOVER}
 
 
 def status_of(reason: Reason) -> Status:

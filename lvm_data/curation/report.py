@@ -23,13 +23,14 @@ from lvm_data.curation import store
 from lvm_data.curation.removed_samples import THUMBNAIL, decode_jpeg
 from lvm_data.curation.units import ITEM_REASONS
 from lvm_data.determinism import derive_seed
+from lvm_data.outcomes import SENTENCE_FILTER_REASONS
 from lvm_data.shards import layout
 from lvm_data.shards.manifest import read_manifest
 
 if TYPE_CHECKING:
     from lvm_data.tokenizer.tokenizer import Tokenizer
 
-REASONS = sorted(ITEM_REASONS | {"duplicate_sentence", "near_duplicate_sentence"})
+REASONS = sorted(ITEM_REASONS | {r.value for r in SENTENCE_FILTER_REASONS})
 LABEL, CAPTION = 16, 12  # pixel heights of a row's label band and a thumbnail's caption band
 BACKGROUND, TEXT = (24, 24, 24), (235, 235, 235)
 FILES = ("report.md", "report.json", "contact_sheet.png")

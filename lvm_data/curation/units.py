@@ -20,23 +20,11 @@ import numpy as np
 from lvm_data.curation import store
 from lvm_data.curation.removed_samples import choose, rank
 from lvm_data.curation.sentence_dedup import SentenceRemoval, SentenceSig
-from lvm_data.outcomes import Outcome, Reason, Status
+from lvm_data.outcomes import ITEM_FILTER_REASONS, Outcome, Reason, Status
 from lvm_data.shards.ledger import ItemEvent
 from lvm_data.shards.writer import SentenceRow, UnitCommit
 
-ITEM_REASONS = frozenset(
-    r.value
-    for r in (
-        Reason.TOO_SMALL,
-        Reason.BAD_ASPECT,
-        Reason.LOW_VARIANCE,
-        Reason.DUPLICATE,
-        Reason.NEAR_DUPLICATE,
-        Reason.BLOCKLISTED,
-        Reason.STATIC_CLIP,
-        Reason.SCENE_CUT,
-    )
-)
+ITEM_REASONS = frozenset(r.value for r in ITEM_FILTER_REASONS)
 
 
 @dataclass
