@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check lvm_data pipelines tests benchmarks
 
 typecheck: install
-	$(BIN)/basedpyright
+	$(BIN)/basedpyright --project pyproject.toml
 
 check: lint typecheck test
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lvm_data.items import ItemRef
+from lvm_data.job.runs import RunContext
 from lvm_data.job.steps import Pending, SourceRuntime, prepare, screen_item
 from lvm_data.media.isolate import IsolatedWorker, WorkerStartError
 from lvm_data.outcomes import ItemError, Reason
@@ -60,7 +61,7 @@ _runtimes_lock = threading.Lock()
 KEPT_RUNTIMES = 16  # sources of the latest runs a process serves
 
 
-def runtime_of(ctx, source: str) -> SourceRuntime:
+def runtime_of(ctx: RunContext, source: str) -> SourceRuntime:
     """The source's runtime, built once per run and process (blocklists are read once, not once per task)."""
     key = (ctx.run_id, source)
     with _runtimes_lock:
@@ -72,7 +73,7 @@ def runtime_of(ctx, source: str) -> SourceRuntime:
         return _runtimes[key]
 
 
-def run_task(ctx, task: DecodeTask) -> Decoded:
+def run_task(ctx: RunContext, task: DecodeTask) -> Decoded:
     """Decode, filter and build every group of `task` (in whichever process calls it)."""
     rt, settings = runtime_of(ctx, task.source), ctx.settings()
     out = Decoded([], [])
@@ -83,7 +84,7 @@ def run_task(ctx, task: DecodeTask) -> Decoded:
     return out
 
 
-def probe_ref(ctx, source: str, ref: ItemRef) -> bool:
+def probe_ref(ctx: RunContext, source: str, ref: ItemRef) -> bool:
     """Decode one ref and throw the result away (finding the item that crashes a group's decoder)."""
     screen_item(runtime_of(ctx, source), ctx.settings(), ref)
     return True

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lvm_data import tokenizer as lvm_tokenizer
-from lvm_data.job.config import batch_size_for
+from lvm_data.job.config import JobConfig, batch_size_for
 from lvm_data.job.steps import Pending, Tokenized, batch_frames, tokenize, tokenized
 from lvm_data.tokenizer.standin import PREFIX as STANDIN_PREFIX
 
@@ -50,7 +50,7 @@ def devices_for(device: str, tokenizer: str = "") -> list[str]:
     return ["cpu"] if device == "auto" else [device]
 
 
-def models_for(job) -> list:
+def models_for(job: JobConfig) -> list:
     """One loaded tokenizer per device of the job, shared by everything in this process."""
     out = []
     for device in devices_for(job.device, job.tokenizer):

@@ -32,6 +32,7 @@ from lvm_data.job.decoding import DecodePool, DecodeTask
 from lvm_data.job.encoder import Encoder, models_for
 from lvm_data.job.heartbeat import Heartbeat
 from lvm_data.job.plan import WorkUnit
+from lvm_data.job.runs import RunContext
 from lvm_data.job.staging import StagedUnit, write_staged
 from lvm_data.job.steps import Selection, Tokenized, finish_unit, unit_groups
 from lvm_data.shards.ledger import ItemEvent
@@ -56,7 +57,7 @@ class ExecutorSettings:
     max_frames: int | None = None  # the encoder's queue (default: two batches, at least 64 frames)
 
     @classmethod
-    def of(cls, ctx, models: list) -> ExecutorSettings:
+    def of(cls, ctx: RunContext, models: list) -> ExecutorSettings:
         """The job's settings, `auto` resolved: a worker per core (shared by the machine's SDK processes);
         decoder processes beside an asynchronous device (a GPU: the worker process only feeds it), threads
         beside a CPU encoder (which needs the cores: a process start and pickling per task cost it more than
@@ -385,7 +386,7 @@ _shared: dict[tuple, tuple[UnitExecutor, int]] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_executor(ctx, selections: dict[str, Selection], merge: bool) -> UnitExecutor:
+def shared_executor(ctx: RunContext, selections: dict[str, Selection], merge: bool) -> UnitExecutor:
     """This process's executor for the run (one per job output and configuration); `release` it when done."""
     key = (ctx.run_id, ctx.config_hash, ctx.out, merge)
     with _shared_lock:

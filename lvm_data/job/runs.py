@@ -10,6 +10,7 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from lvm_data import storage
 from lvm_data.curation.units import UnitCuration
@@ -34,6 +35,9 @@ from lvm_data.shards.manifest import build_manifest, read_manifest, write_manife
 from lvm_data.shards.reader import list_markers, read_parquet
 from lvm_data.shards.writer import ShardInfo, UnitCommit
 
+if TYPE_CHECKING:  # lvm_data.tokenizer loads torch, which this module's readers need not
+    from lvm_data.tokenizer.tokenizer import Tokenizer
+
 
 @dataclass(frozen=True)
 class TokenizerInfo:
@@ -47,7 +51,7 @@ class TokenizerInfo:
     dtype: str
 
     @classmethod
-    def of(cls, tokenizer, device: str) -> TokenizerInfo:
+    def of(cls, tokenizer: Tokenizer, device: str) -> TokenizerInfo:
         return cls(
             tokenizer.name,
             tokenizer.format,
@@ -202,7 +206,7 @@ class Run:
         ]
 
 
-def open_run(job: JobConfig, tokenizer, *, retry: bool = False) -> Run:
+def open_run(job: JobConfig, tokenizer: Tokenizer, *, retry: bool = False) -> Run:
     """Plan `job` against what its output holds. `tokenizer` is a loaded Tokenizer (facts and fingerprint)."""
     if job.image_size not in (None, tokenizer.image_size):
         raise JobConfigError(

@@ -22,6 +22,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from lvm_data.shards.writer import SentenceRow, UnitCommit, commit_unit
 from lvm_data.sources.base import Source
 from lvm_data.sources.listing import failed_ref
 from lvm_data.sources.registry import make_source
+
+if TYPE_CHECKING:  # lvm_data.tokenizer loads torch, which this module's readers need not
+    from lvm_data.tokenizer.tokenizer import Tokenizer
 
 SINGLE_GROUP = "\x00item:"  # group key prefix of an item a grouping template builds alone
 
@@ -260,7 +264,7 @@ def prepare(rt: SourceRuntime, settings: DecodeSettings, refs: list[ItemRef]) ->
     return pendings, events
 
 
-def tokenize(tokenizer, pendings: list[Pending]) -> list[Tokenized]:
+def tokenize(tokenizer: Tokenizer, pendings: list[Pending]) -> list[Tokenized]:
     """Encode every frame of the batch in one call; on failure retry sentence by sentence."""
     if not pendings:
         return []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -20,6 +21,9 @@ from lvm_data import storage
 from lvm_data.progress import Meter, Report, silent
 from lvm_data.shards.manifest import read_manifest
 from lvm_data.shards.reader import file_metadata, sentence_files
+
+if TYPE_CHECKING:  # lvm_data.tokenizer loads torch, which this module's readers need not
+    from lvm_data.tokenizer.tokenizer import Tokenizer
 
 LABEL_HEIGHT = 14
 BACKGROUND = (24, 24, 24)
@@ -89,7 +93,7 @@ def preview(
     out: str,
     n: int = 8,
     *,
-    tokenizer=None,
+    tokenizer: Tokenizer | None = None,
     uri: str | None = None,
     source: str | None = None,
     cell: int | None = None,
@@ -117,7 +121,7 @@ def preview(
     return layout_sheet(decoded, cell or tokenizer.image_size)
 
 
-def decode_row(row: dict, tokenizer) -> SheetRow:
+def decode_row(row: dict, tokenizer: Tokenizer) -> SheetRow:
     tokens = np.asarray(row["tokens"], dtype=np.int64)
     if tokens.size != row["n_images"] * tokenizer.tokens_per_image:
         raise PreviewError(
