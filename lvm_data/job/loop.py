@@ -22,7 +22,7 @@ from lvm_data.curation.sentence_dedup import (
     sign_row,
 )
 from lvm_data.job import dedup_index as curation_index
-from lvm_data.job.config import batch_size_for, index_sources
+from lvm_data.job.config import batch_size_for
 from lvm_data.job.runs import Run
 from lvm_data.job.steps import Pending, finish_unit, group_key, prepare, read_items, tokenize
 from lvm_data.shards.ledger import ItemEvent
@@ -52,7 +52,7 @@ class LocalExecutor:
         self.sentences = sentence_settings(self.ctx.job.curation)
 
     def execute(self) -> list[dict]:
-        if index_sources(self.ctx.job) and self.digests and not curation_index.is_current(self.run):
+        if curation_index.needs_index(self.run):
             curation_index.build_local(self.run)
         markers, groups = [], defaultdict(list)
         for read_unit in self.run.read_units():
