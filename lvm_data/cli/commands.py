@@ -464,7 +464,9 @@ def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> 
 @click.option("--weight-decay", default=0.1, show_default=True)
 @click.option("--grad-clip", default=1.0, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seeds initialisation and data order (by hashing).")
-@click.option("--val-fraction", default=0.05, show_default=True, help="Share of sentences held out (by id hash).")
+@click.option(
+    "--val-fraction", default=0.05, show_default=True, help="Share of sentences held out (by a hash of their codes)."
+)
 @click.option("--val-tokens", default=65536, show_default=True, help="Held-out tokens kept per source.")
 @click.option("--eval-every", default=100, show_default=True)
 @click.option("--save-every", default=500, show_default=True)
@@ -472,6 +474,13 @@ def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> 
 @click.option("--keep-checkpoints", default=2, show_default=True)
 @click.option("--workers", "num_workers", default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--device", default="auto", show_default=True, help="auto (GPU when present), cpu, cuda, cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 autocast on CUDA, float32 on CPU. bf16 on a CPU with AMX or AVX512-BF16 trains faster.",
+)
 @click.option("--compile", is_flag=True, help="torch.compile the model (GPU).")
 @click.option(
     "--resume/--no-resume", default=True, show_default=True, help="Continue from the newest checkpoint in --out."
@@ -490,10 +499,16 @@ def train_command(**options) -> None:
         return
     for source, loss in result.val_loss.items():
         unseen = result.unseen_loss[source]
+        first, later = result.first_image_loss[source], result.later_images_loss[source]
         click.echo(
             f"{source}: validation loss {loss:.4f} nats/token vs unigram {result.unigram_loss[source]:.4f}, "
             f"same-source unigram {result.source_unigram_loss[source]:.4f}"
-            f" ({'unseen images: ' + format(unseen, '.4f') if unseen is not None else 'no unseen images'})"
+            f" ({'unseen images: ' + format(unseen, '.4f') if unseen is not None else 'no unseen images'}"
+            + (
+                f"; no earlier image in view {first:.4f}, after earlier images {later:.4f})"
+                if later is not None
+                else ")"
+            )
         )
     click.echo(f"step {result.step}; checkpoint {result.checkpoint}; log and loss.png in {result.out}")
 

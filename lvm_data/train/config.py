@@ -17,6 +17,7 @@ import torch
 
 N_SPECIAL = 100  # LVM reserves 100 ids above the codebook (8192 + 100 = 8292)
 IGNORE_INDEX = -100  # target value that cross-entropy skips
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or bf16 / fp32 anywhere
     compile: bool = False
     resume: bool = True
 
@@ -152,6 +154,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision!r} is not known; choose one of {', '.join(PRECISIONS)}")
+
+    def bf16_on(self, device: torch.device) -> bool:
+        """Whether matrix products run in bfloat16 autocast on `device`."""
+        return self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda")
 
     @property
     def warmup(self) -> int:

@@ -2,7 +2,7 @@
 
 Records: {"kind": "train", "step", "loss", "lr", "tokens", "tokens_per_s"} and
 {"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "source_unigram_loss", "codes", "images",
-"seen_images"};
+"seen_images", "first_image_loss", "later_images_loss", "by_place"};
 losses in nats per token (lvm_data.train.validation says what each one means).
 """
 
@@ -53,6 +53,7 @@ STYLES = {
     "train": ("train loss (all sources)", {"color": "black", "lw": 0.8, "alpha": 0.5}),
     "val": ("held-out loss", {"color": "C0", "marker": "o", "ms": 3}),
     "unseen": ("held-out, unseen images only", {"color": "C0", "ls": ":", "marker": "x", "ms": 3}),
+    "later": ("held-out, after earlier images", {"color": "C2", "marker": "^", "ms": 3}),
     "source_unigram": ("same-source unigram", {"color": "C1", "ls": "--", "lw": 1}),
     "unigram": ("global unigram", {"color": "grey", "ls": "-.", "lw": 1}),
 }
@@ -60,9 +61,9 @@ STYLES = {
 
 def figure(records: list[dict], title: str = "") -> Figure:
     """The loss chart: one panel per source, on shared axes, with its held-out loss, the loss on its unseen
-    images (when some held-out images also occur in training), its two unigram baselines (horizontal) and the
-    training loss behind them; one legend of at most 5 entries explains the line styles, whatever the number
-    of sources.
+    images (when some held-out images also occur in training), its loss on the images after a sentence's first
+    (what context buys), its two unigram baselines (horizontal) and the training loss behind them; one legend of
+    at most 6 entries explains the line styles, whatever the number of sources.
 
     Small multiples, not one axis: with 8 sources the 16 baselines sit in a band of half a nat (8.3-8.8 on the
     sample corpus) where no colour tells them apart, and what a reader asks of each source, whether its loss is
@@ -117,6 +118,11 @@ def _panel(ax, source: str, mine: list[dict], entries: dict[str, Artist]) -> Non
     if partly_seen:
         entries["unseen"] = ax.plot(
             [r["step"] for r in partly_seen], [r["unseen_loss"] for r in partly_seen], **STYLES["unseen"][1]
+        )[0]
+    with_context = [r for r in mine if r.get("later_images_loss") is not None]
+    if with_context:
+        entries["later"] = ax.plot(
+            [r["step"] for r in with_context], [r["later_images_loss"] for r in with_context], **STYLES["later"][1]
         )[0]
     last = mine[-1]
     if last.get("source_unigram_loss") is not None:

@@ -1,10 +1,12 @@
 """`train(config)`: AdamW with warmup and cosine decay on packed rows, checkpoints and exact resume.
 
 Contract: after `train` returns, OUT holds checkpoints/ (model, optimiser, step, RNG, data positions),
-log.jsonl (train loss, lr, tokens/s; per source the validation loss, its unseen images' loss and the unigram
-baseline) and loss.png, which is also rewritten (atomically) after every evaluation, to watch while it trains.
+log.jsonl (train loss, lr, tokens/s; per source the validation loss, its unseen images' loss, its loss with
+and without earlier images of the sentence in view, and the unigram baselines) and loss.png, which is also
+rewritten (atomically) after every evaluation, to watch while it trains.
 Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
-uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU. Several ranks
+uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU (`precision` says otherwise:
+bf16 pays on CPUs with AMX or AVX512-BF16). Several ranks
 (torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
 DATA may be a mix output (`lvm-data mix`): training then reads its train/ rows in the mix's order
 (lvm_data.train.stream), its validation/ split is the held-out set (per source, from the rows' source
@@ -58,6 +60,8 @@ class TrainResult:
     unseen_loss: dict[str, float | None] = field(default_factory=dict)  # on held-out images not in training
     tokens_per_s: float | None = None
     source_unigram_loss: dict[str, float] = field(default_factory=dict)  # under the source's own code frequencies
+    first_image_loss: dict[str, float | None] = field(default_factory=dict)  # no earlier image of the sentence in view
+    later_images_loss: dict[str, float | None] = field(default_factory=dict)  # one or more earlier images in view
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -171,8 +175,8 @@ class Trainer:
         return sets
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.cfg.bf16_on(self.device):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _restore(self) -> dict | None:
@@ -249,12 +253,15 @@ class Trainer:
                         "codes": vset.codes,
                         "images": vset.images,
                         "seen_images": vset.seen_images,
+                        "first_image_loss": score.first_loss,
+                        "later_images_loss": score.later_loss,
+                        "by_place": list(score.by_place),
                     }
                 )
             self.log(
                 f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
                 f"{vset.unigram_loss:.4f}, same-source unigram {vset.source_unigram_loss:.4f} (below: "
-                f"{vset.beats(score.loss)}); {_unseen_phrase(vset, score)}"
+                f"{vset.beats(score.loss)}); {context_phrase(score)}; {_unseen_phrase(vset, score)}"
             )
         return scores
 
@@ -295,6 +302,7 @@ class Trainer:
         self.log(
             f"model {cfg.model}: {self.model.num_parameters():,} parameters, vocabulary {self.vocab.size} "
             f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}"
+            + (", bf16 autocast" if cfg.bf16_on(self.device) else "")
         )
         val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
@@ -361,7 +369,19 @@ class Trainer:
             {source: score.unseen_loss for source, score in val_scores.items()},
             tokens_per_s,
             {v.source: v.source_unigram_loss for v in self.val_sets},
+            {source: score.first_loss for source, score in val_scores.items()},
+            {source: score.later_loss for source, score in val_scores.items()},
         )
+
+
+def context_phrase(score: validation.Score) -> str:
+    """What the earlier images of a sentence buy: the loss with none in view against the loss with some."""
+    if score.first_loss is None or score.later_loss is None:
+        return "no sentence has two images in one row (no context figure)"
+    return (
+        f"no earlier image in view {score.first_loss:.4f}, after earlier images {score.later_loss:.4f} "
+        f"(context gain {score.first_loss - score.later_loss:+.4f})"
+    )
 
 
 def _unseen_phrase(vset: validation.ValidationSet, score: validation.Score) -> str:

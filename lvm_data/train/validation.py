@@ -14,6 +14,14 @@ Held-out sentences are new sentences, not always new images: when a corpus reuse
 sample corpus derives edges, segmentation and inpainting from the same photos) a held-out image may
 also occur in training, and its loss then measures memory. So each set knows which of its images
 occur in the training rows scanned, and the loss on the others, the unseen images, is reported apart.
+
+Beating the same-source unigram is not yet proof of context either: a model that has learnt a video from
+its training clips predicts a held-out clip's first frame well with nothing before it. So each held-out
+sentence is read from its own start (its first row begins with its BOS, never with the end of another
+sentence), and every scored code knows its place: how many earlier images of its sentence are wholly in
+view in its row. The loss at place 0 (no earlier image in view) against the loss at places 1 and up is what
+the previous images buy; where a sentence's images are alike (frames of a clip) that difference is the
+model's use of context.
 """
 
 from __future__ import annotations
@@ -62,13 +70,15 @@ class TrainingCodes:
 
 @dataclass
 class ValidationSet:
-    """One source's held-out rows: inputs/targets (N, context) int64; `unseen` marks targets whose
-    image does not occur in the scanned training rows; `codes` counts scored targets."""
+    """One source's held-out rows (`sentence_rows`): inputs/targets (N, context) int64; `unseen` marks targets
+    whose image does not occur in the scanned training rows; `places` holds each target's place (-1 where it is
+    not a code); `codes` counts scored targets."""
 
     source: str
     inputs: torch.Tensor
     targets: torch.Tensor
     unseen: torch.Tensor
+    places: torch.Tensor
     sentences: int
     codes: int
     images: int
@@ -89,10 +99,26 @@ class ValidationSet:
 
 @dataclass(frozen=True)
 class Score:
-    """A source's validation loss, and the loss on its unseen images alone (None when it has none)."""
+    """A source's validation loss, the loss on its unseen images alone (None when it has none), and by place:
+    `by_place[k]` is the loss on codes with k earlier images of their sentence in view, `later_loss` the loss on
+    all codes with at least one (None when no sentence has two images in one row)."""
 
     loss: float
     unseen_loss: float | None
+    by_place: tuple[float, ...] = ()
+    later_loss: float | None = None
+
+    @property
+    def first_loss(self) -> float | None:
+        """The loss on codes with no earlier image in view."""
+        return self.by_place[0] if self.by_place else None
+
+    @property
+    def context_gain(self) -> float | None:
+        """How much lower the loss is once earlier images are in view (nats per code): first minus later."""
+        if self.first_loss is None or self.later_loss is None:
+            return None
+        return self.first_loss - self.later_loss
 
 
 def unigram_entropy_of_counts(counts: np.ndarray) -> float:
@@ -167,28 +193,54 @@ def collect(
     return found
 
 
-def _packed(parts: list[np.ndarray], before: int, after: int, fill: int, context: int) -> np.ndarray:
-    """`before` part `after` back to back, cut into rows of context + 1 that overlap by one; the last is filled."""
-    stream = np.concatenate([np.concatenate([[before], p.astype(np.int64), [after]]) for p in parts])
+@dataclass(frozen=True)
+class Rows:
+    """Validation rows, (N, context) each: `targets` are codes or IGNORE_INDEX; `images` the target's image,
+    numbered across all the sentences given, and `places` its place (both -1 where the target is not a code)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    images: torch.Tensor
+    places: torch.Tensor
+
+
+def sentence_rows(sentences: list[np.ndarray], vocab: Vocab, context: int, tokens_per_image: int) -> Rows:
+    """Each sentence read from its own start: BOS codes EOS cut into rows of context + 1 tokens that overlap by
+    one (the last filled with PAD), rows with no code to score left out. A code's place is the number of earlier
+    images of its sentence wholly among its row's inputs."""
+    parts = []
+    first_image = 0
+    for codes in sentences:
+        parts.append(_one_sentence_rows(codes, vocab, context, tokens_per_image, first_image))
+        first_image += len(codes) // tokens_per_image
+    if not parts:
+        empty = torch.zeros((0, context), dtype=torch.int64)
+        return Rows(empty, empty, empty, empty)
+    return Rows(*(torch.from_numpy(np.concatenate(column)) for column in zip(*parts, strict=True)))
+
+
+def _one_sentence_rows(
+    codes: np.ndarray, vocab: Vocab, context: int, tpi: int, first_image: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    stream = np.concatenate([[vocab.bos], codes.astype(np.int64), [vocab.eos]])
     n_rows = max(1, math.ceil((len(stream) - 1) / context))
-    padded = np.full(n_rows * context + 1, fill, dtype=np.int64)
+    padded = np.full(n_rows * context + 1, vocab.pad, dtype=np.int64)
     padded[: len(stream)] = stream
-    return np.stack([padded[i * context : i * context + context + 1] for i in range(n_rows)])
-
-
-def pack_rows(sentences: list[np.ndarray], vocab: Vocab, context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pack as the stream does; the last row is padded; targets that are not codes are ignored."""
-    rows = _packed(sentences, vocab.bos, vocab.eos, vocab.pad, context)
-    inputs, targets = torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(rows[:, 1:].copy())
-    targets[targets >= vocab.codebook_size] = IGNORE_INDEX
-    return inputs, targets
-
-
-def unseen_mask(unseen_images: list[np.ndarray], tokens_per_image: int, context: int) -> torch.Tensor:
-    """Aligned with `pack_rows`' targets: True where the target code's image is unseen (one flag per image
-    of each sentence)."""
-    rows = _packed([np.repeat(flags, tokens_per_image) for flags in unseen_images], 0, 0, 0, context)
-    return torch.from_numpy(rows[:, 1:].astype(bool))
+    rows = np.stack([padded[j * context : j * context + context + 1] for j in range(n_rows)])
+    code_index = np.arange(n_rows * context).reshape(n_rows, context)  # target t of row j is code j * context + t
+    is_code = code_index < len(codes)
+    image = code_index // tpi
+    # row j's inputs hold codes j * context - 1 onwards: the first image wholly in view starts there or later
+    whole_from = np.maximum(0, -(-(np.arange(n_rows) * context - 1) // tpi))
+    place = np.maximum(0, image - whole_from[:, None])
+    keep = is_code.any(axis=1)
+    targets = np.where(is_code, rows[:, 1:], IGNORE_INDEX)
+    return (
+        rows[keep, :-1],
+        targets[keep],
+        np.where(is_code, image + first_image, -1)[keep],
+        np.where(is_code, place, -1)[keep],
+    )
 
 
 def build(
@@ -206,21 +258,22 @@ def build(
     tpi = corpus.tokens_per_image
     sets = []
     for source, sentences in sorted(collect(corpus, fraction, max_tokens, extra).items()):
-        inputs, targets = pack_rows(sentences, vocab, context)
-        unseen_images = [np.array([d not in training.images for d in image_digests(s, tpi)]) for s in sentences]
-        unseen = unseen_mask(unseen_images, tpi, context)
+        rows = sentence_rows(sentences, vocab, context, tpi)
+        unseen_images = np.concatenate([[d not in training.images for d in image_digests(s, tpi)] for s in sentences])
+        unseen = torch.from_numpy(np.append(unseen_images, False))[rows.images]  # image -1 (not a code): False
         codes = np.concatenate(sentences).astype(np.int64)
         images = len(codes) // tpi
-        seen = images - int(sum(flags.sum() for flags in unseen_images))
+        seen = images - int(unseen_images.sum())
         own = training.log_probs(source)
         sets.append(
             ValidationSet(
                 source,
-                inputs,
-                targets,
+                rows.inputs,
+                rows.targets,
                 unseen,
+                rows.places,
                 len(sentences),
-                int((targets >= 0).sum()),
+                int((rows.targets >= 0).sum()),
                 images,
                 seen,
                 float(-log_p[codes].mean()),
@@ -237,23 +290,48 @@ def evaluate(
     batch_size: int,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, Score]:
-    """Mean code loss (nats per token) per source, over all its targets and over its unseen images'.
+    """Mean code loss (nats per token) per source: over all its targets, over its unseen images' and by place.
     The model is put back in the mode it was in."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     scores = {}
     for vset in sets:
-        total, unseen_total = 0.0, 0.0
-        for start in range(0, len(vset.inputs), batch_size):
-            inputs = vset.inputs[start : start + batch_size].to(device)
-            targets = vset.targets[start : start + batch_size].to(device)
-            with autocast():
-                logits = model(inputs)
-            losses = token_loss(logits, targets, reduction="none")  # 0 where ignored
-            total += float(losses.sum())
-            unseen_total += float(losses[vset.unseen[start : start + batch_size].flatten().to(device)].sum())
-        unseen_codes = int(((vset.targets >= 0) & vset.unseen).sum())
-        scores[vset.source] = Score(total / max(1, vset.codes), unseen_total / unseen_codes if unseen_codes else None)
+        losses = torch.cat(
+            [
+                _row_losses(
+                    model, vset.inputs[start : start + batch_size], vset.targets[start : start + batch_size], autocast
+                )
+                for start in range(0, len(vset.inputs), batch_size)
+            ]
+        ).double()
+        scores[vset.source] = _score(losses, vset)
     model.train(was_training)
     return scores
+
+
+def _row_losses(
+    model: LLaMA,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> torch.Tensor:
+    device = next(model.parameters()).device
+    with autocast():
+        logits = model(inputs.to(device))
+    return token_loss(logits, targets.to(device), reduction="none").reshape(targets.shape).cpu()  # 0 where ignored
+
+
+def _score(losses: torch.Tensor, vset: ValidationSet) -> Score:
+    """`losses` (N, context), 0 where the target is ignored."""
+    scored = vset.targets >= 0
+    unseen_codes = int((scored & vset.unseen).sum())
+    places = vset.places[scored]
+    by_place_sum = torch.bincount(places, weights=losses[scored])
+    by_place_count = torch.bincount(places, minlength=len(by_place_sum))
+    later = places >= 1
+    return Score(
+        float(losses.sum()) / max(1, vset.codes),
+        float(losses[vset.unseen].sum()) / unseen_codes if unseen_codes else None,
+        tuple(float(total / n) if n else math.nan for total, n in zip(by_place_sum, by_place_count, strict=True)),
+        float(losses[scored][later].mean()) if bool(later.any()) else None,
+    )

@@ -63,3 +63,13 @@ def test_train_config_rejects_bad_values_and_defaults_warmup_to_lvm_share():
         TrainConfig(data="d", out="o", model="vqlm_9b")
     assert TrainConfig(data="d", out="o", steps=288000).warmup == 8000
     assert TrainConfig(data="d", out="o", steps=10).warmup == 1
+
+
+def test_precision_auto_is_bf16_on_cuda_only_and_bf16_or_fp32_says_so_everywhere():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    auto = TrainConfig(data="d", out="o")
+    assert auto.bf16_on(gpu) and not auto.bf16_on(cpu)
+    assert auto.with_(precision="bf16").bf16_on(cpu)
+    assert not auto.with_(precision="fp32").bf16_on(gpu)
+    with pytest.raises(ValueError, match="--precision 'fp16' is not known; choose one of auto, bf16, fp32"):
+        TrainConfig(data="d", out="o", precision="fp16")

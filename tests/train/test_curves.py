@@ -17,9 +17,10 @@ def test_a_resumed_log_drops_what_came_after_the_checkpoint(tmp_path):
     assert LossLog(uri).records == []  # a fresh run starts a fresh log
 
 
-def val_records(sources, steps=(0, 10, 19), seen=0):
+def val_records(sources, steps=(0, 10, 19), seen=0, later=False):
     return [
         {
+            "later_images_loss": 3.5 / (s + 1) if later else None,
             "kind": "val",
             "step": s,
             "source": src,
@@ -63,7 +64,8 @@ def test_plot_draws_train_val_unseen_and_unigram(tmp_path):
 @pytest.mark.parametrize("n", [1, 3, 8, 13])
 def test_the_legend_explains_line_styles_once_whatever_the_number_of_sources(n):
     sources = [f"source-{i:02d}" for i in range(n)]
-    records = [{"kind": "train", "step": s, "loss": 5.0 / s} for s in range(1, 20)] + val_records(sources, seen=2)
+    records = [{"kind": "train", "step": s, "loss": 5.0 / s} for s in range(1, 20)]
+    records += val_records(sources, seen=2, later=True)
     fig = figure(records, "tiny")
     [legend] = fig.legends
     labels = [t.get_text() for t in legend.get_texts()]
@@ -71,10 +73,11 @@ def test_the_legend_explains_line_styles_once_whatever_the_number_of_sources(n):
         "train loss (all sources)",
         "held-out loss",
         "held-out, unseen images only",
+        "held-out, after earlier images",
         "same-source unigram",
         "global unigram",
     ]
-    assert len(labels) <= n + 4
+    assert len(labels) <= n + 5
     panels = fig.get_axes()
     assert [ax.get_title().split(":")[0] for ax in panels] == sources  # one panel per source, named
     assert all(ax.get_legend() is None for ax in panels)

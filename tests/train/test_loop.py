@@ -143,6 +143,21 @@ def _torch_bytes(payload) -> bytes:
     return buffer.getvalue()
 
 
+def test_bf16_on_cpu_trains_close_to_float32_and_says_so(tmp_path):
+    random_corpus(tmp_path / "data", files=1, per_file=12, tpi=8)
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"), out=str(tmp_path / "fp32"), steps=3, batch_size=2, context=32, log_every=1
+    )
+    messages = []
+    fp32 = train(cfg)
+    bf16 = train(cfg.with_(out=str(tmp_path / "bf16"), precision="bf16"), log=messages.append)
+    assert any(m.startswith("model tiny") and m.endswith("bf16 autocast") for m in messages)
+    assert bf16.train_loss != fp32.train_loss  # the products did run in bfloat16
+    assert bf16.train_loss == pytest.approx(fp32.train_loss, abs=0.05)
+    for source, loss in bf16.val_loss.items():
+        assert loss == pytest.approx(fp32.val_loss[source], abs=0.05)
+
+
 def test_training_on_structured_codes_beats_the_unigram_baseline(tmp_path):
     structured_corpus(tmp_path / "data", sentences=200, codebook=64, tpi=16, images=4)
     cfg = TrainConfig(

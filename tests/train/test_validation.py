@@ -112,11 +112,66 @@ def test_unigram_entropy_in_nats():
     assert validation.unigram_entropy(np.array([1, 1, 2, 3]), 64) == pytest.approx(-(p * np.log(p)).sum())
 
 
-def test_rows_are_packed_like_training_and_only_codes_are_scored():
-    inputs, targets = validation.pack_rows([np.array([1, 2, 3]), np.array([4])], V, context=4)
-    assert inputs.tolist() == [[V.bos, 1, 2, 3], [V.eos, V.bos, 4, V.eos]]
+def test_each_sentence_is_read_from_its_own_start_and_only_codes_are_scored():
+    rows = validation.sentence_rows([np.array([1, 2, 3]), np.array([4])], V, context=4, tokens_per_image=1)
     ignore = IGNORE_INDEX
-    assert targets.tolist() == [[1, 2, 3, ignore], [ignore, 4, ignore, ignore]]
+    assert rows.inputs.tolist() == [[V.bos, 1, 2, 3], [V.bos, 4, V.eos, V.pad]]
+    assert rows.targets.tolist() == [[1, 2, 3, ignore], [4, ignore, ignore, ignore]]
+    assert rows.images.tolist() == [[0, 1, 2, -1], [3, -1, -1, -1]]  # numbered across the sentences
+    assert rows.places.tolist() == [[0, 1, 2, -1], [0, -1, -1, -1]]
+
+
+def test_a_code_s_place_counts_the_earlier_images_of_its_sentence_wholly_in_its_row():
+    codes = np.arange(12)  # 6 images of 2 codes
+    rows = validation.sentence_rows([codes], V, context=8, tokens_per_image=2)
+    assert rows.targets[0].tolist() == list(range(8)) and rows.places[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    # the second row's inputs start at code 7: image 3 (codes 6, 7) is not wholly in view, image 4 is
+    assert rows.inputs[1, 0] == 7 and rows.targets[1, :4].tolist() == [8, 9, 10, 11]
+    assert rows.places[1].tolist() == [0, 0, 1, 1, -1, -1, -1, -1]
+    assert len(rows.inputs) == 2  # a third row would score only EOS: left out
+    longer = validation.sentence_rows([np.arange(12)], V, context=8, tokens_per_image=4)
+    assert longer.places.tolist() == [[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 0, -1, -1, -1, -1]]
+
+
+class PreviousImageCopier(torch.nn.Module):
+    """Puts almost all mass on the code one image back (the input tpi - 1 positions earlier), uniform where
+    there is none: a model whose only skill is context."""
+
+    def __init__(self, tpi: int):
+        super().__init__()
+        self.tpi = tpi
+        self.scale = torch.nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*inputs.shape, V.size)
+        back = self.tpi - 1
+        source = inputs[:, 1 : inputs.shape[1] - back]  # input t - back is the target t's code one image earlier
+        logits[:, back + 1 :].scatter_(2, source.unsqueeze(-1), float(self.scale))
+        return logits
+
+
+def test_a_model_that_copies_the_previous_image_shows_a_context_gain_and_none_on_the_first(tmp_path):
+    rng = np.random.default_rng(0)
+    stills = [np.tile(rng.integers(0, 64, 8), 3) for _ in range(30)]  # one random image shown 3 times
+    write_shard(tmp_path / layout.sentences_file("still", "00000"), "still", stills, codebook=64, tpi=8)
+    [vset] = validation.build(open_corpus(str(tmp_path)), V, 32, 0.3, 10**6)
+    score = validation.evaluate(PreviousImageCopier(8), [vset], batch_size=4)["still"]  # pyright: ignore
+    assert len(score.by_place) == 3
+    assert score.first_loss == pytest.approx(math.log(V.size), abs=1e-4)  # nothing to copy from
+    assert score.by_place[1] < 1e-3 and score.by_place[2] < 1e-3
+    assert score.later_loss is not None and score.later_loss < 1e-3
+    assert score.context_gain == pytest.approx(score.by_place[0] - score.later_loss)
+    assert score.loss == pytest.approx((score.by_place[0] + 2 * score.later_loss) / 3)
+
+
+def test_no_context_figure_when_no_row_holds_two_images(tmp_path):
+    random_corpus(tmp_path, files=1, per_file=20, codebook=64, tpi=8)
+    sets = validation.build(open_corpus(str(tmp_path)), V, 8, 0.3, 10**6)  # one image per row
+    model = LLaMA(model_config("tiny", V, 8))
+    init_weights(model, 0)
+    score = validation.evaluate(model, sets, batch_size=2)["alpha"]
+    assert len(score.by_place) == 1 and score.later_loss is None and score.context_gain is None
+    assert score.first_loss == pytest.approx(score.loss)
 
 
 def test_one_set_per_source_from_held_out_sentences_only(tmp_path):
