@@ -15,6 +15,8 @@ copies from its context scores the later images below log(8192) = 9.01 nats:
 
     python benchmarks/train.py --copy-probe --out out/bench-copy --steps 400 --batch-size 8 --tie-embeddings \
         --precision bf16
+    python benchmarks/train.py --copy-probe --out out/bench-copy16 --frames-per-sentence 16 --probe-sentences 100 \
+        --context 4096 --batch-size 2 --steps 400 --tie-embeddings --precision bf16   # the clips recipe's rows
 
 The corpus is cached under OUT/corpus; the training run goes to OUT/run (delete it to start over).
 """
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--frames-per-sentence", type=int, default=4)
     parser.add_argument("--steps", type=int, default=240)
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--context", type=int, default=None, help="tokens per row (default: the tiny model's 1,024)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--min-lr", type=float, default=3e-4)
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
@@ -184,6 +187,7 @@ def main() -> None:
         model="tiny",
         steps=args.steps,
         batch_size=args.batch_size,
+        context=args.context,
         lr=args.lr,
         min_lr=args.min_lr,
         eval_every=max(1, args.steps // 6),
