@@ -6,7 +6,7 @@ and without earlier images of the sentence in view, and the unigram baselines) a
 rewritten (atomically) after every evaluation, to watch while it trains.
 Training into an OUT that holds a checkpoint continues from it: the loss curve is the one an
 uninterrupted run gives (bit for bit on CPU). bf16 autocast on CUDA, float32 on CPU (`precision` says otherwise:
-bf16 pays on CPUs with AMX or AVX512-BF16). Several ranks
+bf16 pays on CPUs with AMX or AVX512-BF16; on others it is emulated, and the run says so). Several ranks
 (torchrun: pass `DistInfo.from_env(os.environ)`) train with DistributedDataParallel.
 DATA may be a mix output (`lvm-data mix`): training then reads its train/ rows in the mix's order
 (lvm_data.train.stream), its validation/ split is the held-out set (per source, from the rows' source
@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lvm_data import storage
 from lvm_data.progress import Meter, Report, silent
 from lvm_data.train import checkpoint, curves, validation
-from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device
+from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device, slow_bf16_warning
 from lvm_data.train.model import LLaMA, init_weights, token_loss
 from lvm_data.train.shards import Corpus, open_corpus, open_mix_validation, small_source_holdouts
 from lvm_data.train.stream import StreamLoader, StreamSpec
@@ -304,6 +304,8 @@ class Trainer:
             f"({self.vocab.codebook_size} codes), context {self.mcfg.context}, device {self.device}"
             + (", bf16 autocast" if cfg.bf16_on(self.device) else "")
         )
+        if warning := slow_bf16_warning(cfg, self.device):
+            self.log(warning)
         val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
             val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lvm_data import storage
-from lvm_data.train import checkpoint, curves, loop
+from lvm_data.train import checkpoint, config, curves, loop
 from lvm_data.train.config import TrainConfig, Vocab
 from lvm_data.train.loop import lr_at, train
 from lvm_data.train.stream import Packer, StreamLoader
@@ -143,15 +143,17 @@ def _torch_bytes(payload) -> bytes:
     return buffer.getvalue()
 
 
-def test_bf16_on_cpu_trains_close_to_float32_and_says_so(tmp_path):
+def test_bf16_on_cpu_trains_close_to_float32_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
     random_corpus(tmp_path / "data", files=1, per_file=12, tpi=8)
     cfg = TrainConfig(
         data=str(tmp_path / "data"), out=str(tmp_path / "fp32"), steps=3, batch_size=2, context=32, log_every=1
     )
-    messages = []
-    fp32 = train(cfg)
+    messages, fp32_messages = [], []
+    fp32 = train(cfg, log=fp32_messages.append)
     bf16 = train(cfg.with_(out=str(tmp_path / "bf16"), precision="bf16"), log=messages.append)
     assert any(m.startswith("model tiny") and m.endswith("bf16 autocast") for m in messages)
+    assert sum("emulated" in m for m in messages) == 1 and not any("emulated" in m for m in fp32_messages)
     assert bf16.train_loss != fp32.train_loss  # the products did run in bfloat16
     assert bf16.train_loss == pytest.approx(fp32.train_loss, abs=0.05)
     for source, loss in bf16.val_loss.items():
