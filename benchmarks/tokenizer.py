@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from lvm_data.tokenizer.checkpoint import UNIT_RANGE, Checkpoint
+from lvm_data.tokenizer.cpu import emulated_bf16_warning
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
-from lvm_data.tokenizer.tokenizer import Tokenizer
+from lvm_data.tokenizer.tokenizer import Tokenizer, resolve_device
 
 NAMED_CONFIGS = {
     "lvm": VQGANConfig(),  # open-muse vqgan-f16-8192-laion: hidden 128, mult 1,2,2,4,6, 8192 codes
@@ -112,13 +113,29 @@ def run_bench(settings: BenchSettings, clock: Callable[[], float] = time.perf_co
     return BenchResult(settings, str(tokenizer.device), tokenizer.num_parameters, images, seconds)
 
 
+def slow_bf16_warning(settings: BenchSettings) -> str | None:
+    """The warning owed before a bfloat16 run on a CPU that emulates it (minutes per image); None otherwise."""
+    if settings.dtype != "bfloat16" or resolve_device(settings.device).type != "cpu":
+        return None
+    return emulated_bf16_warning(
+        "--dtype bfloat16",
+        "more than 100x slower than float32 (builtin:tiny, batch 1, one thread of an AVX2 machine: 109 s an image "
+        "against 0.62); bench float32 here",
+    )
+
+
+def format_rate(per_s: float) -> str:
+    """A rate with one decimal, or two significant digits below 1 (an emulated run's 0.0092 is not 0.0)."""
+    return f"{per_s:,.1f}" if per_s >= 1 else f"{per_s:.2g}"
+
+
 def format_result(result: BenchResult) -> str:
     s = result.settings
     device = result.device
     if device.startswith("cuda"):
         device += f" ({torch.cuda.get_device_name(torch.device(device))})"
     return (
-        f"encode {result.images_per_s:,.1f} images/s  config={s.model} params={result.num_parameters:,} "
+        f"encode {format_rate(result.images_per_s)} images/s  config={s.model} params={result.num_parameters:,} "
         f"device={device} dtype={s.dtype} batch={s.batch_size} compile={s.compile} "
         f"channels_last={s.channels_last} ({result.images} images in {result.seconds:.2f} s, "
         f"{s.warmup} warm-up batches, torch {torch.__version__}, {torch.get_num_threads()} CPU threads)"

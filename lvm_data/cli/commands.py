@@ -100,7 +100,10 @@ def tokenizer_inspect(uri: str, device: str, cache_dir: str | None, as_json: boo
     "--bf16/--no-bf16",
     default=True,
     show_default=True,
-    help="bfloat16 autocast while training (fast on CPUs with AMX/AVX512-BF16); weights stay float32.",
+    help=(
+        "bfloat16 autocast while training (fast on CPUs with AMX/AVX512-BF16; on one with neither, AVX2 only, "
+        "it is emulated, about 30x slower: pass --no-bf16); weights stay float32."
+    ),
 )
 def tokenizer_train(out: str, threads: int, **options) -> None:
     """Train the small CPU VQGAN (builtin:tiny recipe) on the packaged sample photos and video frames.
@@ -113,13 +116,15 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
     import torch
 
     from lvm_data.tokenizer.card import build_builtin
-    from lvm_data.tokenizer.training import TrainConfig
+    from lvm_data.tokenizer.training import TrainConfig, slow_bf16_warning
 
     torch.set_num_threads(threads)
     try:
         config = TrainConfig(**options)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
+    if warning := slow_bf16_warning(config):
+        click.echo(warning, err=True)
 
     def log(row: dict) -> None:
         rank = f" latent-rank {row['latent_rank']:.1f}" if "latent_rank" in row else ""
@@ -157,11 +162,14 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Untimed batches first.")
 def bench_tokenizer(**options) -> None:
     """Encode throughput (images/s) for a tokenizer config, device, dtype and batch size."""
-    from benchmarks.tokenizer import BenchSettings, format_result, run_bench
+    from benchmarks.tokenizer import BenchSettings, format_result, run_bench, slow_bf16_warning
     from lvm_data.tokenizer import CheckpointError
 
+    settings = BenchSettings(**options)
     try:
-        result = run_bench(BenchSettings(**options))
+        if warning := slow_bf16_warning(settings):
+            click.echo(warning, err=True)
+        result = run_bench(settings)
     except (CheckpointError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(format_result(result))

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from lvm_data.tokenizer.cpu import emulated_bf16_warning
+
 N_SPECIAL = 100  # LVM reserves 100 ids above the codebook (8192 + 100 = 8292)
 IGNORE_INDEX = -100  # target value that cross-entropy skips
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -186,24 +188,12 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return device
 
 
-def cpu_has_bf16_kernels() -> bool | None:
-    """Whether oneDNN has bfloat16 kernels for this CPU (x86: AVX512 BW/VL/DQ or AVX-NE-CONVERT; Arm: BF16).
-
-    Without them bf16 autocast on the CPU is emulated: 8.7x slower than float32 for the clips recipe on an
-    AVX2-only 2-core machine. None when this torch cannot say.
-    """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return None
-
-
 def slow_bf16_warning(cfg: TrainConfig, device: torch.device) -> str | None:
     """The warning a run owes its user when it asked for bf16 on a CPU that emulates it; None otherwise."""
-    if device.type != "cpu" or not cfg.bf16_on(device) or cpu_has_bf16_kernels() is not False:
+    if device.type != "cpu" or not cfg.bf16_on(device):
         return None
-    return (
-        f"warning: --precision bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, no bfloat16 kernels "
-        "in oneDNN: bf16 needs AVX512 or AMX) is emulated, about 9x slower than float32 (the clips recipe on 2 "
-        "AVX2 cores: 30 s a step against 3.4); train here with --precision fp32 (or auto)"
+    return emulated_bf16_warning(
+        "--precision bf16",
+        "about 9x slower than float32 (the clips recipe on 2 AVX2 cores: 30 s a step against 3.4); train here "
+        "with --precision fp32 (or auto)",
     )

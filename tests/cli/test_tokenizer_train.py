@@ -2,7 +2,7 @@ import torch
 from click.testing import CliRunner
 
 from lvm_data import cli
-from lvm_data.tokenizer import card
+from lvm_data.tokenizer import card, cpu
 from lvm_data.tokenizer.card import BuildReport, CodebookUsage
 from lvm_data.tokenizer.training import TrainConfig, TrainResult
 
@@ -80,3 +80,19 @@ def test_command_defaults_are_the_shipped_recipe(monkeypatch, tmp_path):
     finally:
         torch.set_num_threads(before)
     assert seen["config"] == TrainConfig()
+
+
+def test_train_command_warns_once_when_bf16_is_emulated_here(monkeypatch, tmp_path):
+    def stop_before_training(config, out, *, log=None):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(card, "build_builtin", stop_before_training)
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
+    before = torch.get_num_threads()
+    try:
+        emulated = CliRunner().invoke(cli.main, ["tokenizer", "train", "--out", str(tmp_path)])
+        float32 = CliRunner().invoke(cli.main, ["tokenizer", "train", "--out", str(tmp_path), "--no-bf16"])
+    finally:
+        torch.set_num_threads(before)
+    assert emulated.output.count("is emulated") == 1 and "--no-bf16" in emulated.output
+    assert "emulated" not in float32.output

@@ -3,8 +3,18 @@ import itertools
 import torch
 from click.testing import CliRunner
 
-from benchmarks.tokenizer import NAMED_CONFIGS, BenchSettings, format_result, random_checkpoint, run_bench, time_encode
+from benchmarks.tokenizer import (
+    NAMED_CONFIGS,
+    BenchSettings,
+    format_rate,
+    format_result,
+    random_checkpoint,
+    run_bench,
+    slow_bf16_warning,
+    time_encode,
+)
 from lvm_data.cli import main
+from lvm_data.tokenizer import cpu
 from lvm_data.tokenizer.model import VQGANConfig
 from lvm_data.tokenizer.tokenizer import Tokenizer, fingerprint
 
@@ -49,3 +59,30 @@ def test_cli_bench_tokenizer(tmp_path, micro_weights):
     assert "images/s" in result.output and f"config={folder}" in result.output and "batch=2" in result.output
     bad = CliRunner().invoke(main, ["bench", "tokenizer", "--config", str(tmp_path / "nothing")])
     assert bad.exit_code == 1 and "no such checkpoint" in bad.output
+
+
+def test_rates_below_one_keep_two_significant_digits():
+    assert (format_rate(1557.04), format_rate(1.64), format_rate(0.0092)) == ("1,557.0", "1.6", "0.0092")
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_warns_before_the_run(tmp_path, micro_weights, monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
+    bf16 = BenchSettings(model="fixture-small", device="cpu", dtype="bfloat16")
+    assert "--dtype bfloat16 on this CPU" in (slow_bf16_warning(bf16) or "")
+    assert slow_bf16_warning(BenchSettings(model="fixture-small", device="cpu")) is None
+    folder = write_muse(tmp_path / "ckpt", MICRO, micro_weights)
+    args = [
+        "bench",
+        "tokenizer",
+        "--config",
+        str(folder),
+        "--device",
+        "cpu",
+        "--dtype",
+        "bfloat16",
+        "--batch-size",
+        "1",
+    ]
+    result = CliRunner().invoke(main, [*args, "--batches", "1", "--warmup", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("is emulated") == 1 and "dtype=bfloat16" in result.output

@@ -6,7 +6,7 @@ import torch
 
 from lvm_data.determinism import rng_for
 from lvm_data.media.resize import resize
-from lvm_data.tokenizer import load
+from lvm_data.tokenizer import cpu, load
 from lvm_data.tokenizer.model import VQGANConfig
 from lvm_data.tokenizer.training import (
     MUSE_CONFIG_KEYS,
@@ -17,6 +17,7 @@ from lvm_data.tokenizer.training import (
     muse_config,
     new_model,
     save_checkpoint,
+    slow_bf16_warning,
     step_losses,
     to_tensor,
     train,
@@ -177,3 +178,12 @@ def test_muse_config_refuses_keys_open_muse_lacks():
     with pytest.raises(ValueError, match="decoder_"):
         muse_config(VQGANConfig(decoder_res_blocks=3))
     assert muse_config(VQGANConfig())["num_embeddings"] == 8192
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns_and_says_to_pass_no_bf16(monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)
+    warning = slow_bf16_warning(TrainConfig())  # bf16 is the recipe's default
+    assert warning is not None and "--bf16 on this CPU" in warning and warning.endswith("train here with --no-bf16")
+    assert slow_bf16_warning(TrainConfig(bf16=False)) is None
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: True)
+    assert slow_bf16_warning(TrainConfig()) is None

@@ -1,16 +1,12 @@
-import platform
-from pathlib import Path
-
 import pytest
 import torch
 
-from lvm_data.train import config
+from lvm_data.tokenizer import cpu as cpu_probe
 from lvm_data.train.config import (
     MODEL_SHAPES,
     N_SPECIAL,
     TrainConfig,
     Vocab,
-    cpu_has_bf16_kernels,
     model_config,
     parameter_count,
     slow_bf16_warning,
@@ -91,24 +87,12 @@ def test_precision_auto_is_bf16_on_cuda_only_and_bf16_or_fp32_says_so_everywhere
 def test_bf16_asked_for_on_a_cpu_that_emulates_it_warns_and_says_what_to_use(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     bf16 = TrainConfig(data="d", out="o", precision="bf16")
-    monkeypatch.setattr(config, "cpu_has_bf16_kernels", lambda: False)
+    monkeypatch.setattr(cpu_probe, "cpu_has_bf16_kernels", lambda: False)
     warning = slow_bf16_warning(bf16, cpu)
     assert warning is not None and "emulated" in warning and "--precision fp32" in warning
     assert slow_bf16_warning(bf16.with_(precision="fp32"), cpu) is None
     assert slow_bf16_warning(bf16.with_(precision="auto"), cpu) is None  # auto is float32 on the CPU
     assert slow_bf16_warning(bf16, gpu) is None
     for answer in (True, None):  # native kernels, or a torch that cannot say: nothing to warn about
-        monkeypatch.setattr(config, "cpu_has_bf16_kernels", lambda answer=answer: answer)
+        monkeypatch.setattr(cpu_probe, "cpu_has_bf16_kernels", lambda answer=answer: answer)
         assert slow_bf16_warning(bf16, cpu) is None
-
-
-@pytest.mark.skipif(
-    platform.system() != "Linux" or platform.machine() != "x86_64", reason="reads x86 flags from /proc/cpuinfo"
-)
-def test_bf16_kernel_probe_agrees_with_the_cpu_flags():
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    flags = set(next(line for line in lines if line.startswith("flags")).split())
-    if {"avx512bw", "avx512vl", "avx512dq"} <= flags:
-        assert cpu_has_bf16_kernels() is True
-    elif "avx_ne_convert" not in flags:
-        assert cpu_has_bf16_kernels() is False

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from lvm_data import storage
-from lvm_data.train import checkpoint, config, curves, loop
+from lvm_data.tokenizer import cpu
+from lvm_data.train import checkpoint, curves, loop
 from lvm_data.train.config import TrainConfig, Vocab
 from lvm_data.train.loop import lr_at, train
 from lvm_data.train.stream import Packer, StreamLoader
@@ -144,7 +145,7 @@ def _torch_bytes(payload) -> bytes:
 
 
 def test_bf16_on_cpu_trains_close_to_float32_and_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
     random_corpus(tmp_path / "data", files=1, per_file=12, tpi=8)
     cfg = TrainConfig(
         data=str(tmp_path / "data"), out=str(tmp_path / "fp32"), steps=3, batch_size=2, context=32, log_every=1
