@@ -26,9 +26,8 @@ import numpy as np
 import torch
 
 from lvm_data.tokenizer.checkpoint import UNIT_RANGE, Checkpoint
-from lvm_data.tokenizer.cpu import emulated_bf16_warning
 from lvm_data.tokenizer.model import VQGAN, VQGANConfig
-from lvm_data.tokenizer.tokenizer import Tokenizer, resolve_device
+from lvm_data.tokenizer.tokenizer import Tokenizer
 
 NAMED_CONFIGS = {
     "lvm": VQGANConfig(),  # open-muse vqgan-f16-8192-laion: hidden 128, mult 1,2,2,4,6, 8192 codes
@@ -111,17 +110,6 @@ def run_bench(settings: BenchSettings, clock: Callable[[], float] = time.perf_co
     tokenizer = build_tokenizer(settings)
     images, seconds = time_encode(tokenizer, settings.batches, settings.warmup, clock)
     return BenchResult(settings, str(tokenizer.device), tokenizer.num_parameters, images, seconds)
-
-
-def slow_bf16_warning(settings: BenchSettings) -> str | None:
-    """The warning owed before a bfloat16 run on a CPU that emulates it (minutes per image); None otherwise."""
-    if settings.dtype != "bfloat16" or resolve_device(settings.device).type != "cpu":
-        return None
-    return emulated_bf16_warning(
-        "--dtype bfloat16",
-        "more than 100x slower than float32 (builtin:tiny, batch 1, one thread of an AVX2 machine: 109 s an image "
-        "against 0.62); bench float32 here",
-    )
 
 
 def format_rate(per_s: float) -> str:

@@ -162,14 +162,13 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
 @click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0), help="Untimed batches first.")
 def bench_tokenizer(**options) -> None:
     """Encode throughput (images/s) for a tokenizer config, device, dtype and batch size."""
-    from benchmarks.tokenizer import BenchSettings, format_result, run_bench, slow_bf16_warning
+    from benchmarks.tokenizer import BenchSettings, format_result, run_bench
+    from lvm_data.cli.jobs import show_warnings
     from lvm_data.tokenizer import CheckpointError
 
-    settings = BenchSettings(**options)
     try:
-        if warning := slow_bf16_warning(settings):
-            click.echo(warning, err=True)
-        result = run_bench(settings)
+        with show_warnings():  # e.g. bfloat16 on a CPU that emulates it
+            result = run_bench(BenchSettings(**options))
     except (CheckpointError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(format_result(result))

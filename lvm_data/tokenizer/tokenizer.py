@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 
 import numpy as np
 import torch
 
 from lvm_data.tokenizer.checkpoint import UNIT_RANGE, Checkpoint
+from lvm_data.tokenizer.cpu import emulated_bf16_warning
 from lvm_data.tokenizer.model import VQGAN
 from lvm_data.tokenizer.weights import CheckpointError
 
 DTYPES = ("float32", "bfloat16")
+log = logging.getLogger(__name__)
 
 
 def fingerprint(checkpoint: Checkpoint) -> str:
@@ -67,6 +70,19 @@ def ieee_float32(device: torch.device):
     return float32_precision("ieee") if device.type == "cuda" else contextlib.nullcontext()
 
 
+def _warn_if_bf16_is_emulated(device: torch.device, dtype: str) -> None:
+    """bfloat16 on a CPU without oneDNN's bf16 kernels encodes more than 100x slower: a job or bench says why."""
+    if device.type != "cpu" or dtype != "bfloat16":
+        return
+    warning = emulated_bf16_warning(
+        "dtype bfloat16",
+        "more than 100x slower than float32 (builtin:tiny, batch 1, one thread of an AVX2 machine: 109 s an image "
+        "against 0.62); encode here in float32 (or auto)",
+    )
+    if warning:
+        log.warning(warning)
+
+
 class Tokenizer:
     """A loaded VQGAN with its conventions (input range, image size) attached.
 
@@ -109,6 +125,7 @@ class Tokenizer:
         if compile == "auto":
             compile = on_gpu
         self.dtype, self.batch_size, self.channels_last = dtype, batch_size, channels_last
+        _warn_if_bf16_is_emulated(self.device, dtype)
         model = VQGAN(checkpoint.config)
         _load_strict(model, checkpoint)
         model = model.eval().requires_grad_(False).to(self.device)

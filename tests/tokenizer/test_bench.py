@@ -10,7 +10,6 @@ from benchmarks.tokenizer import (
     format_result,
     random_checkpoint,
     run_bench,
-    slow_bf16_warning,
     time_encode,
 )
 from lvm_data.cli import main
@@ -65,24 +64,12 @@ def test_rates_below_one_keep_two_significant_digits():
     assert (format_rate(1557.04), format_rate(1.64), format_rate(0.0092)) == ("1,557.0", "1.6", "0.0092")
 
 
-def test_bfloat16_on_a_cpu_that_emulates_it_warns_before_the_run(tmp_path, micro_weights, monkeypatch):
+def test_bench_in_bfloat16_on_a_cpu_that_emulates_it_warns_once(tmp_path, micro_weights, monkeypatch):
     monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
-    bf16 = BenchSettings(model="fixture-small", device="cpu", dtype="bfloat16")
-    assert "--dtype bfloat16 on this CPU" in (slow_bf16_warning(bf16) or "")
-    assert slow_bf16_warning(BenchSettings(model="fixture-small", device="cpu")) is None
     folder = write_muse(tmp_path / "ckpt", MICRO, micro_weights)
-    args = [
-        "bench",
-        "tokenizer",
-        "--config",
-        str(folder),
-        "--device",
-        "cpu",
-        "--dtype",
-        "bfloat16",
-        "--batch-size",
-        "1",
-    ]
-    result = CliRunner().invoke(main, [*args, "--batches", "1", "--warmup", "0"])
-    assert result.exit_code == 0, result.output
-    assert result.output.count("is emulated") == 1 and "dtype=bfloat16" in result.output
+    args = ["bench", "tokenizer", "--config", str(folder), "--device", "cpu", "--batch-size", "1", "--warmup", "0"]
+    bf16 = CliRunner().invoke(main, [*args, "--dtype", "bfloat16", "--batches", "1"])
+    assert bf16.exit_code == 0, bf16.output
+    assert bf16.output.count("warning: dtype bfloat16 on this CPU") == 1 and "dtype=bfloat16" in bf16.output
+    float32 = CliRunner().invoke(main, [*args, "--batches", "1"])
+    assert float32.exit_code == 0 and "warning" not in float32.output

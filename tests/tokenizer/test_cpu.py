@@ -23,7 +23,7 @@ def test_emulated_bf16_names_the_flag_the_cpu_and_the_consequence(monkeypatch):
     monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)
     warning = emulated_bf16_warning("--bf16", "about 3x slower; pass --no-bf16")
     assert warning is not None
-    assert warning.startswith("warning: --bf16 on this CPU (") and warning.endswith(
+    assert warning.startswith("--bf16 on this CPU (") and warning.endswith(
         "is emulated, about 3x slower; pass --no-bf16"
     )
     assert "needs AVX512 or AMX" in warning

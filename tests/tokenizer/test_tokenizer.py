@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_data.tokenizer import CheckpointError, Tokenizer, load
+from lvm_data.tokenizer import CheckpointError, Tokenizer, cpu, load
 from lvm_data.tokenizer.checkpoint import SIGNED_RANGE, UNIT_RANGE, Checkpoint
 from lvm_data.tokenizer.tokenizer import fingerprint, ieee_float32, resolve_device
 
@@ -126,6 +126,19 @@ def test_bfloat16_encoder_keeps_float32_nearest_code_search(micro_weights, micro
     assert seen == [torch.float32]
     exact = micro_tokenizer(micro_weights).encode(micro_images)
     assert (codes == exact).mean() > 0.5  # bf16 moves some codes, most stay
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_is_logged_once_per_tokenizer(micro_weights, monkeypatch, caplog):
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: False)  # as on an AVX2-only CPU
+    with caplog.at_level("WARNING", logger="lvm_data.tokenizer"):
+        micro_tokenizer(micro_weights, dtype="bfloat16")
+        micro_tokenizer(micro_weights)  # float32: nothing to say
+    [record] = caplog.records
+    assert record.getMessage().startswith("dtype bfloat16 on this CPU (") and "float32 (or auto)" in record.getMessage()
+    monkeypatch.setattr(cpu, "cpu_has_bf16_kernels", lambda: True)
+    caplog.clear()
+    micro_tokenizer(micro_weights, dtype="bfloat16")
+    assert not caplog.records
 
 
 def test_compiled_encoder_pads_the_last_chunk_and_matches_eager(micro_weights, micro_images, monkeypatch):
