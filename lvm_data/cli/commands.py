@@ -512,7 +512,8 @@ def train_command(**options) -> None:
         first, later = result.first_image_loss[source], result.later_images_loss[source]
         click.echo(
             f"{source}: validation loss {loss:.4f} nats/token vs unigram {result.unigram_loss[source]:.4f}, "
-            f"same-source unigram {result.source_unigram_loss[source]:.4f}"
+            f"same-source unigram {result.source_unigram_loss[source]:.4f}, previous-image copy baseline "
+            f"{result.copy_loss[source]:.4f}"
             f" ({'unseen images: ' + format(unseen, '.4f') if unseen is not None else 'no unseen images'}"
             + (
                 f"; no earlier image in view {first:.4f}, after earlier images {later:.4f})"

@@ -1,8 +1,8 @@
 """The loss log (JSONL, one record per line) and its PNG loss curve.
 
 Records: {"kind": "train", "step", "loss", "lr", "tokens", "tokens_per_s"} and
-{"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "source_unigram_loss", "codes", "images",
-"seen_images", "first_image_loss", "later_images_loss", "by_place"};
+{"kind": "val", "step", "source", "loss", "unseen_loss", "unigram_loss", "source_unigram_loss", "copy_loss", "codes",
+"images", "seen_images", "first_image_loss", "later_images_loss", "by_place"};
 losses in nats per token (lvm_data.train.validation says what each one means).
 """
 
@@ -55,6 +55,7 @@ STYLES = {
     "unseen": ("held-out, unseen images only", {"color": "C0", "ls": ":", "marker": "x", "ms": 3}),
     "later": ("held-out, after earlier images", {"color": "C2", "marker": "^", "ms": 3}),
     "source_unigram": ("same-source unigram", {"color": "C1", "ls": "--", "lw": 1}),
+    "copy": ("previous-image copy baseline", {"color": "C3", "ls": "--", "lw": 1}),
     "unigram": ("global unigram", {"color": "grey", "ls": "-.", "lw": 1}),
 }
 
@@ -127,6 +128,8 @@ def _panel(ax, source: str, mine: list[dict], entries: dict[str, Artist]) -> Non
     last = mine[-1]
     if last.get("source_unigram_loss") is not None:
         entries["source_unigram"] = ax.axhline(last["source_unigram_loss"], **STYLES["source_unigram"][1])
+    if last.get("copy_loss") is not None:
+        entries["copy"] = ax.axhline(last["copy_loss"], **STYLES["copy"][1])
     entries["unigram"] = ax.axhline(last["unigram_loss"], **STYLES["unigram"][1])
     ax.set_title(f"{source}: held-out {last['loss']:.2f} at step {last['step']}", fontsize=8)
 

@@ -62,6 +62,7 @@ class TrainResult:
     source_unigram_loss: dict[str, float] = field(default_factory=dict)  # under the source's own code frequencies
     first_image_loss: dict[str, float | None] = field(default_factory=dict)  # no earlier image of the sentence in view
     later_images_loss: dict[str, float | None] = field(default_factory=dict)  # one or more earlier images in view
+    copy_loss: dict[str, float] = field(default_factory=dict)  # the previous-image copy baseline (validation.py)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -250,6 +251,7 @@ class Trainer:
                         "unseen_loss": score.unseen_loss,
                         "unigram_loss": vset.unigram_loss,
                         "source_unigram_loss": vset.source_unigram_loss,
+                        "copy_loss": vset.copy_loss,
                         "codes": vset.codes,
                         "images": vset.images,
                         "seen_images": vset.seen_images,
@@ -261,7 +263,8 @@ class Trainer:
             self.log(
                 f"val step {self.step} [{vset.source}] loss {score.loss:.4f} nats/token vs unigram "
                 f"{vset.unigram_loss:.4f}, same-source unigram {vset.source_unigram_loss:.4f} (below: "
-                f"{vset.beats(score.loss)}); {context_phrase(score)}; {_unseen_phrase(vset, score)}"
+                f"{vset.beats(score.loss)}), previous-image copy baseline {vset.copy_loss:.4f}; "
+                f"{context_phrase(score)}; {_unseen_phrase(vset, score)}"
             )
         return scores
 
@@ -373,6 +376,7 @@ class Trainer:
             {v.source: v.source_unigram_loss for v in self.val_sets},
             {source: score.first_loss for source, score in val_scores.items()},
             {source: score.later_loss for source, score in val_scores.items()},
+            {v.source: v.copy_loss for v in self.val_sets},
         )
 
 

@@ -7,6 +7,11 @@ unigram losses (the held-out codes' cross-entropy under training-code frequencie
   knows which source a sentence comes from but ignores context. Much of a gap to the global unigram can be
   a source's own code frequencies (a video's palette), so only a loss below this one shows that the model
   uses the previous images. `beats(loss)` says which of the two a loss is below.
+A third figure says how much of the previous images there is to use: the previous-image copy baseline, which
+gives each code after a sentence's first image the share `a` of its source's training codes that equal the code
+at the same place one image earlier, and the rest by the same-source unigram: p = a [code = that code] +
+(1 - a) p_unigram (its first image: the unigram alone). One number per source, no learning; on video clips
+(most of a frame is the frame before) it is the bar that a model which uses context should reach.
 (The held-out codes' own plug-in entropy is no such bar: a few thousand codes of an 8192-code book read
 nats lower than any unigram model can score.)
 
@@ -53,6 +58,8 @@ class TrainingCodes:
     sentences: int
     complete: bool  # every training sentence was scanned
     by_source: dict[str, np.ndarray] = field(default_factory=dict)  # source -> its training code counts
+    # source -> (codes equal to the code at the same place one image earlier, codes with an image before them)
+    repeats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -66,6 +73,11 @@ class TrainingCodes:
 
     def entropy(self) -> float:
         return unigram_entropy_of_counts(self.counts)
+
+    def repeat_share(self, source: str) -> float:
+        """Share of `source`'s training codes (after a sentence's first image) that repeat the previous image's."""
+        equal, codes = self.repeats.get(source, (0, 0))
+        return equal / codes if codes else 0.0
 
 
 @dataclass
@@ -85,6 +97,7 @@ class ValidationSet:
     seen_images: int
     unigram_loss: float  # under all training codes
     source_unigram_loss: float  # under this source's training codes
+    copy_loss: float  # the previous-image copy baseline (module docstring)
 
     def beats(self, loss: float) -> str:
         """Which baselines `loss` is below: 'both', 'global unigram', 'same-source unigram' or 'neither'."""
@@ -132,6 +145,23 @@ def unigram_entropy(codes: np.ndarray, codebook_size: int) -> float:
     return unigram_entropy_of_counts(np.bincount(codes.astype(np.int64), minlength=codebook_size))
 
 
+def repeats(codes: np.ndarray, tokens_per_image: int) -> tuple[int, int]:
+    """(codes equal to the code at the same place one image earlier, codes with an image before them)."""
+    images = codes.reshape(-1, tokens_per_image)
+    return int((images[1:] == images[:-1]).sum()), images[1:].size
+
+
+def copy_baseline_loss(sentences: list[np.ndarray], log_p: np.ndarray, share: float, tokens_per_image: int) -> float:
+    """Mean nats per code of the previous-image copy baseline (module docstring) over `sentences`."""
+    losses = []
+    for codes in sentences:
+        images = codes.astype(np.int64).reshape(-1, tokens_per_image)
+        losses.append(-log_p[images[0]])
+        repeat = images[1:] == images[:-1]
+        losses.append(-np.log((1 - share) * np.exp(log_p[images[1:]]) + share * repeat).ravel())
+    return float(np.concatenate(losses).mean())
+
+
 def image_digests(codes: np.ndarray, tokens_per_image: int) -> list[bytes]:
     return [
         hashlib.blake2b(image.tobytes(), digest_size=16).digest()
@@ -147,6 +177,7 @@ def scan_training(
     so a remote corpus costs a few round trips, not one per group."""
     counts = np.zeros(corpus.codebook_size, dtype=np.int64)
     by_source: dict[str, np.ndarray] = {}
+    repeated: dict[str, tuple[int, int]] = {}
     images: set[bytes] = set()
     sentences = 0
     order = [corpus.groups[j] for j in rng_for(0, "lvm_data.train.baseline").permutation(len(corpus.groups))]
@@ -161,11 +192,14 @@ def scan_training(
                     counts += found
                     source = batch.sources[int(i)]
                     by_source[source] = by_source.get(source, 0) + found
+                    equal, after_first = repeats(codes, corpus.tokens_per_image)
+                    before = repeated.get(source, (0, 0))
+                    repeated[source] = (before[0] + equal, before[1] + after_first)
                     images.update(image_digests(codes, corpus.tokens_per_image))
                     sentences += 1
                 if counts.sum() >= max_tokens:
                     break
-    return TrainingCodes(counts, frozenset(images), sentences, read == len(order), by_source)
+    return TrainingCodes(counts, frozenset(images), sentences, read == len(order), by_source, repeated)
 
 
 def collect(
@@ -278,6 +312,7 @@ def build(
                 seen,
                 float(-log_p[codes].mean()),
                 float(-own[codes].mean()),
+                copy_baseline_loss(sentences, own, training.repeat_share(source), tpi),
             )
         )
     return sets

@@ -96,3 +96,9 @@ def test_the_legend_names_only_the_lines_drawn():
         "train loss (all sources)"
     ]
     assert figure([]).legends == []
+
+
+def test_the_copy_baseline_is_drawn_when_the_log_has_it():
+    records = [{**r, "copy_loss": 1.5} for r in val_records(["a"])]
+    labels = [t.get_text() for t in figure(records).legends[0].get_texts()]
+    assert labels == ["held-out loss", "same-source unigram", "previous-image copy baseline", "global unigram"]

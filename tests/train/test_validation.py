@@ -259,3 +259,53 @@ def test_the_split_follows_the_codes_not_the_ids(tmp_path):
         (vset,) = validation.build(open_corpus(str(tmp_path / folder)), V, 32, 0.2, 10**6)
         held[folder] = vset.targets.tolist()
     assert held["here"] == held["there"] and held["here"]
+
+
+def test_the_copy_baseline_repeats_the_previous_image_at_its_source_s_training_share(tmp_path):
+    rng = np.random.default_rng(5)
+
+    def clip():  # 3 images of 8 codes; each later image keeps 6 of the previous one's codes
+        images = [rng.integers(0, 64, 8)]
+        for _ in range(2):
+            image = images[-1].copy()
+            image[:2] = rng.integers(0, 64, 2)
+            images.append(image)
+        return np.concatenate(images)
+
+    clips = [clip() for _ in range(60)]
+    write_shard(tmp_path / layout.sentences_file("clips", "00000"), "clips", clips, codebook=64, tpi=8)
+    corpus = open_corpus(str(tmp_path))
+    [vset] = validation.build(corpus, V, 32, 0.2, 10**6)
+    training = validation.scan_training(corpus, 0.2)
+    kept = [s for s in clips if not is_validation([content_key(s)], 0.2)[0]]
+    held = [s for s in clips if is_validation([content_key(s)], 0.2)[0]]
+    equal = sum(int((s.reshape(3, 8)[1:] == s.reshape(3, 8)[:-1]).sum()) for s in kept)
+    assert training.repeats["clips"] == (equal, 16 * len(kept))
+    share = training.repeat_share("clips")
+    assert 0.75 <= share < 0.8  # 6 of 8 kept, and a redrawn code sometimes repeats by chance
+    own = training.log_probs("clips")
+    by_hand = []
+    for s in held:
+        images = s.reshape(3, 8)
+        by_hand += list(-own[images[0]])  # the first image: the unigram alone
+        for prev, cur in zip(images[:-1], images[1:], strict=True):
+            by_hand += [
+                -math.log((1 - share) * math.exp(own[c]) + share * (c == p)) for c, p in zip(cur, prev, strict=True)
+            ]
+    assert vset.copy_loss == pytest.approx(float(np.mean(by_hand)))
+    assert vset.copy_loss < vset.source_unigram_loss - 1.5  # most later codes are the previous image's
+
+
+def test_no_copy_share_where_no_sentence_has_two_images(tmp_path):
+    rng = np.random.default_rng(6)
+    write_shard(
+        tmp_path / layout.sentences_file("single", "00000"),
+        "single",
+        [rng.integers(0, 64, 8) for _ in range(30)],
+        codebook=64,
+        tpi=8,
+    )
+    corpus = open_corpus(str(tmp_path))
+    [vset] = validation.build(corpus, V, 32, 0.3, 10**6)
+    assert validation.scan_training(corpus, 0.3).repeat_share("single") == 0.0
+    assert vset.copy_loss == pytest.approx(vset.source_unigram_loss)  # nothing to copy: the unigram itself
