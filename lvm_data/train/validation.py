@@ -75,9 +75,11 @@ class TrainingCodes:
         return unigram_entropy_of_counts(self.counts)
 
     def repeat_share(self, source: str) -> float:
-        """Share of `source`'s training codes (after a sentence's first image) that repeat the previous image's."""
+        """Share of `source`'s training codes (after a sentence's first image) that repeat the previous image's,
+        Jeffreys-smoothed like the unigrams (a source whose every code repeats still leaves a new code a finite
+        loss); 0 where no training sentence has two images."""
         equal, codes = self.repeats.get(source, (0, 0))
-        return equal / codes if codes else 0.0
+        return (equal + 0.5) / (codes + 1) if codes else 0.0
 
 
 @dataclass

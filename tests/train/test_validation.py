@@ -296,6 +296,22 @@ def test_the_copy_baseline_repeats_the_previous_image_at_its_source_s_training_s
     assert vset.copy_loss < vset.source_unigram_loss - 1.5  # most later codes are the previous image's
 
 
+def test_the_copy_baseline_stays_finite_when_every_training_code_repeats(tmp_path):
+    rng = np.random.default_rng(7)
+
+    def held_out(codes):
+        return bool(is_validation([content_key(codes)], 0.3)[0])
+
+    stills = [s for s in (np.tile(rng.integers(0, 64, 8), 3) for _ in range(30)) if not held_out(s)]
+    moving = next(s for s in (rng.integers(0, 64, 24) for _ in range(100)) if held_out(s))  # a held-out clip
+    write_shard(tmp_path / layout.sentences_file("still", "00000"), "still", [*stills, moving], codebook=64, tpi=8)
+    corpus = open_corpus(str(tmp_path))
+    [vset] = validation.build(corpus, V, 32, 0.3, 10**6)
+    share = validation.scan_training(corpus, 0.3).repeat_share("still")
+    assert 0.99 < share < 1  # every training code repeats; the held-out clip's do not
+    assert math.isfinite(vset.copy_loss) and vset.copy_loss > vset.source_unigram_loss
+
+
 def test_no_copy_share_where_no_sentence_has_two_images(tmp_path):
     rng = np.random.default_rng(6)
     write_shard(
