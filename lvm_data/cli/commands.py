@@ -124,7 +124,7 @@ def tokenizer_train(out: str, threads: int, **options) -> None:
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     if warning := slow_bf16_warning(config):
-        click.echo(warning, err=True)
+        click.echo(f"warning: {warning}", err=True)
 
     def log(row: dict) -> None:
         rank = f" latent-rank {row['latent_rank']:.1f}" if "latent_rank" in row else ""

@@ -114,12 +114,11 @@ def slow_bf16_warning(cfg: TrainConfig) -> str | None:
     """The warning a run owes its user when `--bf16` (the default) meets a CPU that emulates it; None otherwise."""
     if not cfg.bf16:
         return None
-    warning = emulated_bf16_warning(
+    return emulated_bf16_warning(
         "--bf16",
         "about 30x slower than float32 (forward and backward of one batch of this recipe, one thread of an AVX2 "
         "machine: 313 s against 9.1); train here with --no-bf16",
     )
-    return f"warning: {warning}" if warning else None
 
 
 class EmaCodebook:

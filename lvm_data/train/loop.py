@@ -308,7 +308,7 @@ class Trainer:
             + (", bf16 autocast" if cfg.bf16_on(self.device) else "")
         )
         if warning := slow_bf16_warning(cfg, self.device):
-            self.log(warning)
+            self.log(f"warning: {warning}")
         val_scores = {}
         if self.dist.rank == 0 and (self.step == 0 or self.step >= cfg.steps):
             val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
