@@ -66,6 +66,23 @@ def random_sentences(rng: np.random.Generator, n: int, codebook: int, tpi: int, 
     return [rng.integers(0, codebook, size=int(rng.integers(images[0], images[1] + 1)) * tpi) for _ in range(n)]
 
 
+def repeating_clips(
+    rng: np.random.Generator, n: int, images: int = 3, tpi: int = 8, changed: int = 2
+) -> list[np.ndarray]:
+    """Clips of `images` images of `tpi` codes (codebook 64); each later image redraws the previous one's first
+    `changed` codes and keeps the rest in place."""
+
+    def clip() -> np.ndarray:
+        frames = [rng.integers(0, 64, tpi)]
+        for _ in range(images - 1):
+            frame = frames[-1].copy()
+            frame[:changed] = rng.integers(0, 64, changed)
+            frames.append(frame)
+        return np.concatenate(frames)
+
+    return [clip() for _ in range(n)]
+
+
 def random_corpus(
     out: Path,
     *,

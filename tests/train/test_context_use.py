@@ -10,7 +10,7 @@ from lvm_data.train import validation
 from lvm_data.train.config import IGNORE_INDEX, Vocab
 from lvm_data.train.shards import open_corpus
 
-from .synth import write_shard
+from .synth import repeating_clips, write_shard
 
 V = Vocab(64)
 TPI = 8
@@ -35,17 +35,7 @@ class Uniform(torch.nn.Module):
 @pytest.fixture
 def clips(tmp_path):
     """Source "clips": 3 images of 8 codes, each later image keeping 6 of the previous one's codes."""
-    rng = np.random.default_rng(5)
-
-    def clip():
-        images = [rng.integers(0, 64, TPI)]
-        for _ in range(2):
-            image = images[-1].copy()
-            image[:2] = rng.integers(0, 64, 2)
-            images.append(image)
-        return np.concatenate(images)
-
-    sentences = [clip() for _ in range(60)]
+    sentences = repeating_clips(np.random.default_rng(5), 60, tpi=TPI)
     write_shard(tmp_path / layout.sentences_file("clips", "00000"), "clips", sentences, codebook=64, tpi=TPI)
     corpus = open_corpus(str(tmp_path))
     [vset] = validation.build(corpus, V, 32, 0.2, 10**6)

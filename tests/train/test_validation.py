@@ -11,7 +11,7 @@ from lvm_data.train.config import IGNORE_INDEX, Vocab, model_config
 from lvm_data.train.model import LLaMA, init_weights
 from lvm_data.train.shards import content_key, is_validation, open_corpus, small_source_holdouts
 
-from .synth import random_corpus, split_keys, write_shard
+from .synth import random_corpus, repeating_clips, split_keys, write_shard
 
 V = Vocab(64)
 
@@ -262,17 +262,7 @@ def test_the_split_follows_the_codes_not_the_ids(tmp_path):
 
 
 def test_the_copy_baseline_repeats_the_previous_image_at_its_source_s_training_share(tmp_path):
-    rng = np.random.default_rng(5)
-
-    def clip():  # 3 images of 8 codes; each later image keeps 6 of the previous one's codes
-        images = [rng.integers(0, 64, 8)]
-        for _ in range(2):
-            image = images[-1].copy()
-            image[:2] = rng.integers(0, 64, 2)
-            images.append(image)
-        return np.concatenate(images)
-
-    clips = [clip() for _ in range(60)]
+    clips = repeating_clips(np.random.default_rng(5), 60)  # 3 images of 8 codes; each keeps 6 of the previous one's
     write_shard(tmp_path / layout.sentences_file("clips", "00000"), "clips", clips, codebook=64, tpi=8)
     corpus = open_corpus(str(tmp_path))
     [vset] = validation.build(corpus, V, 32, 0.2, 10**6)
