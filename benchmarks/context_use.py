@@ -142,10 +142,9 @@ def main() -> None:
     run = payload["train_config"]
     corpus = open_corpus(args.data or run["data"])
     fraction = run["val_fraction"]
-    extra = small_source_holdouts(corpus, fraction)
-    training = validation.scan_training(corpus, fraction, extra)
+    extra = () if corpus.mix else small_source_holdouts(corpus, fraction)  # as `train` splits it
     vocab = Vocab(corpus.codebook_size)
-    sets = validation.build(corpus, vocab, model.config.context, fraction, run["val_tokens"], extra, training)
+    sets, training = validation.held_out(corpus, vocab, model.config.context, fraction, run["val_tokens"], extra)
     print(f"{payload['uri']} (step {payload['step']}) on {corpus.data}; nats per code, codes after a previous image")
     print(
         f"{'source':20s} {'images':>6s} {'repeat':>6s} {'model':>6s} {'on rep':>6s} {'on new':>6s} "

@@ -32,7 +32,7 @@ from lvm_data.progress import Meter, Report, silent
 from lvm_data.train import checkpoint, curves, validation
 from lvm_data.train.config import ModelConfig, TrainConfig, Vocab, model_config, pick_device, slow_bf16_warning
 from lvm_data.train.model import LLaMA, init_weights, token_loss
-from lvm_data.train.shards import Corpus, open_corpus, open_mix_validation, small_source_holdouts
+from lvm_data.train.shards import Corpus, open_corpus, small_source_holdouts
 from lvm_data.train.stream import StreamLoader, StreamSpec
 
 
@@ -129,13 +129,13 @@ class Trainer:
         self.charted: int | None = None  # how many log records loss.png shows
 
     def _validation_sets(self, val_extra: tuple[str, ...]) -> list[validation.ValidationSet]:
-        if self.corpus.mix:
-            return self._mix_validation_sets()
         cfg = self.cfg
-        training = validation.scan_training(self.corpus, cfg.val_fraction, val_extra)
-        sets = validation.build(
-            self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens, val_extra, training
+        sets, training = validation.held_out(
+            self.corpus, self.vocab, self.mcfg.context, cfg.val_fraction, cfg.val_tokens, val_extra
         )
+        if self.corpus.mix:
+            self._log_mix_validation(sets)
+            return sets
         scanned = "all" if training.complete else "a sample"
         self.log(
             f"training codes: {training.tokens:,} in {training.sentences:,} sentences ({scanned}), unigram "
@@ -156,15 +156,7 @@ class Trainer:
             )
         return sets
 
-    def _mix_validation_sets(self) -> list[validation.ValidationSet]:
-        """A mix's validation/ split, every row held out (fraction 1), against its train/ rows' codes."""
-        training = validation.scan_training(self.corpus, 0.0)
-        held_out = open_mix_validation(self.corpus)
-        sets = (
-            []
-            if held_out is None
-            else validation.build(held_out, self.vocab, self.mcfg.context, 1.0, self.cfg.val_tokens, (), training)
-        )
+    def _log_mix_validation(self, sets: list[validation.ValidationSet]) -> None:
         self.log(
             f"mix {self.corpus.data}: training on its train/ rows in the mix's order; validation: "
             + (
@@ -173,7 +165,6 @@ class Trainer:
                 else "none (the mix has no validation split)"
             )
         )
-        return sets
 
     def autocast(self):
         if self.cfg.bf16_on(self.device):

@@ -44,7 +44,7 @@ import torch
 from lvm_data.determinism import rng_for
 from lvm_data.train.config import IGNORE_INDEX, Vocab
 from lvm_data.train.model import LLaMA, token_loss
-from lvm_data.train.shards import Corpus, is_validation, read_group
+from lvm_data.train.shards import Corpus, is_validation, open_mix_validation, read_group
 
 BASELINE_TOKENS = 16 * 2**20  # training codes scanned for the unigram baseline and the seen-image check
 
@@ -318,6 +318,20 @@ def build(
             )
         )
     return sets
+
+
+def held_out(
+    corpus: Corpus, vocab: Vocab, context: int, fraction: float, max_tokens: int, extra: tuple[str, ...] = ()
+) -> tuple[list[ValidationSet], TrainingCodes]:
+    """The sets `train` scores and the training codes they are judged against: for a mix (`corpus.mix`) its
+    validation/ split, every row held out, against its train/ rows; otherwise the hash split (`fraction`, and
+    `extra`: `shards.small_source_holdouts`) against the rest."""
+    if corpus.mix:
+        training = scan_training(corpus, 0.0)
+        split = open_mix_validation(corpus)
+        return ([] if split is None else build(split, vocab, context, 1.0, max_tokens, (), training)), training
+    training = scan_training(corpus, fraction, extra)
+    return build(corpus, vocab, context, fraction, max_tokens, extra, training), training
 
 
 @torch.no_grad()
