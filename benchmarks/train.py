@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--min-lr", type=float, default=3e-4)
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     parser.add_argument("--tie-embeddings", action="store_true")
+    parser.add_argument("--rope-theta", type=float, default=None, help="rotary base (default: the shape's 10000)")
     parser.add_argument("--copy-probe", action="store_true", help="random images shown repeatedly, not the videos")
     parser.add_argument("--probe-sentences", type=int, default=400)
     parser.add_argument(
@@ -196,6 +197,7 @@ def main() -> None:
         val_fraction=0.15,
         precision=args.precision,
         tie_embeddings=args.tie_embeddings,
+        rope_theta=args.rope_theta,
     )
     start = time.perf_counter()
     result = train(cfg, log=print)

@@ -464,6 +464,11 @@ def export_mix(ctx: click.Context, mix_out: str, dest: str, fmt: str, **ids) -> 
     help="Share the embedding matrix with the output head (LVM's are "
     "untied): a model that copies codes from the context learns it in fewer steps (README: What to expect).",
 )
+@click.option(
+    "--rope-theta",
+    type=float,
+    help="Rotary base (default: the shape's, 10000 as in LVM); saved in checkpoints and exports.",
+)
 @click.option("--lr", default=1.5e-4, show_default=True, help="Peak learning rate.")
 @click.option("--min-lr", default=3e-5, show_default=True, help="Learning rate at the end of the cosine decay.")
 @click.option("--warmup-steps", type=int, help="Linear warmup steps (default: LVM's share, 8000/288000 of --steps).")

@@ -247,6 +247,8 @@ class Tokenizer:
         n = len(images)
         if self.compiled and n < self.batch_size:  # same shape every call: no recompilation
             images = np.concatenate([images, np.zeros((self.batch_size - n, *images.shape[1:]), np.uint8)])
+        if not images.flags.writeable:  # torch.from_numpy warns on read-only memory (np.frombuffer, decoded bytes)
+            images = images.copy()
         x = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 255.0  # (n, 3, S, S) in [0, 1]
         lo, hi = self.input_range
         x = x * (hi - lo) + lo  # (n, 3, S, S) in the model's range

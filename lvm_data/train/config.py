@@ -7,6 +7,8 @@ context 4096, rms_norm_eps 1e-6, initializer_range 0.02, untied embeddings, voca
 CPU smoke tests. `tie_embeddings` (off for every shape, as in LVM) shares the embedding matrix with the
 output head: a code's logit is then its embedding's dot product with the hidden state, so passing a code on
 from the context needs no output row learnt per code (the sample-clips recipe, README "What to expect").
+`rope_theta` overrides the shapes' 10000 and travels with the checkpoint and the export (Hugging Face's
+`rope_theta`); what 500 did for `tiny` on the sample-clips recipe is in README "What to expect".
 """
 
 from __future__ import annotations
@@ -90,8 +92,10 @@ MODEL_SHAPES: dict[str, tuple[int, int, int, int, int]] = {
 }
 
 
-def model_config(name: str, vocab: Vocab, context: int | None = None, tie_embeddings: bool = False) -> ModelConfig:
-    """The named shape with the data's vocabulary; `context` overrides the shape's context length."""
+def model_config(
+    name: str, vocab: Vocab, context: int | None = None, tie_embeddings: bool = False, rope_theta: float | None = None
+) -> ModelConfig:
+    """The named shape with the data's vocabulary; `context` and `rope_theta` override the shape's."""
     if name not in MODEL_SHAPES:
         raise ValueError(f"--model {name!r} is not a known shape; choose one of {', '.join(MODEL_SHAPES)}")
     hidden, ffn, layers, heads, default_context = MODEL_SHAPES[name]
@@ -103,6 +107,7 @@ def model_config(name: str, vocab: Vocab, context: int | None = None, tie_embedd
         num_heads=heads,
         context=context or default_context,
         tie_embeddings=tie_embeddings,
+        rope_theta=rope_theta or ModelConfig.rope_theta,
     )
 
 
@@ -127,6 +132,7 @@ class TrainConfig:
     grad_accum: int = 1
     context: int | None = None  # None: the model shape's context
     tie_embeddings: bool = False  # the output head shares the embedding matrix (not LVM's; see ModelConfig)
+    rope_theta: float | None = None  # None: the shape's (10000, EasyLM's default)
     lr: float = 1.5e-4
     min_lr: float = 3e-5
     warmup_steps: int | None = None
@@ -154,6 +160,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.rope_theta is not None and not self.rope_theta > 1.0:
+            raise ValueError(f"rope_theta must be above 1 (the shapes use 10000), got {self.rope_theta}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.precision not in PRECISIONS:

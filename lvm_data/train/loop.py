@@ -95,7 +95,7 @@ class Trainer:
         self.device = pick_device(cfg.device, dist.local_rank)
         self.corpus: Corpus = open_corpus(cfg.data)
         self.vocab = Vocab(self.corpus.codebook_size)
-        self.mcfg: ModelConfig = model_config(cfg.model, self.vocab, cfg.context, cfg.tie_embeddings)
+        self.mcfg: ModelConfig = model_config(cfg.model, self.vocab, cfg.context, cfg.tie_embeddings, cfg.rope_theta)
         model = LLaMA(self.mcfg)
         init_weights(model, cfg.seed)
         self.model = model.to(self.device)
@@ -186,7 +186,7 @@ class Trainer:
             raise checkpoint.TrainingCheckpointError(
                 f"{found}: trained with model {payload['model_config']}, not "
                 f"{self.mcfg.to_dict()}; use the same --model/--context/"
-                "--tie-embeddings or a new --out"
+                "--tie-embeddings/--rope-theta or a new --out"
             )
         if len(payload["data"]) != self.dist.world_size and not self.corpus.mix:
             raise checkpoint.TrainingCheckpointError(

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -154,6 +156,15 @@ def test_compiled_encoder_pads_the_last_chunk_and_matches_eager(micro_weights, m
 
 def test_torch_compile_eager_backend_runs(micro_weights, micro_images):
     codes = micro_tokenizer(micro_weights, batch_size=4, compile="eager").encode(micro_images)
+    np.testing.assert_array_equal(codes, micro_tokenizer(micro_weights).encode(micro_images))
+
+
+def test_read_only_images_encode_without_a_torch_warning(micro_weights, micro_images):
+    read_only = np.frombuffer(micro_images.tobytes(), np.uint8).reshape(micro_images.shape)
+    assert not read_only.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codes = micro_tokenizer(micro_weights).encode(read_only)
     np.testing.assert_array_equal(codes, micro_tokenizer(micro_weights).encode(micro_images))
 
 

@@ -72,7 +72,7 @@ def test_bad_data_is_a_one_line_error(tmp_path):
     assert "no Parquet sentence files found" in result.output and "Traceback" not in result.output
 
 
-def test_tie_embeddings_reaches_the_model(tmp_path):
+def test_tie_embeddings_and_rope_theta_reach_the_model(tmp_path):
     from lvm_data.train import checkpoint
 
     random_corpus(tmp_path / "job", files=1, per_file=6, codebook=64, tpi=8)
@@ -91,8 +91,11 @@ def test_tie_embeddings_reaches_the_model(tmp_path):
             "--context",
             "32",
             "--tie-embeddings",
+            "--rope-theta",
+            "500",
         ],
     )
     assert result.exit_code == 0, result.output
     model, _ = checkpoint.load_model(str(run))
     assert model.config.tie_embeddings and model.lm_head.weight is model.embed_tokens.weight
+    assert model.config.rope_theta == 500.0

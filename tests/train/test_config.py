@@ -72,6 +72,13 @@ def test_train_config_rejects_bad_values_and_defaults_warmup_to_lvm_share():
         TrainConfig(data="d", out="o", model="vqlm_9b")
     assert TrainConfig(data="d", out="o", steps=288000).warmup == 8000
     assert TrainConfig(data="d", out="o", steps=10).warmup == 1
+    with pytest.raises(ValueError, match="rope_theta"):
+        TrainConfig(data="d", out="o", rope_theta=0.5)
+
+
+def test_rope_theta_overrides_the_shape_and_defaults_to_easylm():
+    assert model_config("vqlm_7b", Vocab(8192)).rope_theta == 10000.0
+    assert model_config("tiny", Vocab(8192), rope_theta=500.0).rope_theta == 500.0
 
 
 def test_precision_auto_is_bf16_on_cuda_only_and_bf16_or_fp32_says_so_everywhere():

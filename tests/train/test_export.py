@@ -60,7 +60,7 @@ def test_bfloat16_export_halves_the_weights(run):
         export(str(run / "run"), str(run / "x"), dtype="int8")
 
 
-def test_a_tied_model_exports_one_matrix_and_transformers_ties_it(tmp_path):
+def test_a_tied_model_with_its_own_rope_theta_exports_one_matrix_and_transformers_computes_it(tmp_path):
     random_corpus(tmp_path / "data", files=1, per_file=10, codebook=64, tpi=8)
     train(
         TrainConfig(
@@ -72,10 +72,12 @@ def test_a_tied_model_exports_one_matrix_and_transformers_ties_it(tmp_path):
             lr=1e-2,
             val_fraction=0.0,
             tie_embeddings=True,
+            rope_theta=500.0,
         )
     )
     export(str(tmp_path / "run"), str(tmp_path / "hf"))
-    assert json.loads((tmp_path / "hf" / "config.json").read_text())["tie_word_embeddings"] is True
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["tie_word_embeddings"] is True and config["rope_theta"] == 500.0
     assert "lm_head.weight" not in load_file(str(tmp_path / "hf" / "model.safetensors"))
     ours, _ = checkpoint.load_model(str(tmp_path / "run"))
     theirs = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf"), dtype=torch.float32).eval()

@@ -121,6 +121,8 @@ def test_no_resume_refuses_a_folder_with_checkpoints(tmp_path):
         train(cfg.with_(context=32))
     with pytest.raises(checkpoint.TrainingCheckpointError, match="tie-embeddings"):
         train(cfg.with_(tie_embeddings=True, steps=2))
+    with pytest.raises(checkpoint.TrainingCheckpointError, match="rope-theta"):
+        train(cfg.with_(rope_theta=500.0, steps=2))
 
 
 def test_a_checkpoint_saved_before_tie_embeddings_existed_resumes(tmp_path):
