@@ -73,7 +73,8 @@ Report = Callable[[Snapshot], None]
 
 class Meter:
     """A thread-safe counter that reports snapshots. Use `advance` as work is done, or `set` with absolute
-    counts (for a poller); as a context manager it reports every `interval` seconds and once at the end."""
+    counts (for a poller); as a context manager it reports every `interval` seconds and once at the end.
+    `done`: work finished before this meter (a resumed run's steps), counted in `done` but not in the rate."""
 
     def __init__(
         self,
@@ -84,10 +85,11 @@ class Meter:
         *,
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        done: int = 0,
     ):
         self.task, self.what, self.total, self.report = task, what, total, report
         self.interval, self.clock = interval, clock
-        self.done, self.detail = 0, ""
+        self.done, self.detail = done, ""
         self._start = clock()
         self._first: tuple[float, int] | None = None  # (time, done) the rate is measured from
         self._idle_until = self._start  # a poller's last sight of nothing done

@@ -526,6 +526,12 @@ def train_command(**options) -> None:
                 else ")"
             )
         )
+    if (total := result.pooled) is not None:
+        click.echo(
+            f"all {total.sources} sources ({total.codes:,} held-out codes): validation loss {total.loss:.4f} "
+            f"nats/token vs unigram {total.unigram_loss:.4f}, same-source unigrams {total.source_unigram_loss:.4f} "
+            f"(below: {total.beats()}), previous-image copy baselines {total.copy_loss:.4f}"
+        )
     click.echo(f"step {result.step}; checkpoint {result.checkpoint}; log and loss.png in {result.out}")
 
 

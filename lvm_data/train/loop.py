@@ -63,6 +63,7 @@ class TrainResult:
     first_image_loss: dict[str, float | None] = field(default_factory=dict)  # no earlier image of the sentence in view
     later_images_loss: dict[str, float | None] = field(default_factory=dict)  # one or more earlier images in view
     copy_loss: dict[str, float] = field(default_factory=dict)  # the previous-image copy baseline (validation.py)
+    pooled: validation.Pooled | None = None  # every source's held-out codes at once (two or more sources)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -257,6 +258,13 @@ class Trainer:
                 f"{vset.beats(score.loss)}), previous-image copy baseline {vset.copy_loss:.4f}; "
                 f"{context_phrase(score)}; {_unseen_phrase(vset, score)}"
             )
+        total = validation.pooled(self.val_sets, scores)
+        if total is not None:
+            self.log(
+                f"val step {self.step} [all {total.sources} sources, {total.codes:,} codes] loss {total.loss:.4f} "
+                f"nats/token vs unigram {total.unigram_loss:.4f}, same-source unigrams {total.source_unigram_loss:.4f} "
+                f"(below: {total.beats()}), previous-image copy baselines {total.copy_loss:.4f}"
+            )
         return scores
 
     def save(self) -> None:
@@ -305,8 +313,7 @@ class Trainer:
             val_scores = self.evaluate(record=self.step == 0)  # at the start; or nothing left to train: report
             self.chart()
         loss, tokens_per_s, clock, clock_tokens = None, None, time.perf_counter(), self.tokens
-        with Meter(f"train {cfg.model}", "steps", cfg.steps, self.report) as meter:
-            meter.set(self.step)  # a resumed run counts from where it stands
+        with Meter(f"train {cfg.model}", "steps", cfg.steps, self.report, done=self.step) as meter:
             while self.step < cfg.steps:
                 loss = self.train_step()
                 meter.advance(1, detail=f"loss {loss:.3f}")
@@ -368,6 +375,7 @@ class Trainer:
             {source: score.first_loss for source, score in val_scores.items()},
             {source: score.later_loss for source, score in val_scores.items()},
             {v.source: v.copy_loss for v in self.val_sets},
+            validation.pooled(self.val_sets, val_scores) if val_scores else None,
         )
 
 

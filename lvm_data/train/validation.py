@@ -14,6 +14,8 @@ at the same place one image earlier, and the rest by the same-source unigram: p 
 (most of a frame is the frame before) it is the bar that a model which uses context should reach.
 (The held-out codes' own plug-in entropy is no such bar: a few thousand codes of an 8192-code book read
 nats lower than any unigram model can score.)
+`pooled` puts every source's held-out codes together, each code under its own source's baselines: the corpus's
+verdict, where one small source's figure moves from seed to seed.
 
 Held-out sentences are new sentences, not always new images: when a corpus reuses an image (the
 sample corpus derives edges, segmentation and inpainting from the same photos) a held-out image may
@@ -103,13 +105,53 @@ class ValidationSet:
 
     def beats(self, loss: float) -> str:
         """Which baselines `loss` is below: 'both', 'global unigram', 'same-source unigram' or 'neither'."""
-        below = (loss < self.unigram_loss, loss < self.source_unigram_loss)
-        return {
-            (True, True): "both",
-            (True, False): "global unigram",
-            (False, True): "same-source unigram",
-            (False, False): "neither",
-        }[below]
+        return baselines_below(loss, self.unigram_loss, self.source_unigram_loss)
+
+
+def baselines_below(loss: float, unigram_loss: float, source_unigram_loss: float) -> str:
+    below = (loss < unigram_loss, loss < source_unigram_loss)
+    return {
+        (True, True): "both",
+        (True, False): "global unigram",
+        (False, True): "same-source unigram",
+        (False, False): "neither",
+    }[below]
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Every held-out code of every source at once, each weighing the same: the model's mean loss and each
+    baseline's, a code's same-source unigram and copy baseline being those of its own source. One figure for
+    the whole corpus where a small source's seed-dependent result would otherwise decide the verdict."""
+
+    sources: int
+    codes: int
+    loss: float
+    unigram_loss: float
+    source_unigram_loss: float
+    copy_loss: float
+
+    def beats(self) -> str:
+        return baselines_below(self.loss, self.unigram_loss, self.source_unigram_loss)
+
+
+def pooled(sets: list[ValidationSet], scores: dict[str, Score]) -> Pooled | None:
+    """The code-weighted mean over `sets` of the model's loss and the baselines; None for fewer than two sets."""
+    if len(sets) < 2:
+        return None
+    codes = sum(v.codes for v in sets)
+
+    def mean(value: Callable[[ValidationSet], float]) -> float:
+        return sum(value(v) * v.codes for v in sets) / max(1, codes)
+
+    return Pooled(
+        len(sets),
+        codes,
+        mean(lambda v: scores[v.source].loss),
+        mean(lambda v: v.unigram_loss),
+        mean(lambda v: v.source_unigram_loss),
+        mean(lambda v: v.copy_loss),
+    )
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,18 @@ def test_meter_rate_starts_at_the_first_work_done():
     assert (snap.done, round(snap.rate, 2), round(snap.eta_s), snap.elapsed_s) == (11, 1.1, 81, 70.0)
 
 
+def test_a_resumed_meter_counts_earlier_work_but_times_only_its_own():
+    clock, snaps = Clock(), []
+    meter = Meter("train", "steps", 600, snaps.append, clock=clock, done=300)  # resumed at step 300
+    assert meter.snapshot().rate is None  # nothing done by this meter yet
+    clock.now = 5.0  # restoring the checkpoint
+    meter.advance(1)
+    clock.now = 25.0
+    meter.advance(9)
+    snap = meter.snapshot()
+    assert (snap.done, snap.rate, snap.eta_s) == (310, 0.5, 580.0)
+
+
 def test_display_in_a_log_writes_a_line_every_interval_and_the_last_one():
     clock, stream = Clock(), io.StringIO()
     display = Display(stream, terminal=False, log_every=30, clock=clock)

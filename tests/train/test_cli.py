@@ -39,6 +39,8 @@ def test_train_generate_export_from_the_command_line(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "validation loss" in result.output and "vs unigram" in result.output and "tokens/s" in result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("all 2 sources (") and "same-source unigrams" in line for line in lines)
     assert (run / "log.jsonl").exists() and (run / "loss.png").exists()
 
     sheet = tmp_path / "sheet.png"

@@ -177,8 +177,11 @@ def test_training_on_structured_codes_beats_the_unigram_baseline(tmp_path):
         save_every=120,
         val_fraction=0.1,
     )
-    result = train(cfg)
+    lines = []
+    result = train(cfg, log=lines.append)
     assert set(result.val_loss) == {"still", "still2"}
+    pooled = [line for line in lines if line.startswith("val step 120 [all 2 sources")]
+    assert len(pooled) == 1 and "(below: both)" in pooled[0], lines
     for source, loss in result.val_loss.items():
         unigram = result.unigram_loss[source]
         assert unigram > 0.8 * math.log(64)

@@ -246,6 +246,29 @@ def test_the_same_source_unigram_uses_the_source_s_own_training_codes(tmp_path):
     assert len(keys) == 80
 
 
+def test_pooled_weighs_every_held_out_code_once_under_its_own_source_s_baselines(tmp_path):
+    rng = np.random.default_rng(5)
+    low = [rng.integers(0, 16, size=16) for _ in range(40)]
+    high = [rng.integers(0, 64, size=48) for _ in range(40)]  # three times the codes per sentence
+    write_shard(tmp_path / layout.sentences_file("low", "00000"), "low", low, codebook=64, tpi=8)
+    write_shard(tmp_path / layout.sentences_file("high", "00000"), "high", high, codebook=64, tpi=8)
+    sets = validation.build(open_corpus(str(tmp_path)), V, 32, 0.2, 10**6)
+    scores = {"low": validation.Score(1.0, 1.0), "high": validation.Score(3.0, 3.0)}
+    total = validation.pooled(sets, scores)
+    assert total is not None
+    by = {v.source: v for v in sets}
+    n_low, n_high = by["low"].codes, by["high"].codes
+    assert total.sources == 2 and total.codes == n_low + n_high and n_high > n_low
+    assert total.loss == pytest.approx((n_low + 3 * n_high) / (n_low + n_high))
+    own = (by["low"].source_unigram_loss * n_low + by["high"].source_unigram_loss * n_high) / (n_low + n_high)
+    assert total.source_unigram_loss == pytest.approx(own)
+    assert total.source_unigram_loss < total.unigram_loss  # low's palette counts where its codes are scored
+    assert total.beats() == "both"  # 2.58 nats against 3.89 and 4.10
+    worse = validation.pooled(sets, {source: validation.Score(9.0, 9.0) for source in scores})
+    assert worse is not None and worse.beats() == "neither"
+    assert validation.pooled(sets[:1], scores) is None  # one source: its own line says it all
+
+
 def test_the_split_follows_the_codes_not_the_ids(tmp_path):
     """Sentence ids hash the input paths: the same files read from elsewhere must be split the same way."""
     rng = np.random.default_rng(5)
