@@ -89,7 +89,7 @@ class Meter:
     ):
         self.task, self.what, self.total, self.report = task, what, total, report
         self.interval, self.clock = interval, clock
-        self.done, self.detail = done, ""
+        self.done, self.detail, self._before = done, "", done
         self._start = clock()
         self._first: tuple[float, int] | None = None  # (time, done) the rate is measured from
         self._idle_until = self._start  # a poller's last sight of nothing done
@@ -106,10 +106,10 @@ class Meter:
     def set(self, done: int, total: int | None = None, detail: str | None = None) -> None:
         with self._lock:
             self.done = done
-            if not done:
+            if done <= self._before:
                 self._idle_until = self.clock()
             elif self._first is None:  # the work seen now was done since the last poll that saw none
-                self._first = (self._idle_until, 0)
+                self._first = (self._idle_until, self._before)
             self.total = self.total if total is None else total
             self.detail = self.detail if detail is None else detail
 

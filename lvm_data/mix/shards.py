@@ -204,11 +204,12 @@ def dataset_card(name: str, splits: Sequence[str]) -> str:
 
 class ShardProgress(Poller):
     """The mix's progress while its shards are written: shards written of `total` (from their markers), with the
-    tokens they hold."""
+    tokens they hold. Shards a resumed mix wrote before count as done, not in the rate."""
 
     def __init__(self, out: str, total: int, name: str, report: Report, interval: float = 2.0):
         self.out = out
-        self.meter = Meter(f"mix {name}", "shards", total, report, interval=interval)
+        before = len(read_markers(out))
+        self.meter = Meter(f"mix {name}", "shards", total, report, interval=interval, done=before)
 
     def poll(self) -> Snapshot:
         markers = read_markers(self.out)

@@ -49,6 +49,18 @@ def test_a_resumed_meter_counts_earlier_work_but_times_only_its_own():
     assert (snap.done, snap.rate, snap.eta_s) == (310, 0.5, 580.0)
 
 
+def test_a_resumed_poller_s_rate_counts_only_what_it_sees_done_after_the_start():
+    clock, snaps = Clock(), []
+    meter = Meter("mix m", "shards", 20, snaps.append, clock=clock, done=8)  # 8 shards written by the first run
+    meter.set(8)
+    assert meter.snapshot().rate is None
+    clock.now = 30.0
+    meter.set(8)  # still writing the first shard of this run
+    clock.now = 40.0
+    meter.set(10)
+    assert (meter.snapshot().done, meter.snapshot().rate) == (10, 0.2)  # 2 new since the poll that saw none
+
+
 def test_display_in_a_log_writes_a_line_every_interval_and_the_last_one():
     clock, stream = Clock(), io.StringIO()
     display = Display(stream, terminal=False, log_every=30, clock=clock)
