@@ -506,7 +506,7 @@ def train_command(**options) -> None:
     import os
 
     from lvm_data.train.config import TrainConfig
-    from lvm_data.train.loop import DistInfo, train
+    from lvm_data.train.loop import DistInfo, pooled_phrase, train
 
     with _user_errors(), Display() as display:
         result = train(TrainConfig(**options), DistInfo.from_env(os.environ), log=display.echo, report=display)
@@ -527,11 +527,7 @@ def train_command(**options) -> None:
             )
         )
     if (total := result.pooled) is not None:
-        click.echo(
-            f"all {total.sources} sources ({total.codes:,} held-out codes): validation loss {total.loss:.4f} "
-            f"nats/token vs unigram {total.unigram_loss:.4f}, same-source unigrams {total.source_unigram_loss:.4f} "
-            f"(below: {total.beats()}), previous-image copy baselines {total.copy_loss:.4f}"
-        )
+        click.echo(f"all {total.sources} sources ({total.codes:,} held-out codes): validation {pooled_phrase(total)}")
     click.echo(f"step {result.step}; checkpoint {result.checkpoint}; log and loss.png in {result.out}")
 
 

@@ -261,9 +261,7 @@ class Trainer:
         total = validation.pooled(self.val_sets, scores)
         if total is not None:
             self.log(
-                f"val step {self.step} [all {total.sources} sources, {total.codes:,} codes] loss {total.loss:.4f} "
-                f"nats/token vs unigram {total.unigram_loss:.4f}, same-source unigrams {total.source_unigram_loss:.4f} "
-                f"(below: {total.beats()}), previous-image copy baselines {total.copy_loss:.4f}"
+                f"val step {self.step} [all {total.sources} sources, {total.codes:,} codes] {pooled_phrase(total)}"
             )
         return scores
 
@@ -377,6 +375,14 @@ class Trainer:
             {v.source: v.copy_loss for v in self.val_sets},
             validation.pooled(self.val_sets, val_scores) if val_scores else None,
         )
+
+
+def pooled_phrase(total: validation.Pooled) -> str:
+    """All sources' held-out loss against the code-weighted baselines, as the log and `train`'s last lines say it."""
+    return (
+        f"loss {total.loss:.4f} nats/token vs unigram {total.unigram_loss:.4f}, same-source unigrams "
+        f"{total.source_unigram_loss:.4f} (below: {total.beats()}), previous-image copy baselines {total.copy_loss:.4f}"
+    )
 
 
 def context_phrase(score: validation.Score) -> str:
